@@ -1,0 +1,1 @@
+"""Generated gRPC code for the kantoku.v1 protos (regenerate with `make protos`)."""

@@ -1,0 +1,1 @@
+"""Shared service harness: errors, settings, asset store, model registry, provenance, hosting."""

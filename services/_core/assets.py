@@ -1,0 +1,94 @@
+"""Content-addressed asset store: sha256 -> blob under $KANTOKU_HOME/assets.
+
+URIs look like `asset://sha256/<hex>`. Anything that does not resolve to a blob inside the store
+is refused, so a request can never make a service read an arbitrary file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from kantoku.services._core.errors import invalid, not_found
+from kantoku.v1 import common_pb2
+
+URI_PREFIX = "asset://sha256/"
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+_EXTENSIONS = {"audio/wav": ".wav", "application/json": ".json", "image/png": ".png",
+               "video/mp4": ".mp4", "text/plain": ".txt"}
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class AssetStore:
+    """Blobs at `<root>/<hex[:2]>/<hex><ext>`; writes are atomic and idempotent."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put_bytes(self, data: bytes, media_type: str) -> common_pb2.AssetRef:
+        digest = sha256_bytes(data)
+        path = self._path_for(digest, media_type)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        return common_pb2.AssetRef(
+            uri=URI_PREFIX + digest, sha256=digest, media_type=media_type, size_bytes=len(data)
+        )
+
+    def put_file(self, source: Path, media_type: str | None = None) -> common_pb2.AssetRef:
+        media_type = media_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        return self.put_bytes(Path(source).read_bytes(), media_type)
+
+    def resolve(self, uri: str) -> Path:
+        """Path of the blob behind `uri`; NOT_FOUND or INVALID_ARGUMENT when it is not ours."""
+        if not uri.startswith(URI_PREFIX):
+            raise invalid(
+                f"asset uri {uri!r} is not in the asset store; upload it and pass "
+                f"'{URI_PREFIX}<sha256>'",
+                reason="ASSET_OUTSIDE_STORE",
+                uri=uri,
+            )
+        digest = uri[len(URI_PREFIX):]
+        if not _HEX.match(digest):
+            raise invalid(f"asset uri {uri!r} must end in 64 lowercase hex digits",
+                          reason="ASSET_URI_MALFORMED", uri=uri)
+        matches = sorted((self.root / digest[:2]).glob(digest + "*"))
+        if not matches:
+            raise not_found(f"asset {uri} is not in the store at {self.root}",
+                            reason="ASSET_NOT_FOUND", uri=uri)
+        path = matches[0].resolve()
+        if self.root not in path.parents:  # a symlink planted in the store
+            raise invalid(f"asset {uri} points outside the store", reason="ASSET_OUTSIDE_STORE")
+        return path
+
+    def read_bytes(self, ref: common_pb2.AssetRef) -> bytes:
+        """Bytes of `ref`, checked against its sha256."""
+        data = self.resolve(ref.uri).read_bytes()
+        actual = sha256_bytes(data)
+        if ref.sha256 and ref.sha256 != actual:
+            raise invalid(f"asset {ref.uri} has sha256 {actual}, not {ref.sha256} as the ref says",
+                          reason="ASSET_HASH_MISMATCH", uri=ref.uri)
+        return data
+
+    def _path_for(self, digest: str, media_type: str) -> Path:
+        ext = _EXTENSIONS.get(media_type) or mimetypes.guess_extension(media_type) or ""
+        return self.root / digest[:2] / f"{digest}{ext}"

@@ -1,0 +1,71 @@
+"""Building the ProvenanceRecord every service response carries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from kantoku.v1 import common_pb2
+
+SERVICE_VERSION = "0.1.0"
+
+
+def now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def hosting_mode() -> str:
+    """'ray-serve' inside a Serve replica, 'standalone' otherwise."""
+    try:
+        from ray import serve
+
+        serve.get_replica_context()
+        return "ray-serve"
+    except Exception:  # noqa: BLE001 - not in a replica
+        return "standalone"
+
+
+def worker_info(device: str) -> common_pb2.WorkerInfo:
+    return common_pb2.WorkerInfo(host=socket.gethostname(), device=device, pid=os.getpid(),
+                                 hosting=hosting_mode())
+
+
+class StepRecorder:
+    """Collects one step's facts; `finish(output)` returns the signed-off record."""
+
+    def __init__(
+        self,
+        kind: str,
+        service: str,
+        model: common_pb2.ModelCard,
+        device: str,
+        parameters: Mapping[str, Any],
+        inputs: Sequence[common_pb2.AssetRef] = (),
+        seed: int = 0,
+    ) -> None:
+        self.record = common_pb2.ProvenanceRecord(
+            step_id=uuid.uuid4().hex,
+            kind=kind,
+            service=service,
+            service_version=SERVICE_VERSION,
+            seed=seed,
+            start_time=now(),
+            worker=worker_info(device),
+        )
+        self.record.model.CopyFrom(model)
+        self.record.inputs.extend(inputs)
+        params = struct_pb2.Struct()
+        params.update(dict(parameters))
+        self.record.parameters.CopyFrom(params)
+
+    def finish(self, output: common_pb2.AssetRef) -> common_pb2.ProvenanceRecord:
+        self.record.end_time.CopyFrom(now())
+        self.record.output.CopyFrom(output)
+        return self.record

@@ -1,0 +1,157 @@
+"""Model registry: what each model, voice and adapter is, who holds it and under which license.
+
+The shipped `models.yaml` lists the embedded models; `$KANTOKU_HOME/models.yaml` holds additions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.errors import internal, invalid, not_found
+from kantoku.services._core.settings import CoreSettings, core_settings
+from kantoku.v1 import common_pb2
+
+ModelKind = Literal["tts", "motion", "image", "video", "llm", "adapter"]
+
+
+class WeightsEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+class ModelEntry(BaseModel):
+    """One registry row."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    kind: ModelKind
+    version: str
+    family: str
+    source: str
+    license: str
+    commercial_use: bool
+    rights_holder: str
+    training_data: str
+    attribution: str = ""
+    language_codes: list[str] = Field(default_factory=list)
+    weights: list[WeightsEntry] = Field(default_factory=list)
+    path: str | None = None  # model directory for user-registered models
+
+    def to_card(self) -> common_pb2.ModelCard:
+        return common_pb2.ModelCard(
+            model_id=self.id,
+            version=self.version,
+            kind=self.kind,
+            source=self.source,
+            language_codes=self.language_codes,
+            weights=[common_pb2.WeightsFile(path=w.path, sha256=w.sha256, size_bytes=w.size_bytes)
+                     for w in self.weights],
+            rights=common_pb2.RightsInfo(
+                license=self.license,
+                rights_holder=self.rights_holder,
+                commercial_use=self.commercial_use,
+                training_data=self.training_data,
+                attribution=self.attribution,
+            ),
+        )
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[ModelEntry]
+
+
+def _load_file(text: str, origin: str) -> list[ModelEntry]:
+    try:
+        data = yaml.safe_load(text) or {"models": []}
+        return RegistryFile.model_validate(data).models
+    except yaml.YAMLError as exc:
+        raise invalid(f"{origin}: not valid YAML ({exc}); fix the file", reason="REGISTRY_INVALID")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise invalid(f"{origin}: {where}: {first['msg']}; fix the file",
+                      reason="REGISTRY_INVALID") from None
+
+
+class ModelRegistry:
+    """Shipped entries plus the user's additions (user entries may not shadow shipped ones)."""
+
+    def __init__(self, settings: CoreSettings | None = None) -> None:
+        settings = settings or core_settings()
+        shipped_text = resources.files("kantoku.services._core").joinpath("models.yaml").read_text()
+        self._entries: dict[str, ModelEntry] = {}
+        for entry in _load_file(shipped_text, "models.yaml (shipped)"):
+            self._entries[entry.id] = entry
+        self.user_file = settings.home_dir / "models.yaml"
+        if self.user_file.exists():
+            for entry in _load_file(self.user_file.read_text(), str(self.user_file)):
+                if entry.id in self._entries:
+                    raise invalid(f"{self.user_file}: model id {entry.id!r} is already shipped; "
+                                  "choose another id", reason="REGISTRY_DUPLICATE")
+                self._entries[entry.id] = entry
+
+    def list(self, kind: str | None = None) -> list[ModelEntry]:
+        return [e for e in self._entries.values() if kind is None or e.kind == kind]
+
+    def get(self, model_id: str, kind: str | None = None) -> ModelEntry:
+        entry = self._entries.get(model_id)
+        if entry is None or (kind and entry.kind != kind):
+            known = ", ".join(sorted(e.id for e in self.list(kind)))
+            raise not_found(f"unknown {kind or 'model'} {model_id!r}; known: {known}",
+                            reason="MODEL_NOT_FOUND", model_id=model_id)
+        return entry
+
+
+class WeightsHasher:
+    """sha256 of weights files, cached by (path, size, mtime) under $KANTOKU_HOME/cache."""
+
+    def __init__(self, settings: CoreSettings | None = None) -> None:
+        settings = settings or core_settings()
+        self.cache_file = settings.home_dir / "cache" / "weights-sha256.json"
+
+    def sha256(self, path: Path) -> str:
+        stat = path.stat()
+        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        cache = self._read()
+        if key not in cache:
+            cache[key] = sha256_file(path)
+            self._write(cache)
+        return cache[key]
+
+    def verify(self, entry: ModelEntry, files: dict[str, Path]) -> list[common_pb2.WeightsFile]:
+        """Hash the files actually loaded; refuse to serve when they differ from the registry."""
+        expected = {w.path: w for w in entry.weights}
+        checked = []
+        for name, path in files.items():
+            digest = self.sha256(path)
+            want = expected.get(name)
+            if want is not None and want.sha256 != digest:
+                raise internal(f"weights file {path} of {entry.id} has sha256 {digest}, but the "
+                               f"registry lists {want.sha256}; reinstall it or update the registry",
+                               reason="WEIGHTS_MISMATCH", model_id=entry.id)
+            checked.append(common_pb2.WeightsFile(path=name, sha256=digest,
+                                                  size_bytes=path.stat().st_size))
+        return checked
+
+    def _read(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self.cache_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, cache: dict[str, str]) -> None:
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1))
+        tmp.replace(self.cache_file)

@@ -1,0 +1,50 @@
+"""Settings shared by every service, from the environment (prefix KANTOKU_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoreSettings(BaseSettings):
+    """Where kantoku keeps its state and how its servers behave."""
+
+    model_config = SettingsConfigDict(env_prefix="KANTOKU_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.kantoku"), description="assets, registry additions, jobs")
+    auth_token: SecretStr | None = Field(default=None, description="bearer token servers require")
+    max_message_mb: int = Field(default=16, ge=1, le=512)
+    grace_period_s: float = Field(default=5.0, ge=0)
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.home_dir / "assets"
+
+    @property
+    def token(self) -> str | None:
+        value = self.auth_token.get_secret_value() if self.auth_token else ""
+        return value or None
+
+
+class DeploymentSettings(BaseSettings):
+    """How one service is hosted on Ray Serve; each service subclasses with its own env prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    num_replicas: int = Field(default=1, ge=1)
+    num_gpus: float = Field(default=0.0, ge=0)
+    # A fraction, so several services fit on a 2-core machine (a default actor needs 1 CPU).
+    num_cpus: float = Field(default=0.25, gt=0)
+    max_ongoing_requests: int = Field(default=8, ge=1)
+    device: str = Field(default="cpu")
+
+
+def core_settings() -> CoreSettings:
+    """Current settings; cheap to build, so read fresh and tests can change the environment."""
+    return CoreSettings()
