@@ -1,0 +1,132 @@
+"""gRPC clients for kantoku services: auth, Serve routing metadata, deadlines, retries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from kantoku.services._core.errors import KantokuError, unavailable
+from kantoku.services._core.rpc import error_from_rpc
+from kantoku.services._core.server import channel_options
+from kantoku.services._core.settings import CoreSettings, core_settings
+from kantoku.v1 import motion_pb2, motion_pb2_grpc, tts_pb2, tts_pb2_grpc
+
+T = TypeVar("T")
+STACK_FILE = "stack.json"
+
+
+def stack_file(settings: CoreSettings | None = None) -> Path:
+    return (settings or core_settings()).home_dir / STACK_FILE
+
+
+def resolve_server(server: str | None, settings: CoreSettings | None = None) -> str:
+    """`--server` when given, else the gRPC address `kantoku up` recorded."""
+    if server:
+        return server
+    path = stack_file(settings)
+    if path.exists():
+        return str(json.loads(path.read_text())["grpc_address"])
+    raise unavailable("no server: pass --server HOST:PORT, or start the local stack with "
+                      "`kantoku up`", reason="NO_SERVER")
+
+
+@dataclass
+class ServiceClient:
+    """One channel to a standalone server or the Ray Serve gRPC ingress."""
+
+    address: str
+    token: str | None = None
+    timeout_s: float = 120.0
+    attempts: int = 3
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.aio.insecure_channel(self.address,
+                                                 options=channel_options(core_settings()))
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> ServiceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def metadata(self, application: str) -> list[tuple[str, str]]:
+        # "application" routes the call on Ray Serve; standalone servers ignore it.
+        pairs = [("application", application)]
+        if self.token:
+            pairs.append(("authorization", f"Bearer {self.token}"))
+        return pairs
+
+    async def unary(self, application: str, call: Callable[..., Any], request: Any) -> Any:
+        async for attempt in self._retrying():
+            with attempt:
+                try:
+                    return await call(request, metadata=self.metadata(application),
+                                      timeout=self.timeout_s)
+                except grpc.RpcError as exc:
+                    raise error_from_rpc(exc) from None
+        raise AssertionError("unreachable")
+
+    async def stream(self, application: str, call: Callable[..., Any],
+                     request: Any) -> AsyncIterator[Any]:
+        """Server-streaming call; retried only while nothing has been received yet."""
+        async for attempt in self._retrying():
+            with attempt:
+                received = False
+                try:
+                    async for item in call(request, metadata=self.metadata(application),
+                                           timeout=self.timeout_s):
+                        received = True
+                        yield item
+                    return
+                except grpc.RpcError as exc:
+                    err = error_from_rpc(exc)
+                    if received:
+                        err.category = err.category.INTERNAL
+                    raise err from None
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            retry=retry_if_exception(lambda e: isinstance(e, KantokuError) and e.transient),
+            reraise=True,
+        )
+
+    # -- typed helpers ---------------------------------------------------------------------
+
+    def tts(self) -> tts_pb2_grpc.TtsServiceStub:
+        return tts_pb2_grpc.TtsServiceStub(self.channel)
+
+    def motion(self) -> motion_pb2_grpc.MotionServiceStub:
+        return motion_pb2_grpc.MotionServiceStub(self.channel)
+
+    def synthesize(self, request: tts_pb2.SynthesizeSpeechRequest
+                   ) -> AsyncIterator[tts_pb2.SynthesizeSpeechResponse]:
+        return self.stream("tts", self.tts().SynthesizeSpeech, request)
+
+    async def list_voices(self, language_code: str = "") -> tts_pb2.ListVoicesResponse:
+        return await self.unary("tts", self.tts().ListVoices,
+                                tts_pb2.ListVoicesRequest(language_code=language_code))
+
+    async def animate(self, request: motion_pb2.AnimateSpeechRequest
+                      ) -> motion_pb2.AnimateSpeechResponse:
+        return await self.unary("motion", self.motion().AnimateSpeech, request)
+
+
+def client_for(server: str | None, timeout_s: float = 120.0) -> ServiceClient:
+    settings = core_settings()
+    return ServiceClient(resolve_server(server, settings), settings.token, timeout_s)
