@@ -1,0 +1,205 @@
+"""`kantoku`: the command line. Errors print one readable line and exit non-zero."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kantoku.services._core.errors import KantokuError
+
+app = typer.Typer(help="kantoku: AI video production with a signed rights record.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console()
+errors = Console(stderr=True)
+
+ServerOpt = Annotated[str | None, typer.Option("--server", help="HOST:PORT; default: `kantoku up`")]
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TimeElapsedColumn(), console=errors, transient=True)
+
+
+@app.command()
+def tts(
+    text: Annotated[str, typer.Argument(help="Words to speak (English or Japanese).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="WAV file to write.")],
+    voice: Annotated[str, typer.Option(help="Voice id (see `kantoku voices`).")] = "",
+    language: Annotated[str, typer.Option(help="en or ja; default: detected.")] = "",
+    rate: Annotated[float, typer.Option(help="Speaking rate, 0.5 to 2.0.")] = 1.0,
+    server: ServerOpt = None,
+) -> None:
+    """Synthesize speech to OUT.wav and OUT.wav.json (timings and provenance)."""
+    from kantoku.agents.client import client_for
+    from kantoku.agents.speech import synthesize, write_speech
+    from kantoku.v1 import tts_pb2
+
+    async def run() -> None:
+        request = tts_pb2.SynthesizeSpeechRequest(text=text, voice_id=voice,
+                                                  language_code=language, speaking_rate=rate)
+        with _progress() as progress:
+            task = progress.add_task("synthesizing", total=None)
+            async with client_for(server) as client:
+                result = await synthesize(client, request, lambda s: progress.update(
+                    task, description=f"synthesizing: {s:.1f} s of audio"))
+        sidecar = write_speech(result, text, out)
+        console.print(f"wrote {out} ({result.duration_s:.2f} s, voice {result.header.voice_id}) "
+                      f"and {sidecar}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def voices(server: ServerOpt = None, language: str = "") -> None:
+    """List the voices a TTS service offers, with license and rights holder."""
+    from kantoku.agents.client import client_for
+
+    async def run() -> None:
+        async with client_for(server) as client:
+            response = await client.list_voices(language)
+        table = Table("voice", "languages", "rate (Hz)", "license", "rights holder")
+        for v in response.voices:
+            table.add_row(v.voice_id, ", ".join(v.language_codes), str(v.sample_rate_hz),
+                          v.model.rights.license, v.model.rights.rights_holder)
+        console.print(table)
+
+    asyncio.run(run())
+
+
+@app.command()
+def motion(
+    timings: Annotated[Path, typer.Argument(help="OUT.wav.json written by `kantoku tts`.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Motion JSON to write.")],
+    fps: Annotated[float, typer.Option(help="Viseme frames per second.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed for blink timing.")] = 0,
+    server: ServerOpt = None,
+) -> None:
+    """Viseme and gesture tracks for a speech file's timings."""
+    from kantoku.agents.client import client_for
+    from kantoku.agents.speech import load_timings, motion_document
+    from kantoku.v1 import motion_pb2
+
+    track, inputs = load_timings(timings)
+
+    async def run() -> None:
+        request = motion_pb2.AnimateSpeechRequest(phonemes=track, fps=fps, seed=seed,
+                                                  inputs=inputs)
+        with _progress() as progress:
+            progress.add_task("animating", total=None)
+            async with client_for(server) as client:
+                response = await client.animate(request)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(motion_document(response), indent=1, ensure_ascii=False))
+        console.print(f"wrote {out} ({len(response.visemes.frames)} viseme frames, "
+                      f"{len(response.gestures.keyframes)} gestures)")
+
+    asyncio.run(run())
+
+
+@app.command()
+def serve(
+    services: Annotated[list[str], typer.Argument(help="tts, motion (one or more).")],
+    standalone: Annotated[bool, typer.Option(help="Plain grpc.aio server (no Ray).")] = False,
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 50051,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run services on a standalone gRPC server until Ctrl-C."""
+    from kantoku.services._core.server import ServiceBinding, serve_forever
+    from kantoku.services.catalog import get_service
+
+    if not standalone:
+        raise KantokuError("pass --standalone, or use `kantoku up` to host every service on "
+                           "Ray Serve", "HOSTING_REQUIRED")
+    specs = [get_service(name) for name in services]
+    with _progress() as progress:
+        progress.add_task(f"loading {', '.join(services)}", total=None)
+        bindings = [ServiceBinding(s.build(), s.add_function(), s.full_name) for s in specs]
+    asyncio.run(serve_forever(bindings, host, port, lambda running: console.print(
+        f"serving {', '.join(services)} on {host}:{running.port} (Ctrl-C stops)")))
+
+
+@app.command()
+def up(
+    grpc_port: Annotated[int, typer.Option(help="Serve gRPC ingress port.")] = 9000,
+    gpus: Annotated[float | None, typer.Option(help="GPUs Ray may use; default: detect.")] = None,
+) -> None:
+    """Start a local Ray cluster with every service on Ray Serve's gRPC ingress."""
+    from kantoku.agents import stack
+    from kantoku.services.catalog import SERVICES
+
+    with _progress() as progress:
+        task = progress.add_task("starting", total=None)
+        record = stack.up(grpc_port, gpus, list(SERVICES),
+                          lambda step: progress.update(task, description=step))
+    console.print(f"kantoku is up: gRPC {record['grpc_address']} "
+                  f"({', '.join(record['services'])}); `kantoku down` stops it")
+
+
+@app.command()
+def status() -> None:
+    """Show the local stack's services and their state."""
+    from kantoku.agents import stack
+
+    record = stack.status()
+    table = Table("service", "status", "address")
+    for name, state in record["applications"].items():
+        table.add_row(name, state, record["grpc_address"])
+    console.print(table)
+
+
+@app.command()
+def down() -> None:
+    """Stop the local stack."""
+    from kantoku.agents import stack
+
+    stack.down(lambda step: errors.print(step))
+    console.print("kantoku is down")
+
+
+@models_app.command("list")
+def models_list(kind: Annotated[str | None, typer.Option(help="tts, motion, ...")] = None) -> None:
+    """Every registered model with its license, holder and weights."""
+    from kantoku.services._core.registry import ModelRegistry
+
+    table = Table("id", "kind", "license", "commercial", "rights holder", "weights")
+    for entry in ModelRegistry().list(kind):
+        weights = ", ".join(f"{w.path} ({w.sha256[:12]})" for w in entry.weights) or "none"
+        table.add_row(entry.id, entry.kind, entry.license, "yes" if entry.commercial_use else "no",
+                      entry.rights_holder, weights)
+    console.print(table)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out/demo")
+         ) -> None:
+    """Speech + motion demo on real gRPC servers: writes WAVs, timings, motion and a picture."""
+    from kantoku.agents.demo import run_demo
+
+    asyncio.run(run_demo(out, console, _progress))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KantokuError as err:
+        errors.print(f"[red]error:[/red] {err.message}", highlight=False)
+        sys.exit(err.category.exit_code)
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
