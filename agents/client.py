@@ -94,15 +94,14 @@ class ServiceClient:
                     return
                 except grpc.RpcError as exc:
                     err = error_from_rpc(exc)
-                    if received:
-                        err.category = err.category.INTERNAL
+                    err.partial = received  # type: ignore[attr-defined]
                     raise err from None
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=0.2, max=2.0),
-            retry=retry_if_exception(lambda e: isinstance(e, KantokuError) and e.transient),
+            retry=retry_if_exception(_retryable),
             reraise=True,
         )
 
@@ -125,6 +124,11 @@ class ServiceClient:
     async def animate(self, request: motion_pb2.AnimateSpeechRequest
                       ) -> motion_pb2.AnimateSpeechResponse:
         return await self.unary("motion", self.motion().AnimateSpeech, request)
+
+
+def _retryable(exc: BaseException) -> bool:
+    # A stream that already delivered items is not replayed: the caller would see duplicates.
+    return isinstance(exc, KantokuError) and exc.transient and not getattr(exc, "partial", False)
 
 
 def client_for(server: str | None, timeout_s: float = 120.0) -> ServiceClient:

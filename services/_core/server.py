@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -49,6 +50,42 @@ class RunningServer:
         await self.server.wait_for_termination()
 
 
+class StrictDecodingInterceptor(grpc.aio.ServerInterceptor):
+    """A request that is not valid protobuf gets INVALID_ARGUMENT instead of grpc's UNKNOWN."""
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+        method = handler_call_details.method
+
+        async def parse(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return decode(raw)
+            except DecodeError:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"{method}: the request is not a valid protobuf message; "
+                                    "send the message type the proto defines")
+
+        kwargs = {"request_deserializer": None,
+                  "response_serializer": handler.response_serializer}
+        if handler.response_streaming:
+            behaviour = handler.unary_stream
+
+            async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                async for item in behaviour(await parse(raw, context), context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(stream, **kwargs)
+        unary_behaviour = handler.unary_unary
+
+        async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            return await unary_behaviour(await parse(raw, context), context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+
+
 def channel_options(settings: CoreSettings) -> list[tuple[str, int]]:
     limit = settings.max_message_mb * 1024 * 1024
     return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -62,7 +99,9 @@ async def start_server(
 ) -> RunningServer:
     """Start serving `bindings` on host:port (port 0 picks a free one)."""
     settings = settings or core_settings()
-    interceptors = [BearerTokenInterceptor(settings.token)] if settings.token else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [StrictDecodingInterceptor()]
+    if settings.token:
+        interceptors.insert(0, BearerTokenInterceptor(settings.token))
     server = grpc.aio.server(interceptors=interceptors, options=channel_options(settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

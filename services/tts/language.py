@@ -13,7 +13,7 @@ def detect_language(text: str) -> str:
     if not letters:
         return "en"
     japanese = sum(1 for c in letters if _JAPANESE.match(c))
-    return "ja" if japanese * 10 >= len(letters) else "en"
+    return "ja" if japanese * 3 >= len(letters) else "en"
 
 
 def base_language(code: str) -> str:

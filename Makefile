@@ -1,0 +1,39 @@
+# kantoku: `make demo` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := constraints/cpu.txt
+STAMP := $(VENV)/.kantoku-installed
+
+.PHONY: setup test demo protos lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, from the CPU build; the constraints keep every later step on it
+	$(PIP) install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[gpu,dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/kantoku demo --out out/demo
+
+protos: setup
+	$(PY) protos/generate.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy services agents
+
+bench: setup
+	$(PY) bench/tts_rtf.py
+	$(PY) bench/call_overhead.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,102 @@
+"""Shared fixtures: an isolated KANTOKU_HOME, voices loaded once, in-process gRPC servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+# Every test process gets its own home before anything reads settings.
+if "KANTOKU_TEST_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["KANTOKU_TEST_HOME"] = tempfile.mkdtemp(prefix="kantoku-test-")
+os.environ["KANTOKU_HOME"] = os.environ["KANTOKU_TEST_HOME"]
+os.environ.pop("KANTOKU_AUTH_TOKEN", None)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def home() -> Path:
+    return Path(os.environ["KANTOKU_HOME"])
+
+
+@pytest.fixture(scope="session")
+def tts_backends(home: Path):  # noqa: ANN201
+    from kantoku.services.tts.factory import build_backends
+
+    return build_backends(["piper", "kokoro"])
+
+
+@pytest.fixture(scope="session")
+def store(home: Path):  # noqa: ANN201
+    from kantoku.services._core.assets import AssetStore
+
+    return AssetStore(home / "assets")
+
+
+@pytest.fixture(scope="session")
+def tts_servicer(tts_backends, store):  # noqa: ANN001, ANN201
+    from kantoku.services.tts.servicer import TtsServicer
+
+    return TtsServicer(tts_backends, store)
+
+
+@pytest.fixture(scope="session")
+def motion_servicer(store):  # noqa: ANN001, ANN201
+    from kantoku.services._core.registry import ModelRegistry
+    from kantoku.services.motion.backends.rules import RuleMotionBackend
+    from kantoku.services.motion.servicer import MotionServicer
+
+    return MotionServicer(RuleMotionBackend(ModelRegistry()), store)
+
+
+async def _serve(tts_servicer, motion_servicer, token: str | None):  # noqa: ANN001, ANN202
+    from kantoku.services._core.server import ServiceBinding, start_server
+    from kantoku.services._core.settings import CoreSettings
+    from kantoku.v1 import motion_pb2_grpc, tts_pb2_grpc
+
+    settings = CoreSettings(auth_token=token)
+    bindings = [
+        ServiceBinding(tts_servicer, tts_pb2_grpc.add_TtsServiceServicer_to_server,
+                       "kantoku.v1.TtsService"),
+        ServiceBinding(motion_servicer, motion_pb2_grpc.add_MotionServiceServicer_to_server,
+                       "kantoku.v1.MotionService"),
+    ]
+    return await start_server(bindings, port=0, settings=settings)
+
+
+@pytest.fixture
+async def server(tts_servicer, motion_servicer) -> AsyncIterator:  # noqa: ANN001
+    running = await _serve(tts_servicer, motion_servicer, None)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def secured_server(tts_servicer, motion_servicer) -> AsyncIterator:  # noqa: ANN001
+    running = await _serve(tts_servicer, motion_servicer, "s3cret-token")
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(server) -> AsyncIterator:  # noqa: ANN001
+    from kantoku.agents.client import ServiceClient
+
+    async with ServiceClient(server.address, attempts=1) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    yield free_port()
