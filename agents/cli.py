@@ -21,7 +21,7 @@ app = typer.Typer(help="kantoku: AI video production with a signed rights record
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 ServerOpt = Annotated[str | None, typer.Option("--server", help="HOST:PORT; default: `kantoku up`")]
 

@@ -34,6 +34,13 @@ def _ray_env() -> dict[str, str]:
     return env
 
 
+def _quiet_ray_logs() -> None:
+    import logging
+
+    for name in ("ray", "ray.serve"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def up(grpc_port: int, num_gpus: float | None, services: list[str],
        on_step: Callable[[str], None]) -> dict[str, Any]:
     """Start Ray (if needed), Serve with gRPC ingress, and every service; record the address."""
@@ -50,7 +57,8 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
     if started.returncode != 0 and "already running" not in (started.stderr + started.stdout):
         raise unavailable(f"`ray start` failed: {started.stderr.strip().splitlines()[-1:]}",
                           reason="RAY_START_FAILED")
-    ray.init(address="auto", log_to_driver=False)
+    _quiet_ray_logs()
+    ray.init(address="auto", log_to_driver=False, logging_level="WARNING")
     http_port = free_port()
     on_step(f"starting Serve (gRPC ingress on 127.0.0.1:{grpc_port})")
     hosting.start_serve(grpc_port, http_port, services)
@@ -74,8 +82,9 @@ def status() -> dict[str, Any]:
         raise unavailable("the local stack is not running; start it with `kantoku up`",
                           reason="STACK_DOWN")
     record = json.loads(path.read_text())
+    _quiet_ray_logs()
     try:
-        ray.init(address="auto", log_to_driver=False)
+        ray.init(address="auto", log_to_driver=False, logging_level="WARNING")
     except ConnectionError:
         raise unavailable("the local stack is recorded but Ray is not running; run "
                           "`kantoku down` then `kantoku up`", reason="STACK_DOWN") from None
@@ -88,8 +97,9 @@ def down(on_step: Callable[[str], None]) -> None:
     import ray
     from ray import serve
 
+    _quiet_ray_logs()
     try:
-        ray.init(address="auto", log_to_driver=False)
+        ray.init(address="auto", log_to_driver=False, logging_level="WARNING")
         on_step("shutting Serve down")
         serve.shutdown()
         ray.shutdown()

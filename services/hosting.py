@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kantoku.services._core.auth import check_token
-from kantoku.services._core.rpc import fail
 from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.rpc import empty_response, fail
 from kantoku.services._core.settings import core_settings
 from kantoku.services.catalog import SERVICES, ServiceSpec, get_service
 
@@ -50,6 +50,7 @@ def _guarded(method: Callable[..., Any], token: str | None) -> Callable[..., Any
                 check_token(grpc_context.invocation_metadata(), token)
             except KantokuError as err:
                 await fail(grpc_context, err)
+                yield empty_response(method)  # carries the status through Serve's proxy
                 return
             async for item in method(request, grpc_context):
                 yield item
@@ -62,17 +63,10 @@ def _guarded(method: Callable[..., Any], token: str | None) -> Callable[..., Any
             check_token(grpc_context.invocation_metadata(), token)
         except KantokuError as err:
             await fail(grpc_context, err)
-            return _empty_like(method)
+            return empty_response(method)
         return await method(request, grpc_context)
 
     return unary
-
-
-def _empty_like(method: Callable[..., Any]) -> Any:
-    import typing
-
-    hint = typing.get_type_hints(method).get("return")
-    return hint() if isinstance(hint, type) else None
 
 
 def _forwarded_env() -> dict[str, str]:

@@ -10,8 +10,8 @@ import grpc
 
 from kantoku.services._core.errors import Category, KantokuError
 
-# Probes must work without credentials.
-OPEN_METHODS_PREFIXES = ("/grpc.health.v1.Health/",)
+# Probes and schema discovery (grpcurl, reflection clients) work without credentials.
+OPEN_METHODS_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 def check_token(metadata: Iterable[tuple[str, Any]] | None, expected: str | None) -> None:

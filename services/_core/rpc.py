@@ -11,7 +11,7 @@ import functools
 import inspect
 import logging
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -75,6 +75,9 @@ def rpc(method: F) -> F:
                 if _is_grpc_abort(exc):
                     raise
                 await fail(grpc_context, _as_kantoku_error(exc, name))
+                # Ray Serve's proxy applies the status with the next message it forwards, so a
+                # stream that failed before its first message must send one (empty) to carry it.
+                yield empty_response(method)
 
         return stream_wrapper  # type: ignore[return-value]
 
@@ -86,7 +89,7 @@ def rpc(method: F) -> F:
             if _is_grpc_abort(exc):
                 raise
             await fail(grpc_context, _as_kantoku_error(exc, name))
-            return _empty_response(method)
+            return empty_response(method)
 
     return unary_wrapper  # type: ignore[return-value]
 
@@ -96,9 +99,12 @@ def _is_grpc_abort(exc: BaseException) -> bool:
     return type(exc).__name__ == "AbortError"
 
 
-def _empty_response(method: Callable[..., Awaitable[Any]]) -> Any:
-    # Ray Serve serializes whatever a unary method returns, so hand it an empty message.
+def empty_response(method: Callable[..., Any]) -> Any:
+    """An empty response message of `method`'s declared type (also for streams)."""
     hint = typing.get_type_hints(method).get("return")
+    args = typing.get_args(hint)
+    if args and isinstance(args[0], type):  # AsyncIterator[Response]
+        return args[0]()
     return hint() if isinstance(hint, type) else None
 
 
