@@ -1,0 +1,46 @@
+"""`kantoku up`, `status`, a call without --server, and `down`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+KANTOKU = str(Path(sys.executable).with_name("kantoku"))
+
+
+def _run(home: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KANTOKU_HOME=str(home))
+    env.pop("KANTOKU_AUTH_TOKEN", None)
+    return subprocess.run([KANTOKU, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_up_status_call_down(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    home = tmp_path / "home"
+    port = free_port()
+    try:
+        up = _run(home, "up", "--grpc-port", str(port))
+        assert up.returncode == 0, up.stderr
+        assert f"127.0.0.1:{port}" in up.stdout
+        status = _run(home, "status")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count("RUNNING") == 2
+        out = tmp_path / "hi.wav"
+        speech = _run(home, "tts", "こんにちは。", "-o", str(out))
+        assert speech.returncode == 0, speech.stderr
+        record = json.loads(out.with_name("hi.wav.json").read_text())
+        assert record["provenance"]["worker"]["hosting"] == "ray-serve"
+        assert record["voice_id"] == "jf_alpha"
+    finally:
+        down = _run(home, "down")
+    assert down.returncode == 0, down.stderr
+    after = _run(home, "status")
+    assert after.returncode == 7 and "kantoku up" in after.stderr
