@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -35,8 +36,6 @@ def _ray_env() -> dict[str, str]:
 
 
 def _quiet_ray_logs() -> None:
-    import logging
-
     for name in ("ray", "ray.serve"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -58,7 +57,7 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
         raise unavailable(f"`ray start` failed: {started.stderr.strip().splitlines()[-1:]}",
                           reason="RAY_START_FAILED")
     _quiet_ray_logs()
-    ray.init(address="auto", log_to_driver=False, logging_level="WARNING")
+    ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
     http_port = free_port()
     on_step(f"starting Serve (gRPC ingress on 127.0.0.1:{grpc_port})")
     hosting.start_serve(grpc_port, http_port, services)
@@ -84,7 +83,7 @@ def status() -> dict[str, Any]:
     record = json.loads(path.read_text())
     _quiet_ray_logs()
     try:
-        ray.init(address="auto", log_to_driver=False, logging_level="WARNING")
+        ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError:
         raise unavailable("the local stack is recorded but Ray is not running; run "
                           "`kantoku down` then `kantoku up`", reason="STACK_DOWN") from None
@@ -99,7 +98,7 @@ def down(on_step: Callable[[str], None]) -> None:
 
     _quiet_ray_logs()
     try:
-        ray.init(address="auto", log_to_driver=False, logging_level="WARNING")
+        ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
         on_step("shutting Serve down")
         serve.shutdown()
         ray.shutdown()

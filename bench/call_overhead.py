@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import statistics
@@ -101,7 +102,7 @@ async def main() -> None:
         from kantoku.services import hosting
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 logging_level="WARNING")
+                 logging_level=logging.WARNING)
         try:
             grpc_port = free_port()
             hosting.start_serve(grpc_port, free_port())

@@ -78,7 +78,6 @@ def build_application(spec: ServiceSpec) -> Any:
 
     settings = spec.deployment_settings()
     deployment = serve.deployment(
-        HostedService,
         name=f"{spec.name}-service",
         num_replicas=settings.num_replicas,
         max_ongoing_requests=settings.max_ongoing_requests,
@@ -87,7 +86,7 @@ def build_application(spec: ServiceSpec) -> Any:
             "num_gpus": settings.num_gpus,
             "runtime_env": {"env_vars": _forwarded_env()},
         },
-    )
+    )(HostedService)
     return deployment.bind(spec.name)
 
 

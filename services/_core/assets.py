@@ -55,7 +55,8 @@ class AssetStore:
         )
 
     def put_file(self, source: Path, media_type: str | None = None) -> common_pb2.AssetRef:
-        media_type = media_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        guessed = mimetypes.guess_type(source.name)[0]
+        media_type = media_type or guessed or "application/octet-stream"
         return self.put_bytes(Path(source).read_bytes(), media_type)
 
     def resolve(self, uri: str) -> Path:

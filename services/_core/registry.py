@@ -76,7 +76,8 @@ def _load_file(text: str, origin: str) -> list[ModelEntry]:
         data = yaml.safe_load(text) or {"models": []}
         return RegistryFile.model_validate(data).models
     except yaml.YAMLError as exc:
-        raise invalid(f"{origin}: not valid YAML ({exc}); fix the file", reason="REGISTRY_INVALID")
+        raise invalid(f"{origin}: not valid YAML ({exc}); fix the file",
+                      reason="REGISTRY_INVALID") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -33,7 +33,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def to_status_proto(err: KantokuError) -> status_pb2.Status:
-    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN, metadata=err.metadata)
+    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN,
+                                       metadata=err.metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     return status_pb2.Status(code=err.category.status_code.value[0], message=err.message,

@@ -10,4 +10,5 @@ from kantoku.services.motion.servicer import MotionServicer
 
 
 def build_servicer() -> MotionServicer:
-    return MotionServicer(RuleMotionBackend(ModelRegistry()), AssetStore(core_settings().assets_dir))
+    store = AssetStore(core_settings().assets_dir)
+    return MotionServicer(RuleMotionBackend(ModelRegistry()), store)

@@ -40,7 +40,7 @@ class Voice:
 
 
 class TtsBackend(abc.ABC):
-    """One engine (Piper, Kokoro, ...). Loads its weights once; `synthesize` is blocking CPU work."""
+    """One engine (Piper, Kokoro). Loads its weights once; `synthesize` is blocking CPU work."""
 
     #: Device it runs on ("cpu", "cuda:0").
     device: str = "cpu"
@@ -54,5 +54,6 @@ class TtsBackend(abc.ABC):
         """The weights files actually loaded for `voice_id`, with their sha256."""
 
     @abc.abstractmethod
-    def synthesize(self, text: str, voice_id: str, speaking_rate: float) -> Iterator[SpeechSegment]:
+    def synthesize(self, text: str, voice_id: str,
+                   speaking_rate: float) -> Iterator[SpeechSegment]:
         """Yield one segment per sentence, in order."""

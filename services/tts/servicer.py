@@ -53,8 +53,8 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         del card.weights[:]
         card.weights.extend(weights)
         recorder = StepRecorder("tts", SERVICE_NAME, card, backend.device,
-                                {"text": text, "voice_id": voice.voice_id, "language_code": language,
-                                 "speaking_rate": rate})
+                                {"text": text, "voice_id": voice.voice_id,
+                                 "language_code": language, "speaking_rate": rate})
         yield tts_pb2.SynthesizeSpeechResponse(header=tts_pb2.SpeechHeader(
             voice_id=voice.voice_id, language_code=language,
             encoding=tts_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hz=voice.sample_rate_hz,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import grpc
@@ -26,7 +27,7 @@ def serve_address():  # noqa: ANN201
 
     os.environ["KANTOKU_AUTH_TOKEN"] = TOKEN  # forwarded to the replicas
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING")
+             logging_level=logging.WARNING)
     try:
         grpc_port = free_port()
         hosting.start_serve(grpc_port, free_port())

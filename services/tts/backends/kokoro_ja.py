@@ -59,7 +59,8 @@ class KokoroJaBackend(TtsBackend):
     def weights(self, voice_id: str) -> list[common_pb2.WeightsFile]:
         return list(self._weights)
 
-    def synthesize(self, text: str, voice_id: str, speaking_rate: float) -> Iterator[SpeechSegment]:
+    def synthesize(self, text: str, voice_id: str,
+                   speaking_rate: float) -> Iterator[SpeechSegment]:
         style = self._styles[voice_id]
         sentences = split_sentences(text)
         gap = np.zeros(int(SENTENCE_PAUSE_S * SAMPLE_RATE), np.float32)

@@ -52,7 +52,8 @@ class PiperBackend(TtsBackend):
     def weights(self, voice_id: str) -> list[common_pb2.WeightsFile]:
         return list(self._weights)
 
-    def synthesize(self, text: str, voice_id: str, speaking_rate: float) -> Iterator[SpeechSegment]:
+    def synthesize(self, text: str, voice_id: str,
+                   speaking_rate: float) -> Iterator[SpeechSegment]:
         from piper import SynthesisConfig
 
         config = SynthesisConfig(length_scale=1.0 / speaking_rate)
