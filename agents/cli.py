@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from kantoku.services._core.errors import KantokuError
 
@@ -68,7 +68,8 @@ def voices(server: ServerOpt = None, language: str = "") -> None:
     async def run() -> None:
         async with client_for(server) as client:
             response = await client.list_voices(language)
-        table = Table("voice", "languages", "rate (Hz)", "license", "rights holder")
+        table = Table(Column("voice", no_wrap=True), "languages", "rate (Hz)", "license",
+                      "rights holder")
         for v in response.voices:
             table.add_row(v.voice_id, ", ".join(v.language_codes), str(v.sample_rate_hz),
                           v.model.rights.license, v.model.rights.rights_holder)
@@ -172,7 +173,8 @@ def models_list(kind: Annotated[str | None, typer.Option(help="tts, motion, ..."
     """Every registered model with its license, holder and weights."""
     from kantoku.services._core.registry import ModelRegistry
 
-    table = Table("id", "kind", "license", "commercial", "rights holder", "weights")
+    table = Table(Column("id", no_wrap=True), "kind", "license", "commercial", "rights holder",
+                  "weights (sha256)")
     for entry in ModelRegistry().list(kind):
         weights = ", ".join(f"{w.path} ({w.sha256[:12]})" for w in entry.weights) or "none"
         table.add_row(entry.id, entry.kind, entry.license, "yes" if entry.commercial_use else "no",

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from kantoku.agents.client import ServiceClient
 from kantoku.agents.motion_sheet import render
-from kantoku.agents.speech import motion_document, synthesize, write_speech
+from kantoku.agents.speech import load_timings, motion_document, synthesize, write_speech
 from kantoku.services._core.server import ServiceBinding, start_server
 from kantoku.services._core.settings import core_settings
 from kantoku.services.catalog import SERVICES
@@ -42,15 +42,12 @@ async def run_demo(out: Path, console: Console, progress_factory: Callable[[], P
                     write_speech(speech, text, wav)
                     progress.advance(task)
                     progress.update(task, description=f"animating {name}")
-                    document = speech.timings_document(text)
-                    from kantoku.agents.speech import load_timings
-
                     track, inputs = load_timings(wav.with_name(wav.name + ".json"))
                     motion = await client.animate(motion_pb2.AnimateSpeechRequest(
                         phonemes=track, fps=30, inputs=inputs))
                     (out / f"{name}.motion.json").write_text(
                         json.dumps(motion_document(motion), indent=1, ensure_ascii=False))
-                    render(speech.wav, document["words"], motion,
+                    render(speech.wav, speech.timings_document(text)["words"], motion,
                            f"{name}: {speech.header.voice_id}, {speech.duration_s:.2f} s",
                            out / f"{name}.motion.png")
                     progress.advance(task)

@@ -15,7 +15,6 @@ from typing import Any
 
 from kantoku.agents.client import stack_file
 from kantoku.services._core.errors import unavailable
-from kantoku.services._core.settings import core_settings
 
 
 def free_port() -> int:
@@ -108,6 +107,3 @@ def down(on_step: Callable[[str], None]) -> None:
     subprocess.run([_ray_cli(), "stop", "--force"], env=_ray_env(), capture_output=True)
     stack_file().unlink(missing_ok=True)
 
-
-def home() -> Path:
-    return core_settings().home_dir

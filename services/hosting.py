@@ -122,3 +122,11 @@ def application_status() -> dict[str, str]:
     from ray import serve
 
     return {name: app.status.value for name, app in serve.status().applications.items()}
+
+
+def app_builder(args: dict[str, str]) -> Any:
+    """Serve config entry point: `import_path: kantoku.services.hosting:app_builder` with
+    `args: {service: tts}` (used by deploy/kuberay/rayservice.yaml and `serve deploy`)."""
+    if "service" not in args:
+        raise ValueError(f"args.service is required; one of {', '.join(SERVICES)}")
+    return build_application(get_service(args["service"]))

@@ -15,7 +15,7 @@ from kantoku.services._core.provenance import StepRecorder
 from kantoku.services._core.rpc import rpc
 from kantoku.services.tts.backend import SpeechSegment, TtsBackend, Voice
 from kantoku.services.tts.language import base_language, detect_language
-from kantoku.v1 import common_pb2, tts_pb2, tts_pb2_grpc
+from kantoku.v1 import tts_pb2, tts_pb2_grpc
 
 MAX_TEXT_CHARS = 5000
 SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TtsService"].full_name
@@ -133,6 +133,3 @@ def _chunk(segment: SpeechSegment, offset_s: float, sample_rate_hz: int) -> tts_
                                   end_s=offset_s + w.end_s) for w in segment.words],
     )
 
-
-def voice_list(response: tts_pb2.ListVoicesResponse) -> list[common_pb2.ModelCard]:
-    return [v.model for v in response.voices]

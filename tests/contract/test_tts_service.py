@@ -127,3 +127,21 @@ async def test_deadline_is_respected(server) -> None:  # noqa: ANN001
     # the server keeps serving afterwards
     async with ServiceClient(server.address) as c:
         assert (await c.list_voices()).voices
+
+
+async def test_oversized_messages_are_refused(tts_servicer, motion_servicer) -> None:  # noqa: ANN001
+    from kantoku.services._core.server import ServiceBinding, start_server
+    from kantoku.services._core.settings import CoreSettings
+
+    running = await start_server(
+        [ServiceBinding(tts_servicer, tts_pb2_grpc.add_TtsServiceServicer_to_server,
+                        "kantoku.v1.TtsService")],
+        port=0, settings=CoreSettings(max_message_mb=1))
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = tts_pb2_grpc.TtsServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.ListVoices(tts_pb2.ListVoicesRequest(language_code="x" * 2_000_000))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await running.stop()

@@ -156,3 +156,10 @@ def test_sigterm_shuts_down_gracefully(tmp_path: Path) -> None:
     _wait_healthy(f"127.0.0.1:{port}", process)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+def test_models_list_shows_rights() -> None:
+    result = _cli("models", "list", "--kind", "tts")
+    assert result.returncode == 0, result.stderr
+    for text in ("en_US-joe-medium", "jf_alpha", "CC0-1.0", "Apache-2.0"):
+        assert text in result.stdout
