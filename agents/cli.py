@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.errors import KantokuError, invalid
 
 app = typer.Typer(help="kantoku: AI video production with a signed rights record.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -120,8 +120,8 @@ def serve(
     from kantoku.services.catalog import get_service
 
     if not standalone:
-        raise KantokuError("pass --standalone, or use `kantoku up` to host every service on "
-                           "Ray Serve", "HOSTING_REQUIRED")
+        raise invalid("pass --standalone, or use `kantoku up` to host every service on Ray Serve",
+                      reason="HOSTING_REQUIRED")
     specs = [get_service(name) for name in services]
     with _progress() as progress:
         progress.add_task(f"loading {', '.join(services)}", total=None)

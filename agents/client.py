@@ -77,7 +77,7 @@ class ServiceClient:
                     return await call(request, metadata=self.metadata(application),
                                       timeout=self.timeout_s)
                 except grpc.RpcError as exc:
-                    raise error_from_rpc(exc) from None
+                    raise self._error(exc) from None
         raise AssertionError("unreachable")
 
     async def stream(self, application: str, call: Callable[..., Any],
@@ -93,9 +93,16 @@ class ServiceClient:
                         yield item
                     return
                 except grpc.RpcError as exc:
-                    err = error_from_rpc(exc)
+                    err = self._error(exc)
                     err.partial = received  # type: ignore[attr-defined]
                     raise err from None
+
+    def _error(self, exc: grpc.RpcError) -> KantokuError:
+        err = error_from_rpc(exc)
+        if err.reason == "UNAVAILABLE":  # the transport's own words are long; say what to do
+            err.message = (f"cannot reach a kantoku server at {self.address}; start one "
+                           "(`kantoku up` or `kantoku serve --standalone`) or fix --server")
+        return err
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(

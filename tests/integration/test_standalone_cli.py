@@ -163,3 +163,18 @@ def test_models_list_shows_rights() -> None:
     assert result.returncode == 0, result.stderr
     for text in ("en_US-joe-medium", "jf_alpha", "CC0-1.0", "Apache-2.0"):
         assert text in result.stdout
+
+
+def test_cli_with_nothing_listening_says_what_to_do(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    result = _cli("voices", "--server", address)
+    assert result.returncode == 7
+    assert f"cannot reach a kantoku server at {address}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_without_hosting_choice_is_refused() -> None:
+    result = _cli("serve", "tts")
+    assert result.returncode == 2 and "--standalone" in result.stderr
