@@ -7,6 +7,7 @@ runs no interceptors, so the bearer-token check happens in the deployment before
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -34,14 +35,14 @@ class HostedService:
         return _guarded(method, self._token) if callable(method) else method
 
     def check_health(self) -> None:
-        if self._servicer is None:
-            raise RuntimeError(f"{self._spec.name} servicer is not loaded")
+        """Serve restarts the replica when its asset store stops being writable."""
+        root = self._servicer.store.root
+        if not os.access(root, os.W_OK):
+            raise RuntimeError(f"{self._spec.name}: asset store {root} is not writable")
 
 
 def _guarded(method: Callable[..., Any], token: str | None) -> Callable[..., Any]:
     """Check the bearer token from the call metadata before running `method`."""
-    import inspect
-
     if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
