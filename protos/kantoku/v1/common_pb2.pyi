@@ -117,3 +117,35 @@ class ProvenanceRecord(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     output: AssetRef
     def __init__(self, step_id: _Optional[str] = ..., kind: _Optional[str] = ..., service: _Optional[str] = ..., service_version: _Optional[str] = ..., model: _Optional[_Union[ModelCard, _Mapping]] = ..., adapters: _Optional[_Iterable[_Union[AdapterUse, _Mapping]]] = ..., inputs: _Optional[_Iterable[_Union[AssetRef, _Mapping]]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seed: _Optional[int] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., output: _Optional[_Union[AssetRef, _Mapping]] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("stage", "step", "total_steps")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    step: int
+    total_steps: int
+    def __init__(self, stage: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ...) -> None: ...
+
+class ImageLayer(_message.Message):
+    __slots__ = ("name", "image", "depth")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    image: AssetRef
+    depth: float
+    def __init__(self, name: _Optional[str] = ..., image: _Optional[_Union[AssetRef, _Mapping]] = ..., depth: _Optional[float] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "default_model_id")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelCard]
+    default_model_id: str
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelCard, _Mapping]]] = ..., default_model_id: _Optional[str] = ...) -> None: ...
