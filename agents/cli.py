@@ -6,12 +6,20 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Column, Table
 
 from kantoku.services._core.errors import KantokuError, invalid
@@ -108,9 +116,112 @@ def motion(
     asyncio.run(run())
 
 
+SHOT_SIZES = ["extreme_wide", "wide", "full", "medium", "medium_close_up", "close_up",
+              "extreme_close_up"]
+CAMERA_MOVES = ["static", "pan_left", "pan_right", "tilt_up", "tilt_down", "dolly_in",
+                "dolly_out", "zoom_in", "zoom_out", "truck_left", "truck_right"]
+
+
+def _progress_updater(progress: Progress, task: TaskID) -> Callable[[Any], None]:
+    def update(event: Any) -> None:
+        progress.update(task, description=event.stage, completed=event.step,
+                        total=event.total_steps or None)
+
+    return update
+
+
+@app.command()
+def image(
+    prompt: Annotated[str, typer.Argument(help="What the picture shows.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG file to write.")],
+    shot_size: Annotated[str, typer.Option(help=", ".join(SHOT_SIZES))] = "medium",
+    character: Annotated[list[str] | None, typer.Option(
+        help="NAME or NAME:description; repeat for several.")] = None,
+    location: Annotated[str, typer.Option(help="Where the shot is set.")] = "",
+    time_of_day: Annotated[str, typer.Option(help="dawn, day, golden_hour, dusk, night")] = "day",
+    seed: int = 0,
+    width: Annotated[int, typer.Option(help="Width in pixels.")] = 720,
+    height: Annotated[int, typer.Option(help="Height in pixels.")] = 1280,
+    steps: Annotated[int, typer.Option(help="Denoising steps (0: model default).")] = 0,
+    model: Annotated[str, typer.Option(help="Registry id (default: previz).")] = "",
+    server: ServerOpt = None,
+) -> None:
+    """Generate a still: OUT.png and OUT.png.json (layers and provenance)."""
+    from kantoku.agents.client import client_for
+    from kantoku.agents.visual import generate_image, save_result
+    from kantoku.v1 import image_pb2
+
+    if shot_size not in SHOT_SIZES:
+        raise invalid(f"--shot-size: {shot_size!r} is not one of {', '.join(SHOT_SIZES)}")
+    cast = [image_pb2.CharacterSpec(name=c.partition(":")[0], description=c.partition(":")[2])
+            for c in character or []]
+    try:
+        time_enum = image_pb2.TimeOfDay.Value(f"TIME_OF_DAY_{time_of_day.upper()}")
+    except ValueError:
+        raise invalid(f"--time-of-day: {time_of_day!r} is not dawn, day, golden_hour, dusk or "
+                      "night") from None
+    request = image_pb2.GenerateImageRequest(
+        prompt=prompt, width_px=width, height_px=height, seed=seed, steps=steps, model_id=model,
+        shot=image_pb2.ShotSpec(shot_size=image_pb2.ShotSize.Value(
+            f"SHOT_SIZE_{shot_size.upper()}"), characters=cast, location=location,
+            time_of_day=time_enum, caption=prompt))
+
+    async def run() -> None:
+        with _progress() as progress:
+            task = progress.add_task("generating", total=None)
+            async with client_for(server, timeout_s=3600) as client:
+                result = await generate_image(client, request, _progress_updater(progress, task))
+        sidecar = save_result(result.image, result, out)
+        params = result.provenance.parameters
+        console.print(f"wrote {out} ({params['width_px']:.0f}x{params['height_px']:.0f}, "
+                      f"{result.provenance.model.model_id}, "
+                      f"sha256 {result.image.sha256[:12]}) and {sidecar}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def video(
+    out: Annotated[Path, typer.Option("-o", "--out", help="MP4 file to write.")],
+    duration: Annotated[float, typer.Option(help="Seconds.")],
+    image_path: Annotated[Path | None, typer.Option("--image", help="Keyframe PNG.")] = None,
+    prompt: str = "",
+    camera: Annotated[str, typer.Option(help=", ".join(CAMERA_MOVES))] = "static",
+    fps: Annotated[float, typer.Option(help="Frames per second (0: model default).")] = 30.0,
+    seed: int = 0,
+    model: Annotated[str, typer.Option(help="Registry id (default: animatic).")] = "",
+    server: ServerOpt = None,
+) -> None:
+    """Generate a clip: OUT.mp4 and OUT.mp4.json (provenance)."""
+    from kantoku.agents.client import client_for
+    from kantoku.agents.visual import generate_video, keyframe_inputs, save_result
+    from kantoku.v1 import video_pb2
+
+    if camera not in CAMERA_MOVES:
+        raise invalid(f"--camera: {camera!r} is not one of {', '.join(CAMERA_MOVES)}")
+    request = video_pb2.GenerateVideoRequest(
+        prompt=prompt, duration_s=duration, fps=fps, seed=seed, model_id=model,
+        camera_move=video_pb2.CameraMove.Value(f"CAMERA_MOVE_{camera.upper()}"))
+    if image_path is not None:
+        keyframe, layers = keyframe_inputs(image_path)
+        request.keyframe.CopyFrom(keyframe)
+        request.layers.extend(layers)
+
+    async def run() -> None:
+        with _progress() as progress:
+            task = progress.add_task("generating", total=None)
+            async with client_for(server, timeout_s=3600) as client:
+                result = await generate_video(client, request, _progress_updater(progress, task))
+        sidecar = save_result(result.video, result, out)
+        console.print(f"wrote {out} ({result.frame_count} frames at {result.fps:g} fps, "
+                      f"{result.provenance.model.model_id}) and {sidecar}")
+
+    asyncio.run(run())
+
+
 @app.command()
 def serve(
-    services: Annotated[list[str], typer.Argument(help="tts, motion (one or more).")],
+    services: Annotated[list[str], typer.Argument(help="tts, motion, image, video.")],
     standalone: Annotated[bool, typer.Option(help="Plain grpc.aio server (no Ray).")] = False,
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 50051,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

@@ -20,7 +20,16 @@ from kantoku.services._core.errors import KantokuError, unavailable
 from kantoku.services._core.rpc import error_from_rpc
 from kantoku.services._core.server import channel_options
 from kantoku.services._core.settings import CoreSettings, core_settings
-from kantoku.v1 import motion_pb2, motion_pb2_grpc, tts_pb2, tts_pb2_grpc
+from kantoku.v1 import (
+    image_pb2,
+    image_pb2_grpc,
+    motion_pb2,
+    motion_pb2_grpc,
+    tts_pb2,
+    tts_pb2_grpc,
+    video_pb2,
+    video_pb2_grpc,
+)
 
 T = TypeVar("T")
 STACK_FILE = "stack.json"
@@ -127,6 +136,16 @@ class ServiceClient:
     async def list_voices(self, language_code: str = "") -> tts_pb2.ListVoicesResponse:
         return await self.unary("tts", self.tts().ListVoices,
                                 tts_pb2.ListVoicesRequest(language_code=language_code))
+
+    def generate_image(self, request: image_pb2.GenerateImageRequest
+                       ) -> AsyncIterator[image_pb2.GenerateImageResponse]:
+        return self.stream("image", image_pb2_grpc.ImageServiceStub(self.channel).GenerateImage,
+                           request)
+
+    def generate_video(self, request: video_pb2.GenerateVideoRequest
+                       ) -> AsyncIterator[video_pb2.GenerateVideoResponse]:
+        return self.stream("video", video_pb2_grpc.VideoServiceStub(self.channel).GenerateVideo,
+                           request)
 
     async def animate(self, request: motion_pb2.AnimateSpeechRequest
                       ) -> motion_pb2.AnimateSpeechResponse:

@@ -54,6 +54,18 @@ SERVICES: dict[str, ServiceSpec] = {
         "kantoku.services.motion.factory:build_servicer",
         "kantoku.services.motion.settings:MotionSettings",
     ),
+    "image": ServiceSpec(
+        "image", "kantoku.v1.ImageService",
+        "kantoku.v1.image_pb2_grpc:add_ImageServiceServicer_to_server",
+        "kantoku.services.image.factory:build_servicer",
+        "kantoku.services.image.settings:ImageSettings",
+    ),
+    "video": ServiceSpec(
+        "video", "kantoku.v1.VideoService",
+        "kantoku.v1.video_pb2_grpc:add_VideoServiceServicer_to_server",
+        "kantoku.services.video.factory:build_servicer",
+        "kantoku.services.video.settings:VideoSettings",
+    ),
 }
 
 

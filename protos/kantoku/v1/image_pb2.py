@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from kantoku.v1 import common_pb2 as kantoku_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kantoku/v1/image.proto\x12\nkantoku.v1\x1a\x17kantoku/v1/common.proto\"2\n\rCharacterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xee\x01\n\x08ShotSpec\x12\'\n\tshot_size\x18\x01 \x01(\x0e\x32\x14.kantoku.v1.ShotSize\x12-\n\x0c\x63\x61mera_angle\x18\x02 \x01(\x0e\x32\x17.kantoku.v1.CameraAngle\x12-\n\ncharacters\x18\x03 \x03(\x0b\x32\x19.kantoku.v1.CharacterSpec\x12\x10\n\x08location\x18\x04 \x01(\t\x12*\n\x0btime_of_day\x18\x05 \x01(\x0e\x32\x15.kantoku.v1.TimeOfDay\x12\x0c\n\x04mood\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x07 \x01(\t\"]\n\x0eReferenceImage\x12#\n\x05image\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12\x16\n\x0e\x63haracter_name\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"1\n\x0bLoraAdapter\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"\xaa\x02\n\x14GenerateImageRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x02 \x01(\t\x12\x10\n\x08width_px\x18\x03 \x01(\x05\x12\x11\n\theight_px\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\r\n\x05steps\x18\x06 \x01(\x05\x12\x16\n\x0eguidance_scale\x18\x07 \x01(\x01\x12\x10\n\x08model_id\x18\x08 \x01(\t\x12\"\n\x04shot\x18\t \x01(\x0b\x32\x14.kantoku.v1.ShotSpec\x12.\n\nreferences\x18\n \x03(\x0b\x32\x1a.kantoku.v1.ReferenceImage\x12)\n\x08\x61\x64\x61pters\x18\x0b \x03(\x0b\x32\x17.kantoku.v1.LoraAdapter\"\x8c\x01\n\x0bImageResult\x12#\n\x05image\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12&\n\x06layers\x18\x02 \x03(\x0b\x32\x16.kantoku.v1.ImageLayer\x12\x30\n\nprovenance\x18\x03 \x01(\x0b\x32\x1c.kantoku.v1.ProvenanceRecord\"w\n\x15GenerateImageResponse\x12(\n\x08progress\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.ProgressH\x00\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x17.kantoku.v1.ImageResultH\x00\x42\t\n\x07\x63ontent*\xd6\x01\n\x08ShotSize\x12\x19\n\x15SHOT_SIZE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHOT_SIZE_EXTREME_WIDE\x10\x01\x12\x12\n\x0eSHOT_SIZE_WIDE\x10\x02\x12\x12\n\x0eSHOT_SIZE_FULL\x10\x03\x12\x14\n\x10SHOT_SIZE_MEDIUM\x10\x04\x12\x1d\n\x19SHOT_SIZE_MEDIUM_CLOSE_UP\x10\x05\x12\x16\n\x12SHOT_SIZE_CLOSE_UP\x10\x06\x12\x1e\n\x1aSHOT_SIZE_EXTREME_CLOSE_UP\x10\x07*\xa8\x01\n\x0b\x43\x61meraAngle\x12\x1c\n\x18\x43\x41MERA_ANGLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41MERA_ANGLE_EYE_LEVEL\x10\x01\x12\x15\n\x11\x43\x41MERA_ANGLE_HIGH\x10\x02\x12\x14\n\x10\x43\x41MERA_ANGLE_LOW\x10\x03\x12\x1a\n\x16\x43\x41MERA_ANGLE_BIRDS_EYE\x10\x04\x12\x16\n\x12\x43\x41MERA_ANGLE_DUTCH\x10\x05*\x9d\x01\n\tTimeOfDay\x12\x1b\n\x17TIME_OF_DAY_UNSPECIFIED\x10\x00\x12\x14\n\x10TIME_OF_DAY_DAWN\x10\x01\x12\x13\n\x0fTIME_OF_DAY_DAY\x10\x02\x12\x1b\n\x17TIME_OF_DAY_GOLDEN_HOUR\x10\x03\x12\x14\n\x10TIME_OF_DAY_DUSK\x10\x04\x12\x15\n\x11TIME_OF_DAY_NIGHT\x10\x05\x32\xb3\x01\n\x0cImageService\x12V\n\rGenerateImage\x12 .kantoku.v1.GenerateImageRequest\x1a!.kantoku.v1.GenerateImageResponse0\x01\x12K\n\nListModels\x12\x1d.kantoku.v1.ListModelsRequest\x1a\x1e.kantoku.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kantoku/v1/image.proto\x12\nkantoku.v1\x1a\x17kantoku/v1/common.proto\"2\n\rCharacterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xee\x01\n\x08ShotSpec\x12\'\n\tshot_size\x18\x01 \x01(\x0e\x32\x14.kantoku.v1.ShotSize\x12-\n\x0c\x63\x61mera_angle\x18\x02 \x01(\x0e\x32\x17.kantoku.v1.CameraAngle\x12-\n\ncharacters\x18\x03 \x03(\x0b\x32\x19.kantoku.v1.CharacterSpec\x12\x10\n\x08location\x18\x04 \x01(\t\x12*\n\x0btime_of_day\x18\x05 \x01(\x0e\x32\x15.kantoku.v1.TimeOfDay\x12\x0c\n\x04mood\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x07 \x01(\t\"]\n\x0eReferenceImage\x12#\n\x05image\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12\x16\n\x0e\x63haracter_name\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"1\n\x0bLoraAdapter\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"\xcf\x02\n\x14GenerateImageRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x02 \x01(\t\x12\x15\n\x08width_px\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\theight_px\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\r\n\x05steps\x18\x06 \x01(\x05\x12\x16\n\x0eguidance_scale\x18\x07 \x01(\x01\x12\x10\n\x08model_id\x18\x08 \x01(\t\x12\"\n\x04shot\x18\t \x01(\x0b\x32\x14.kantoku.v1.ShotSpec\x12.\n\nreferences\x18\n \x03(\x0b\x32\x1a.kantoku.v1.ReferenceImage\x12)\n\x08\x61\x64\x61pters\x18\x0b \x03(\x0b\x32\x17.kantoku.v1.LoraAdapterB\x0b\n\t_width_pxB\x0c\n\n_height_px\"\x8c\x01\n\x0bImageResult\x12#\n\x05image\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12&\n\x06layers\x18\x02 \x03(\x0b\x32\x16.kantoku.v1.ImageLayer\x12\x30\n\nprovenance\x18\x03 \x01(\x0b\x32\x1c.kantoku.v1.ProvenanceRecord\"w\n\x15GenerateImageResponse\x12(\n\x08progress\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.ProgressH\x00\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x17.kantoku.v1.ImageResultH\x00\x42\t\n\x07\x63ontent*\xd6\x01\n\x08ShotSize\x12\x19\n\x15SHOT_SIZE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHOT_SIZE_EXTREME_WIDE\x10\x01\x12\x12\n\x0eSHOT_SIZE_WIDE\x10\x02\x12\x12\n\x0eSHOT_SIZE_FULL\x10\x03\x12\x14\n\x10SHOT_SIZE_MEDIUM\x10\x04\x12\x1d\n\x19SHOT_SIZE_MEDIUM_CLOSE_UP\x10\x05\x12\x16\n\x12SHOT_SIZE_CLOSE_UP\x10\x06\x12\x1e\n\x1aSHOT_SIZE_EXTREME_CLOSE_UP\x10\x07*\xa8\x01\n\x0b\x43\x61meraAngle\x12\x1c\n\x18\x43\x41MERA_ANGLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41MERA_ANGLE_EYE_LEVEL\x10\x01\x12\x15\n\x11\x43\x41MERA_ANGLE_HIGH\x10\x02\x12\x14\n\x10\x43\x41MERA_ANGLE_LOW\x10\x03\x12\x1a\n\x16\x43\x41MERA_ANGLE_BIRDS_EYE\x10\x04\x12\x16\n\x12\x43\x41MERA_ANGLE_DUTCH\x10\x05*\x9d\x01\n\tTimeOfDay\x12\x1b\n\x17TIME_OF_DAY_UNSPECIFIED\x10\x00\x12\x14\n\x10TIME_OF_DAY_DAWN\x10\x01\x12\x13\n\x0fTIME_OF_DAY_DAY\x10\x02\x12\x1b\n\x17TIME_OF_DAY_GOLDEN_HOUR\x10\x03\x12\x14\n\x10TIME_OF_DAY_DUSK\x10\x04\x12\x15\n\x11TIME_OF_DAY_NIGHT\x10\x05\x32\xb3\x01\n\x0cImageService\x12V\n\rGenerateImage\x12 .kantoku.v1.GenerateImageRequest\x1a!.kantoku.v1.GenerateImageResponse0\x01\x12K\n\nListModels\x12\x1d.kantoku.v1.ListModelsRequest\x1a\x1e.kantoku.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kantoku.v1.image_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHOTSIZE']._serialized_start=1068
-  _globals['_SHOTSIZE']._serialized_end=1282
-  _globals['_CAMERAANGLE']._serialized_start=1285
-  _globals['_CAMERAANGLE']._serialized_end=1453
-  _globals['_TIMEOFDAY']._serialized_start=1456
-  _globals['_TIMEOFDAY']._serialized_end=1613
+  _globals['_SHOTSIZE']._serialized_start=1105
+  _globals['_SHOTSIZE']._serialized_end=1319
+  _globals['_CAMERAANGLE']._serialized_start=1322
+  _globals['_CAMERAANGLE']._serialized_end=1490
+  _globals['_TIMEOFDAY']._serialized_start=1493
+  _globals['_TIMEOFDAY']._serialized_end=1650
   _globals['_CHARACTERSPEC']._serialized_start=63
   _globals['_CHARACTERSPEC']._serialized_end=113
   _globals['_SHOTSPEC']._serialized_start=116
@@ -47,11 +47,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LORAADAPTER']._serialized_start=451
   _globals['_LORAADAPTER']._serialized_end=500
   _globals['_GENERATEIMAGEREQUEST']._serialized_start=503
-  _globals['_GENERATEIMAGEREQUEST']._serialized_end=801
-  _globals['_IMAGERESULT']._serialized_start=804
-  _globals['_IMAGERESULT']._serialized_end=944
-  _globals['_GENERATEIMAGERESPONSE']._serialized_start=946
-  _globals['_GENERATEIMAGERESPONSE']._serialized_end=1065
-  _globals['_IMAGESERVICE']._serialized_start=1616
-  _globals['_IMAGESERVICE']._serialized_end=1795
+  _globals['_GENERATEIMAGEREQUEST']._serialized_end=838
+  _globals['_IMAGERESULT']._serialized_start=841
+  _globals['_IMAGERESULT']._serialized_end=981
+  _globals['_GENERATEIMAGERESPONSE']._serialized_start=983
+  _globals['_GENERATEIMAGERESPONSE']._serialized_end=1102
+  _globals['_IMAGESERVICE']._serialized_start=1653
+  _globals['_IMAGESERVICE']._serialized_end=1832
 # @@protoc_insertion_point(module_scope)

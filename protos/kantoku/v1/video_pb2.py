@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from kantoku.v1 import common_pb2 as kantoku_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kantoku/v1/video.proto\x12\nkantoku.v1\x1a\x17kantoku/v1/common.proto\"\xc9\x02\n\x14GenerateVideoRequest\x12&\n\x08keyframe\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12&\n\x06layers\x18\x02 \x03(\x0b\x32\x16.kantoku.v1.ImageLayer\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x04 \x01(\t\x12+\n\x0b\x63\x61mera_move\x18\x05 \x01(\x0e\x32\x16.kantoku.v1.CameraMove\x12\x12\n\nduration_s\x18\x06 \x01(\x01\x12\x0b\n\x03\x66ps\x18\x07 \x01(\x01\x12\x10\n\x08width_px\x18\x08 \x01(\x05\x12\x11\n\theight_px\x18\t \x01(\x05\x12\x0c\n\x04seed\x18\n \x01(\x03\x12\r\n\x05steps\x18\x0b \x01(\x05\x12\x16\n\x0eguidance_scale\x18\x0c \x01(\x01\x12\x10\n\x08model_id\x18\r \x01(\t\"\x9a\x01\n\x0bVideoResult\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12\x13\n\x0b\x66rame_count\x18\x02 \x01(\x05\x12\x12\n\nduration_s\x18\x03 \x01(\x01\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x30\n\nprovenance\x18\x05 \x01(\x0b\x32\x1c.kantoku.v1.ProvenanceRecord\"w\n\x15GenerateVideoResponse\x12(\n\x08progress\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.ProgressH\x00\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x17.kantoku.v1.VideoResultH\x00\x42\t\n\x07\x63ontent*\xcb\x02\n\nCameraMove\x12\x1b\n\x17\x43\x41MERA_MOVE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41MERA_MOVE_STATIC\x10\x01\x12\x18\n\x14\x43\x41MERA_MOVE_PAN_LEFT\x10\x02\x12\x19\n\x15\x43\x41MERA_MOVE_PAN_RIGHT\x10\x03\x12\x17\n\x13\x43\x41MERA_MOVE_TILT_UP\x10\x04\x12\x19\n\x15\x43\x41MERA_MOVE_TILT_DOWN\x10\x05\x12\x18\n\x14\x43\x41MERA_MOVE_DOLLY_IN\x10\x06\x12\x19\n\x15\x43\x41MERA_MOVE_DOLLY_OUT\x10\x07\x12\x17\n\x13\x43\x41MERA_MOVE_ZOOM_IN\x10\x08\x12\x18\n\x14\x43\x41MERA_MOVE_ZOOM_OUT\x10\t\x12\x1a\n\x16\x43\x41MERA_MOVE_TRUCK_LEFT\x10\n\x12\x1b\n\x17\x43\x41MERA_MOVE_TRUCK_RIGHT\x10\x0b\x32\xb3\x01\n\x0cVideoService\x12V\n\rGenerateVideo\x12 .kantoku.v1.GenerateVideoRequest\x1a!.kantoku.v1.GenerateVideoResponse0\x01\x12K\n\nListModels\x12\x1d.kantoku.v1.ListModelsRequest\x1a\x1e.kantoku.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kantoku/v1/video.proto\x12\nkantoku.v1\x1a\x17kantoku/v1/common.proto\"\xee\x02\n\x14GenerateVideoRequest\x12&\n\x08keyframe\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12&\n\x06layers\x18\x02 \x03(\x0b\x32\x16.kantoku.v1.ImageLayer\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x04 \x01(\t\x12+\n\x0b\x63\x61mera_move\x18\x05 \x01(\x0e\x32\x16.kantoku.v1.CameraMove\x12\x12\n\nduration_s\x18\x06 \x01(\x01\x12\x0b\n\x03\x66ps\x18\x07 \x01(\x01\x12\x15\n\x08width_px\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\theight_px\x18\t \x01(\x05H\x01\x88\x01\x01\x12\x0c\n\x04seed\x18\n \x01(\x03\x12\r\n\x05steps\x18\x0b \x01(\x05\x12\x16\n\x0eguidance_scale\x18\x0c \x01(\x01\x12\x10\n\x08model_id\x18\r \x01(\tB\x0b\n\t_width_pxB\x0c\n\n_height_px\"\x9a\x01\n\x0bVideoResult\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.AssetRef\x12\x13\n\x0b\x66rame_count\x18\x02 \x01(\x05\x12\x12\n\nduration_s\x18\x03 \x01(\x01\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x30\n\nprovenance\x18\x05 \x01(\x0b\x32\x1c.kantoku.v1.ProvenanceRecord\"w\n\x15GenerateVideoResponse\x12(\n\x08progress\x18\x01 \x01(\x0b\x32\x14.kantoku.v1.ProgressH\x00\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x17.kantoku.v1.VideoResultH\x00\x42\t\n\x07\x63ontent*\xcb\x02\n\nCameraMove\x12\x1b\n\x17\x43\x41MERA_MOVE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41MERA_MOVE_STATIC\x10\x01\x12\x18\n\x14\x43\x41MERA_MOVE_PAN_LEFT\x10\x02\x12\x19\n\x15\x43\x41MERA_MOVE_PAN_RIGHT\x10\x03\x12\x17\n\x13\x43\x41MERA_MOVE_TILT_UP\x10\x04\x12\x19\n\x15\x43\x41MERA_MOVE_TILT_DOWN\x10\x05\x12\x18\n\x14\x43\x41MERA_MOVE_DOLLY_IN\x10\x06\x12\x19\n\x15\x43\x41MERA_MOVE_DOLLY_OUT\x10\x07\x12\x17\n\x13\x43\x41MERA_MOVE_ZOOM_IN\x10\x08\x12\x18\n\x14\x43\x41MERA_MOVE_ZOOM_OUT\x10\t\x12\x1a\n\x16\x43\x41MERA_MOVE_TRUCK_LEFT\x10\n\x12\x1b\n\x17\x43\x41MERA_MOVE_TRUCK_RIGHT\x10\x0b\x32\xb3\x01\n\x0cVideoService\x12V\n\rGenerateVideo\x12 .kantoku.v1.GenerateVideoRequest\x1a!.kantoku.v1.GenerateVideoResponse0\x01\x12K\n\nListModels\x12\x1d.kantoku.v1.ListModelsRequest\x1a\x1e.kantoku.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kantoku.v1.video_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CAMERAMOVE']._serialized_start=674
-  _globals['_CAMERAMOVE']._serialized_end=1005
+  _globals['_CAMERAMOVE']._serialized_start=711
+  _globals['_CAMERAMOVE']._serialized_end=1042
   _globals['_GENERATEVIDEOREQUEST']._serialized_start=64
-  _globals['_GENERATEVIDEOREQUEST']._serialized_end=393
-  _globals['_VIDEORESULT']._serialized_start=396
-  _globals['_VIDEORESULT']._serialized_end=550
-  _globals['_GENERATEVIDEORESPONSE']._serialized_start=552
-  _globals['_GENERATEVIDEORESPONSE']._serialized_end=671
-  _globals['_VIDEOSERVICE']._serialized_start=1008
-  _globals['_VIDEOSERVICE']._serialized_end=1187
+  _globals['_GENERATEVIDEOREQUEST']._serialized_end=430
+  _globals['_VIDEORESULT']._serialized_start=433
+  _globals['_VIDEORESULT']._serialized_end=587
+  _globals['_GENERATEVIDEORESPONSE']._serialized_start=589
+  _globals['_GENERATEVIDEORESPONSE']._serialized_end=708
+  _globals['_VIDEOSERVICE']._serialized_start=1045
+  _globals['_VIDEOSERVICE']._serialized_end=1224
 # @@protoc_insertion_point(module_scope)

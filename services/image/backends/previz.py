@@ -10,6 +10,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -236,12 +237,25 @@ def _set(size: tuple[int, int], place: str, text: str, horizon: int, shot: Shot,
     return layer
 
 
-def _look(character: Character) -> dict[str, RGB | float]:
+@dataclass(frozen=True)
+class Look:
+    outfit: RGB
+    hair: RGB
+    skin: RGB
+    build: float
+    height: float
+
+
+def _hls(hue: float, lightness: float, saturation: float) -> RGB:
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, saturation)
+    return (int(r * 255), int(g * 255), int(b * 255))
+
+
+def _look(character: Character) -> Look:
     """Colours and proportions from the name (so every shot agrees) and the description."""
     rng = np.random.default_rng(_digest_int("character", character.name.strip().lower()))
-    hue = float(rng.random())
-    outfit = tuple(int(c * 255) for c in colorsys.hls_to_rgb(hue, 0.45, 0.55))
-    hair = tuple(int(c * 255) for c in colorsys.hls_to_rgb(float(rng.random()), 0.25, 0.4))
+    outfit = _hls(float(rng.random()), 0.45, 0.55)
+    hair = _hls(float(rng.random()), 0.25, 0.4)
     description = character.description.lower()
     for word, colour in COLOUR_WORDS.items():
         if f"{word} hair" in description:
@@ -249,8 +263,8 @@ def _look(character: Character) -> dict[str, RGB | float]:
         elif word in description and any(k in description for k in
                                            ("jacket", "dress", "shirt", "coat", "hoodie", "suit")):
             outfit = colour
-    return {"outfit": outfit, "hair": hair, "skin": (236, 200, 170),
-            "build": float(rng.uniform(0.85, 1.15)), "height": float(rng.uniform(0.92, 1.05))}
+    return Look(outfit, hair, (236, 200, 170), float(rng.uniform(0.85, 1.15)),
+                float(rng.uniform(0.92, 1.05)))
 
 
 def _characters(size: tuple[int, int], shot: Shot, horizon: int) -> Image.Image:
@@ -267,7 +281,7 @@ def _characters(size: tuple[int, int], shot: Shot, horizon: int) -> Image.Image:
         look = _look(character)
         # Portrait frames are narrow: size figures so two of them still fit side by side.
         base = min(height, width * 1.6 / len(cast))
-        figure_h = base * scale * float(look["height"])  # type: ignore[arg-type]
+        figure_h = base * scale * look.height
         centre_x = width * (index + 1) / (len(cast) + 1)
         if cut == 0.0:  # whole figure standing on the ground, head inside the frame
             feet = horizon + (height - horizon) * (0.5 if scale < 0.5 else 0.85)
@@ -278,25 +292,23 @@ def _characters(size: tuple[int, int], shot: Shot, horizon: int) -> Image.Image:
     return layer
 
 
-def _figure(draw: ImageDraw.ImageDraw, x: float, feet: float, h: float,
-            look: dict[str, RGB | float]) -> None:
-    build = float(look["build"])  # type: ignore[arg-type]
-    outfit, hair, skin = look["outfit"], look["hair"], look["skin"]
+def _figure(draw: ImageDraw.ImageDraw, x: float, feet: float, h: float, look: Look) -> None:
+    build, outfit, hair, skin = look.build, look.outfit, look.hair, look.skin
     head_r = h * 0.075
     head_y = feet - h + head_r
     shoulder = h * 0.13 * build
     body_top, body_bottom = head_y + head_r * 1.2, feet - h * 0.45
     leg = h * 0.045 * build
     draw.rectangle([x - shoulder * 0.55, body_bottom - 2, x - shoulder * 0.55 + leg * 2, feet],
-                   fill=(*_mix(outfit, (20, 20, 30), 0.5), 255))  # type: ignore[arg-type]
+                   fill=(*_mix(outfit, (20, 20, 30), 0.5), 255))
     draw.rectangle([x + shoulder * 0.55 - leg * 2, body_bottom - 2, x + shoulder * 0.55, feet],
-                   fill=(*_mix(outfit, (20, 20, 30), 0.5), 255))  # type: ignore[arg-type]
+                   fill=(*_mix(outfit, (20, 20, 30), 0.5), 255))
     draw.rounded_rectangle([x - shoulder, body_top, x + shoulder, body_bottom],
-                           radius=int(shoulder * 0.4), fill=(*outfit, 255))  # type: ignore[misc]
+                           radius=int(shoulder * 0.4), fill=(*outfit, 255))
     draw.ellipse([x - head_r, head_y - head_r, x + head_r, head_y + head_r],
-                 fill=(*skin, 255))  # type: ignore[misc]
+                 fill=(*skin, 255))
     draw.chord([x - head_r * 1.08, head_y - head_r * 1.12, x + head_r * 1.08,
-                head_y + head_r * 0.7], 180, 360, fill=(*hair, 255))  # type: ignore[misc]
+                head_y + head_r * 0.7], 180, 360, fill=(*hair, 255))
     eye = max(1.0, head_r * 0.12)
     for side in (-1, 1):
         ex, ey = x + side * head_r * 0.38, head_y + head_r * 0.15

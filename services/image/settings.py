@@ -1,0 +1,16 @@
+"""Image service settings (env prefix KANTOKU_IMAGE_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from kantoku.services._core.settings import DeploymentSettings
+
+
+class ImageSettings(DeploymentSettings):
+    model_config = SettingsConfigDict(env_prefix="KANTOKU_IMAGE_", extra="ignore")
+
+    #: Registry ids this replica serves; previz always, plus any registered diffusers models.
+    models: list[str] = Field(default=["previz-v1"])
+    dtype: str = Field(default="float32", description="float32, bfloat16 or float16")
