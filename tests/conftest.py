@@ -100,3 +100,43 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> Iterator[int]:
     yield free_port()
+
+
+@pytest.fixture(scope="session")
+def image_servicer(store):  # noqa: ANN001, ANN201
+    from kantoku.services._core.registry import ModelRegistry
+    from kantoku.services.image.backends.previz import PrevizBackend
+    from kantoku.services.image.servicer import ImageServicer
+
+    registry = ModelRegistry()
+    return ImageServicer({"previz-v1": PrevizBackend(registry)}, store, registry)
+
+
+@pytest.fixture(scope="session")
+def video_servicer(store):  # noqa: ANN001, ANN201
+    from kantoku.services._core.registry import ModelRegistry
+    from kantoku.services.video.backends.animatic import AnimaticBackend
+    from kantoku.services.video.servicer import VideoServicer
+
+    return VideoServicer({"animatic-v1": AnimaticBackend(ModelRegistry())}, store)
+
+
+@pytest.fixture
+async def visual_client(image_servicer, video_servicer) -> AsyncIterator:  # noqa: ANN001
+    from kantoku.agents.client import ServiceClient
+    from kantoku.services._core.server import ServiceBinding, start_server
+    from kantoku.v1 import image_pb2_grpc, video_pb2_grpc
+
+    running = await start_server([
+        ServiceBinding(image_servicer, image_pb2_grpc.add_ImageServiceServicer_to_server,
+                       "kantoku.v1.ImageService"),
+        ServiceBinding(video_servicer, video_pb2_grpc.add_VideoServiceServicer_to_server,
+                       "kantoku.v1.VideoService"),
+    ], port=0)
+    async with ServiceClient(running.address, attempts=1) as c:
+        yield c
+    await running.stop()
+
+
+def blob_count(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file())

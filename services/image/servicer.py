@@ -122,11 +122,11 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
 
     def _reference(self, index: int, ref: image_pb2.ReferenceImage,
                    backend: ImageBackend) -> Reference:
+        path = self.store.resolve(ref.image.uri)
+        self.store.read_bytes(ref.image)  # checks the hash
         if not backend.supports_references:
             raise invalid(f"references[{index}]: {backend.entry.id} takes no reference images",
                           reason="REFERENCES_UNSUPPORTED")
-        path = self.store.resolve(ref.image.uri)
-        self.store.read_bytes(ref.image)  # checks the hash
         return Reference(path, ref.character_name, ref.weight or 1.0)
 
     def _adapter(self, index: int, adapter: image_pb2.LoraAdapter,

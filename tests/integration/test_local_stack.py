@@ -32,7 +32,7 @@ def test_up_status_call_down(tmp_path: Path) -> None:
         assert f"127.0.0.1:{port}" in up.stdout
         status = _run(home, "status")
         assert status.returncode == 0, status.stderr
-        assert status.stdout.count("RUNNING") == 2
+        assert status.stdout.count("RUNNING") == 4  # tts, motion, image, video
         out = tmp_path / "hi.wav"
         speech = _run(home, "tts", "こんにちは。", "-o", str(out))
         assert speech.returncode == 0, speech.stderr
