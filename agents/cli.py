@@ -293,6 +293,30 @@ def models_list(kind: Annotated[str | None, typer.Option(help="tts, motion, ..."
     console.print(table)
 
 
+@models_app.command("add")
+def models_add(
+    model_id: Annotated[str, typer.Argument(help="Id to register it under.")],
+    path: Annotated[Path, typer.Option(help="diffusers pipeline directory or LoRA file.")],
+    kind: Annotated[str, typer.Option(help="image, video or adapter.")],
+    license_id: Annotated[str, typer.Option("--license", help="SPDX id, e.g. Apache-2.0.")],
+    commercial: Annotated[bool, typer.Option("--commercial/--no-commercial")] = False,
+    holder: Annotated[str, typer.Option(help="Rights holder.")] = "unknown",
+    training_data: Annotated[str, typer.Option(help="Training-data statement.")] = "not stated",
+) -> None:
+    """Register a local model; every weights file is hashed, pickle checkpoints are refused."""
+    from kantoku.services._core.registry import add_user_model
+
+    if kind not in ("image", "video", "adapter"):
+        raise invalid(f"--kind: {kind!r} is not image, video or adapter")
+    with _progress() as progress:
+        progress.add_task(f"hashing {path}", total=None)
+        entry = add_user_model(model_id, path, kind, license_id, commercial, holder,
+                               training_data)
+    console.print(f"registered {entry.id} ({entry.family}, {len(entry.weights)} weights files, "
+                  f"{entry.license}); serve it with KANTOKU_{kind.upper()}_MODELS="
+                  f'\'["{entry.id}"]\'')
+
+
 @app.command()
 def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out/demo")
          ) -> None:

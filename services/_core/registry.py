@@ -156,3 +156,51 @@ class WeightsHasher:
         tmp = self.cache_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cache, indent=1))
         tmp.replace(self.cache_file)
+
+
+def add_user_model(model_id: str, path: Path, kind: str, license_id: str, commercial_use: bool,
+                   rights_holder: str, training_data: str = "not stated",
+                   settings: CoreSettings | None = None) -> ModelEntry:
+    """Register a local diffusers model directory (or LoRA file) in $KANTOKU_HOME/models.yaml.
+
+    Every weights file is hashed now; pickle checkpoints are refused.
+    """
+    from kantoku.services._core.diffusers_loading import (
+        pipeline_class_name,
+        weights_files,
+    )
+
+    settings = settings or core_settings()
+    registry = ModelRegistry(settings)
+    if model_id in {e.id for e in registry.list()}:
+        raise invalid(f"model id {model_id!r} is already registered; choose another id",
+                      reason="REGISTRY_DUPLICATE")
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise not_found(f"--path: {path} does not exist", reason="MODEL_DIR_INVALID")
+    if path.is_file():  # a single LoRA file
+        if path.suffix != ".safetensors":
+            raise invalid(f"--path: {path.name} is not .safetensors; pickle checkpoints are "
+                          "refused", reason="PICKLE_REFUSED")
+        files, family, root = {path.name: path}, "lora", path.parent
+    else:
+        files, root = weights_files(path), path
+        family = pipeline_class_name(path) if (path / "model_index.json").exists() else "lora"
+    if kind in ("image", "video") and not (path.is_dir() and (path / "model_index.json").exists()):
+        raise invalid(f"--path: {path} has no model_index.json; pass a diffusers pipeline "
+                      "directory (save_pretrained)", reason="MODEL_DIR_INVALID")
+    hasher = WeightsHasher(settings)
+    entry = ModelEntry.model_validate(dict(
+        id=model_id, kind=kind, version="local", family=family, source=f"local:{root}",
+        license=license_id, commercial_use=commercial_use, rights_holder=rights_holder,
+        training_data=training_data, path=str(path),
+        weights=[WeightsEntry(path=name, sha256=hasher.sha256(p), size_bytes=p.stat().st_size)
+                 for name, p in files.items()],
+    ))
+    document: dict[str, list] = {"models": []}
+    if registry.user_file.exists():
+        document = yaml.safe_load(registry.user_file.read_text()) or {"models": []}
+    document["models"].append(entry.model_dump(exclude_none=True))
+    registry.user_file.parent.mkdir(parents=True, exist_ok=True)
+    registry.user_file.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return entry

@@ -24,7 +24,7 @@ from kantoku.services.image.backend import (
 from kantoku.v1 import common_pb2, image_pb2, image_pb2_grpc
 
 SERVICE_NAME = image_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
-MIN_SIZE_PX, MAX_SIZE_PX = 64, 2048
+MIN_SIZE_PX, MAX_SIZE_PX = 16, 2048
 MAX_PROMPT_CHARS = 2000
 MAX_STEPS = 200
 

@@ -17,7 +17,7 @@ from kantoku.services.video.backend import Layer, VideoBackend, VideoJob
 from kantoku.v1 import common_pb2, video_pb2, video_pb2_grpc
 
 SERVICE_NAME = video_pb2.DESCRIPTOR.services_by_name["VideoService"].full_name
-MIN_SIZE_PX, MAX_SIZE_PX = 64, 2048
+MIN_SIZE_PX, MAX_SIZE_PX = 16, 2048
 MAX_DURATION_S, MIN_DURATION_S = 60.0, 0.1
 MAX_FPS = 120.0
 
