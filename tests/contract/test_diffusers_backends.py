@@ -49,9 +49,11 @@ async def gpu_client(registered, store):  # noqa: ANN001, ANN201
     videos = {m: DiffusersVideoBackend(registry.get(m), hasher) for m in VIDEO_MODELS}
     running = await start_server([
         ServiceBinding(ImageServicer(images, store, registry, "tiny-flux"),
-                       image_pb2_grpc.add_ImageServiceServicer_to_server, "kantoku.v1.ImageService"),
+                       image_pb2_grpc.add_ImageServiceServicer_to_server,
+                       "kantoku.v1.ImageService"),
         ServiceBinding(VideoServicer(videos, store, "tiny-wan"),
-                       video_pb2_grpc.add_VideoServiceServicer_to_server, "kantoku.v1.VideoService"),
+                       video_pb2_grpc.add_VideoServiceServicer_to_server,
+                       "kantoku.v1.VideoService"),
     ], port=0)
     async with ServiceClient(running.address, attempts=1) as client:
         yield client
