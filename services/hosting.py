@@ -34,6 +34,14 @@ class HostedService:
         method = getattr(self._servicer, name)
         return _guarded(method, self._token) if callable(method) else method
 
+    def placement(self) -> dict[str, Any]:
+        """Where this replica runs: Ray node, assigned GPU ids, process (for ops and tests)."""
+        import ray
+
+        context = ray.get_runtime_context()
+        return {"node_id": context.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "pid": os.getpid()}
+
     def check_health(self) -> None:
         """Serve restarts the replica when its asset store stops being writable."""
         root = self._servicer.store.root

@@ -42,7 +42,18 @@ class DeploymentSettings(BaseSettings):
     # A fraction, so several services fit on a 2-core machine (a default actor needs 1 CPU).
     num_cpus: float = Field(default=0.25, gt=0)
     max_ongoing_requests: int = Field(default=8, ge=1)
-    device: str = Field(default="cpu")
+    #: "auto" picks cuda when torch sees a GPU (Ray sets CUDA_VISIBLE_DEVICES per replica).
+    device: str = Field(default="auto")
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            return "cpu"
 
 
 def core_settings() -> CoreSettings:

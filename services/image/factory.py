@@ -19,7 +19,7 @@ def build_backend(model_id: str, registry: ModelRegistry, settings: ImageSetting
         return PrevizBackend(registry)
     from kantoku.services.image.backends.diffusers_dit import DiffusersImageBackend
 
-    return DiffusersImageBackend(entry, WeightsHasher(), settings.device, settings.dtype)
+    return DiffusersImageBackend(entry, WeightsHasher(), settings.resolved_device(), settings.dtype)
 
 
 def build_servicer() -> ImageServicer:

@@ -19,7 +19,7 @@ def build_backend(model_id: str, registry: ModelRegistry, settings: VideoSetting
         return AnimaticBackend(registry)
     from kantoku.services.video.backends.diffusers_video import DiffusersVideoBackend
 
-    return DiffusersVideoBackend(entry, WeightsHasher(), settings.device, settings.dtype)
+    return DiffusersVideoBackend(entry, WeightsHasher(), settings.resolved_device(), settings.dtype)
 
 
 def build_servicer() -> VideoServicer:
