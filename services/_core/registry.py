@@ -90,6 +90,7 @@ class ModelRegistry:
 
     def __init__(self, settings: CoreSettings | None = None) -> None:
         settings = settings or core_settings()
+        self.settings = settings
         shipped_text = resources.files("kantoku.services._core").joinpath("models.yaml").read_text()
         self._entries: dict[str, ModelEntry] = {}
         for entry in _load_file(shipped_text, "models.yaml (shipped)"):
@@ -101,6 +102,10 @@ class ModelRegistry:
                     raise invalid(f"{self.user_file}: model id {entry.id!r} is already shipped; "
                                   "choose another id", reason="REGISTRY_DUPLICATE")
                 self._entries[entry.id] = entry
+
+    def reloaded(self) -> ModelRegistry:
+        """A fresh read, so models added while a server runs are seen."""
+        return ModelRegistry(self.settings)
 
     def list(self, kind: str | None = None) -> list[ModelEntry]:
         return [e for e in self._entries.values() if kind is None or e.kind == kind]

@@ -134,7 +134,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         if not backend.supports_adapters:
             raise invalid(f"adapters[{index}]: {backend.entry.id} takes no LoRA adapters",
                           reason="ADAPTERS_UNSUPPORTED")
-        entry = self.registry.get(adapter.adapter_id, kind="adapter")
+        entry = self.registry.reloaded().get(adapter.adapter_id, kind="adapter")
         if not entry.path:
             raise invalid(f"adapters[{index}]: {entry.id} has no path in the registry",
                           reason="ADAPTER_PATH_MISSING")

@@ -159,3 +159,31 @@ def test_changed_weights_are_refused_at_load(registered, tmp_path: Path) -> None
     with pytest.raises(KantokuError) as info:
         DiffusersImageBackend(ModelRegistry().get(entry.id), WeightsHasher())
     assert info.value.reason == "WEIGHTS_MISMATCH"
+
+
+async def test_lora_adapter_changes_the_image_and_is_recorded(gpu_client, registered,  # noqa: ANN001
+                                                              tmp_path_factory) -> None:
+    from diffusers import FluxPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipeline = FluxPipeline.from_pretrained(registered["tiny-flux"], local_files_only=True)
+    pipeline.transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                                target_modules=["to_q", "to_k", "to_v"]))
+    folder = tmp_path_factory.mktemp("lora")
+    FluxPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(
+        pipeline.transformer))
+    add_user_model("tiny-flux-style", folder / "pytorch_lora_weights.safetensors", "adapter",
+                   "CC-BY-4.0", True, "Style Owner")
+    base = image_pb2.GenerateImageRequest(prompt="a red cat", width_px=64, height_px=64, seed=5,
+                                          steps=2, model_id="tiny-flux")
+    styled = image_pb2.GenerateImageRequest()
+    styled.CopyFrom(base)
+    styled.adapters.add(adapter_id="tiny-flux-style", weight=1.0)
+    plain = await generate_image(gpu_client, base)
+    with_lora = await generate_image(gpu_client, styled)
+    assert with_lora.image.sha256 != plain.image.sha256
+    adapters = with_lora.provenance.adapters
+    assert [a.adapter.model_id for a in adapters] == ["tiny-flux-style"]
+    assert adapters[0].adapter.rights.rights_holder == "Style Owner"
+    assert (await generate_image(gpu_client, base)).image.sha256 == plain.image.sha256  # unloaded
