@@ -7,7 +7,7 @@ the client and the services must share KANTOKU_HOME (the local stack and standal
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +26,28 @@ def store() -> AssetStore:
     return AssetStore(core_settings().assets_dir)
 
 
-async def generate_image(client: ServiceClient, request: image_pb2.GenerateImageRequest,
-                         on_progress: ProgressFn | None = None) -> image_pb2.ImageResult:
+async def _result(stream: AsyncIterator[Any], on_progress: ProgressFn | None, what: str) -> Any:
+    """Report progress events; return the stream's final result."""
     result = None
-    async for response in client.generate_image(request):
+    async for response in stream:
         if response.HasField("progress") and on_progress:
             on_progress(response.progress)
         elif response.HasField("result"):
             result = response.result
     if result is None:
-        raise internal("the image stream ended without a result; try again",
+        raise internal(f"the {what} stream ended without a result; try again",
                        reason="STREAM_INCOMPLETE")
     return result
+
+
+async def generate_image(client: ServiceClient, request: image_pb2.GenerateImageRequest,
+                         on_progress: ProgressFn | None = None) -> image_pb2.ImageResult:
+    return await _result(client.generate_image(request), on_progress, "image")
 
 
 async def generate_video(client: ServiceClient, request: video_pb2.GenerateVideoRequest,
                          on_progress: ProgressFn | None = None) -> video_pb2.VideoResult:
-    result = None
-    async for response in client.generate_video(request):
-        if response.HasField("progress") and on_progress:
-            on_progress(response.progress)
-        elif response.HasField("result"):
-            result = response.result
-    if result is None:
-        raise internal("the video stream ended without a result; try again",
-                       reason="STREAM_INCOMPLETE")
-    return result
+    return await _result(client.generate_video(request), on_progress, "video")
 
 
 def _document(result: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from kantoku.agents.client import ServiceClient
+from kantoku.agents.stack import free_port
 from kantoku.services.catalog import SERVICES
 from kantoku.v1 import motion_pb2, tts_pb2
 
@@ -30,12 +30,6 @@ TRACK = motion_pb2.PhonemeTrack(duration_s=1.0, phonemes=[
     tts_pb2.PhonemeTiming(phoneme=p, start_s=i * 0.1, end_s=(i + 1) * 0.1)
     for i, p in enumerate("hɛloʊwɜːld")])
 MOTION = motion_pb2.AnimateSpeechRequest(phonemes=TRACK, fps=30)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def measure(call: Callable[[], Awaitable[object]], calls: int) -> float:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from kantoku.agents.stack import free_port
 
 # Every test process gets its own home before anything reads settings.
 if "KANTOKU_TEST_HOME" not in os.environ:
@@ -89,12 +90,6 @@ async def client(server) -> AsyncIterator:  # noqa: ANN001
 
     async with ServiceClient(server.address, attempts=1) as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ def weights_files(path: Path) -> dict[str, Path]:
 
 def verified_weights(entry: ModelEntry, hasher: WeightsHasher) -> list[common_pb2.WeightsFile]:
     return hasher.verify(entry, weights_files(model_dir(entry)))
+
+
+def step_callback(progress: Callable[[str, int, int], None], total: int) -> Any:
+    """A diffusers `callback_on_step_end` that reports each denoising step."""
+
+    def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+        progress("denoising", step + 1, total)
+        return kwargs
+
+    return on_step_end
 
 
 def load_pipeline(entry: ModelEntry, allowed: dict[str, Any], device: str, dtype: str) -> Any:

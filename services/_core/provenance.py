@@ -49,7 +49,9 @@ class StepRecorder:
         parameters: Mapping[str, Any],
         inputs: Sequence[common_pb2.AssetRef] = (),
         seed: int = 0,
+        weights: Sequence[common_pb2.WeightsFile] | None = None,
     ) -> None:
+        """`weights`, when given, replaces the registry's list with the files actually loaded."""
         self.record = common_pb2.ProvenanceRecord(
             step_id=uuid.uuid4().hex,
             kind=kind,
@@ -60,6 +62,9 @@ class StepRecorder:
             worker=worker_info(device),
         )
         self.record.model.CopyFrom(model)
+        if weights is not None:
+            del self.record.model.weights[:]
+            self.record.model.weights.extend(weights)
         self.record.inputs.extend(inputs)
         params = struct_pb2.Struct()
         params.update(dict(parameters))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kantoku.services._core.generation import check_size_multiple
 from kantoku.services._core.registry import ModelEntry
 from kantoku.v1 import common_pb2
 
@@ -82,12 +83,7 @@ class ImageBackend(abc.ABC):
 
     def check(self, job: ImageJob) -> None:
         """Refuse what this model cannot honour; never round silently."""
-        for name, value in (("width_px", job.width_px), ("height_px", job.height_px)):
-            if value % self.size_multiple:
-                from kantoku.services._core.errors import invalid
-
-                raise invalid(f"{name}: {value} is not a multiple of {self.size_multiple}, which "
-                              f"{self.entry.id} requires", reason="SIZE_NOT_MULTIPLE")
+        check_size_multiple(self.entry.id, self.size_multiple, job.width_px, job.height_px)
 
     @abc.abstractmethod
     def weights(self) -> list[common_pb2.WeightsFile]:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from kantoku.services._core.assets import AssetStore
-from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.errors import invalid
+from kantoku.services._core.generation import check_size_range, list_models, pick_backend
 from kantoku.services._core.provenance import StepRecorder
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services._core.rpc import rpc
@@ -24,7 +25,6 @@ from kantoku.services.image.backend import (
 from kantoku.v1 import common_pb2, image_pb2, image_pb2_grpc
 
 SERVICE_NAME = image_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
-MIN_SIZE_PX, MAX_SIZE_PX = 16, 2048
 MAX_PROMPT_CHARS = 2000
 MAX_STEPS = 200
 
@@ -46,23 +46,20 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
     @rpc
     async def ListModels(self, request: common_pb2.ListModelsRequest,
                          grpc_context: Any = None) -> common_pb2.ListModelsResponse:
-        return common_pb2.ListModelsResponse(
-            models=[b.entry.to_card() for b in self.backends.values()],
-            default_model_id=self.default_model_id)
+        return list_models(self.backends, self.default_model_id)
 
     @rpc
     async def GenerateImage(self, request: image_pb2.GenerateImageRequest,
                             grpc_context: Any = None
                             ) -> AsyncIterator[image_pb2.GenerateImageResponse]:
-        backend = self._backend(request.model_id or self.default_model_id)
+        backend: ImageBackend = pick_backend(self.backends,
+                                             request.model_id or self.default_model_id)
         job = self._job(request, backend)
         backend.check(job)
         inputs = [r.image for r in request.references]
-        card = backend.entry.to_card()
-        del card.weights[:]
-        card.weights.extend(await asyncio.to_thread(backend.weights))
-        recorder = StepRecorder("image", SERVICE_NAME, card, backend.device,
-                                _parameters(request, job), inputs, seed=request.seed)
+        recorder = StepRecorder("image", SERVICE_NAME, backend.entry.to_card(), backend.device,
+                                _parameters(request, job), inputs, seed=request.seed,
+                                weights=await asyncio.to_thread(backend.weights))
         for adapter in job.adapters:
             recorder.record.adapters.add(adapter=adapter.entry.to_card(), weight=adapter.weight)
         rendered = None
@@ -79,20 +76,10 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         yield image_pb2.GenerateImageResponse(result=image_pb2.ImageResult(
             image=image, layers=layers, provenance=recorder.finish(image)))
 
-    def _backend(self, model_id: str) -> ImageBackend:
-        if model_id not in self.backends:
-            raise not_found(f"model_id: {model_id!r} is not served here; available: "
-                            f"{', '.join(sorted(self.backends))}", reason="MODEL_NOT_FOUND",
-                            model_id=model_id)
-        return self.backends[model_id]
-
     def _job(self, request: image_pb2.GenerateImageRequest, backend: ImageBackend) -> ImageJob:
         width = request.width_px if request.HasField("width_px") else 720
         height = request.height_px if request.HasField("height_px") else 1280
-        for name, value in (("width_px", width), ("height_px", height)):
-            if not MIN_SIZE_PX <= value <= MAX_SIZE_PX:
-                raise invalid(f"{name}: {value} is outside {MIN_SIZE_PX}..{MAX_SIZE_PX}",
-                              reason="SIZE_OUT_OF_RANGE")
+        check_size_range(width, height)
         if len(request.prompt) > MAX_PROMPT_CHARS:
             raise invalid(f"prompt: {len(request.prompt)} characters is over the "
                           f"{MAX_PROMPT_CHARS}-character limit", reason="PROMPT_TOO_LONG")

@@ -49,12 +49,10 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         text, rate, language = self._check_request(request)
         voice, backend = self._pick_voice(request.voice_id, language)
         weights = await asyncio.to_thread(backend.weights, voice.voice_id)
-        card = voice.entry.to_card()
-        del card.weights[:]
-        card.weights.extend(weights)
-        recorder = StepRecorder("tts", SERVICE_NAME, card, backend.device,
+        recorder = StepRecorder("tts", SERVICE_NAME, voice.entry.to_card(), backend.device,
                                 {"text": text, "voice_id": voice.voice_id,
-                                 "language_code": language, "speaking_rate": rate})
+                                 "language_code": language, "speaking_rate": rate},
+                                weights=weights)
         yield tts_pb2.SynthesizeSpeechResponse(header=tts_pb2.SpeechHeader(
             voice_id=voice.voice_id, language_code=language,
             encoding=tts_pb2.AUDIO_ENCODING_LINEAR16, sample_rate_hz=voice.sample_rate_hz,

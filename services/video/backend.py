@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.generation import check_size_multiple
 from kantoku.services._core.registry import ModelEntry
 from kantoku.v1 import common_pb2
 
@@ -60,10 +61,7 @@ class VideoBackend(abc.ABC):
 
     def check(self, job: VideoJob) -> None:
         """Refuse what this model cannot honour (size multiples, frame counts); never round."""
-        for name, value in (("width_px", job.width_px), ("height_px", job.height_px)):
-            if value % self.size_multiple:
-                raise invalid(f"{name}: {value} is not a multiple of {self.size_multiple}, which "
-                              f"{self.entry.id} requires", reason="SIZE_NOT_MULTIPLE")
+        check_size_multiple(self.entry.id, self.size_multiple, job.width_px, job.height_px)
         if self.needs_keyframe and job.keyframe is None:
             raise invalid(f"keyframe: {self.entry.id} animates a still; pass a keyframe AssetRef",
                           reason="KEYFRAME_REQUIRED")

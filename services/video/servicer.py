@@ -9,7 +9,8 @@ from typing import Any
 from PIL import Image
 
 from kantoku.services._core.assets import AssetStore
-from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.errors import invalid
+from kantoku.services._core.generation import check_size_range, list_models, pick_backend
 from kantoku.services._core.provenance import StepRecorder
 from kantoku.services._core.rpc import rpc
 from kantoku.services._core.streaming import run_with_progress
@@ -17,7 +18,6 @@ from kantoku.services.video.backend import Layer, VideoBackend, VideoJob
 from kantoku.v1 import common_pb2, video_pb2, video_pb2_grpc
 
 SERVICE_NAME = video_pb2.DESCRIPTOR.services_by_name["VideoService"].full_name
-MIN_SIZE_PX, MAX_SIZE_PX = 16, 2048
 MAX_DURATION_S, MIN_DURATION_S = 60.0, 0.1
 MAX_FPS = 120.0
 
@@ -32,31 +32,22 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):
     @rpc
     async def ListModels(self, request: common_pb2.ListModelsRequest,
                          grpc_context: Any = None) -> common_pb2.ListModelsResponse:
-        return common_pb2.ListModelsResponse(
-            models=[b.entry.to_card() for b in self.backends.values()],
-            default_model_id=self.default_model_id)
+        return list_models(self.backends, self.default_model_id)
 
     @rpc
     async def GenerateVideo(self, request: video_pb2.GenerateVideoRequest,
                             grpc_context: Any = None
                             ) -> AsyncIterator[video_pb2.GenerateVideoResponse]:
-        model_id = request.model_id or self.default_model_id
-        if model_id not in self.backends:
-            raise not_found(f"model_id: {model_id!r} is not served here; available: "
-                            f"{', '.join(sorted(self.backends))}", reason="MODEL_NOT_FOUND",
-                            model_id=model_id)
-        backend = self.backends[model_id]
+        backend: VideoBackend = pick_backend(self.backends,
+                                             request.model_id or self.default_model_id)
         job, inputs = self._job(request, backend)
         backend.check(job)
-        card = backend.entry.to_card()
-        del card.weights[:]
-        card.weights.extend(await asyncio.to_thread(backend.weights))
-        recorder = StepRecorder("video", SERVICE_NAME, card, backend.device, {
+        recorder = StepRecorder("video", SERVICE_NAME, backend.entry.to_card(), backend.device, {
             "prompt": job.prompt, "negative_prompt": job.negative_prompt,
             "camera_move": job.camera_move, "duration_s": job.duration_s, "fps": job.fps,
             "width_px": job.width_px, "height_px": job.height_px, "steps": job.steps,
             "guidance_scale": job.guidance_scale, "frame_count": job.frame_count,
-        }, inputs, seed=request.seed)
+        }, inputs, seed=request.seed, weights=await asyncio.to_thread(backend.weights))
         rendered = None
         async for event in run_with_progress(backend.generate, job):
             if isinstance(event, common_pb2.Progress):
@@ -89,10 +80,7 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):
                               reason="KEYFRAME_INVALID") from None
         width = 720 if width is None else width
         height = 1280 if height is None else height
-        for name, value in (("width_px", width), ("height_px", height)):
-            if not MIN_SIZE_PX <= value <= MAX_SIZE_PX:
-                raise invalid(f"{name}: {value} is outside {MIN_SIZE_PX}..{MAX_SIZE_PX}",
-                              reason="SIZE_OUT_OF_RANGE")
+        check_size_range(width, height)
         if not MIN_DURATION_S <= request.duration_s <= MAX_DURATION_S:
             raise invalid(f"duration_s: {request.duration_s} is outside "
                           f"{MIN_DURATION_S}..{MAX_DURATION_S}", reason="DURATION_OUT_OF_RANGE")

@@ -10,7 +10,11 @@ import io
 import threading
 from typing import Any
 
-from kantoku.services._core.diffusers_loading import load_pipeline, verified_weights
+from kantoku.services._core.diffusers_loading import (
+    load_pipeline,
+    step_callback,
+    verified_weights,
+)
 from kantoku.services._core.errors import invalid
 from kantoku.services._core.registry import ModelEntry, WeightsHasher
 from kantoku.services.image.backend import ImageBackend, ImageJob, ProgressFn, RenderedImage
@@ -56,7 +60,7 @@ class DiffusersImageBackend(ImageBackend):
             "prompt": job.prompt, "height": job.height_px, "width": job.width_px,
             "num_inference_steps": steps,
             "generator": torch.Generator(device="cpu").manual_seed(job.seed),
-            "callback_on_step_end": _step_callback(progress, steps),
+            "callback_on_step_end": step_callback(progress, steps),
         }
         if job.guidance_scale:
             kwargs["guidance_scale"] = job.guidance_scale
@@ -97,10 +101,3 @@ def _size_multiple(pipeline: Any, kind: str) -> int:
         return int(pipeline.vae_scale_factor) * int(pipeline.patch_size)
     return 32  # Sana refuses anything else once resolution binning is off
 
-
-def _step_callback(progress: ProgressFn, total: int) -> Any:
-    def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
-        progress("denoising", step + 1, total)
-        return kwargs
-
-    return on_step_end

@@ -11,7 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from kantoku.services._core.diffusers_loading import load_pipeline, verified_weights
+from kantoku.services._core.diffusers_loading import (
+    load_pipeline,
+    step_callback,
+    verified_weights,
+)
 from kantoku.services._core.errors import invalid
 from kantoku.services._core.registry import ModelEntry, WeightsHasher
 from kantoku.services.video.backend import ProgressFn, RenderedVideo, VideoBackend, VideoJob
@@ -89,7 +93,7 @@ class DiffusersVideoBackend(VideoBackend):
             "prompt": job.prompt, "height": job.height_px, "width": job.width_px,
             "num_frames": job.frame_count, "num_inference_steps": steps, "output_type": "np",
             "generator": torch.Generator(device="cpu").manual_seed(job.seed),
-            "callback_on_step_end": _step_callback(progress, steps),
+            "callback_on_step_end": step_callback(progress, steps),
         }
         if job.negative_prompt:
             kwargs["negative_prompt"] = job.negative_prompt
@@ -112,10 +116,3 @@ class DiffusersVideoBackend(VideoBackend):
             "pipeline": type(pipeline).__name__, "steps": steps, "image_to_video":
             job.keyframe is not None, "device": self.device})
 
-
-def _step_callback(progress: ProgressFn, total: int) -> Any:
-    def on_step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
-        progress("denoising", step + 1, total)
-        return kwargs
-
-    return on_step_end
