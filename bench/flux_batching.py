@@ -1,10 +1,10 @@
 """FLUX-sized diffusion transformer with random weights: images/s at batch 1 vs batched.
 
 Times the denoising transformer (where nearly all of a FLUX image's GPU time goes) for one
-28-step image at 1024x1024 (4096 image tokens, 512 text tokens), at batch 1 and at --batch,
-in the same run; prints images/s and the speed-up. Needs a CUDA GPU (about 30 GB in bf16);
-`--tiny` runs a two-layer model on any device to check the script itself.
-Run: .venv/bin/python bench/flux_batching.py [--batch 4] [--steps 28] [--tiny]
+28-step image at --size (1024: 4096 image tokens; 512 text tokens), at batch 1 and at each of
+--batches, in the same run; prints images/s and the speed-up over batch 1. Needs a CUDA GPU
+(about 30 GB in bf16); `--tiny` runs a two-layer model on any device to check the script itself.
+Run: .venv/bin/python bench/flux_batching.py [--batches 2 4 8] [--steps 28] [--tiny]
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def images_per_second(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batches", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--size", type=int, default=1024, help="square image side in pixels")
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -86,32 +87,29 @@ def main() -> None:
         raise SystemExit("no CUDA GPU here; run with --tiny to check the script")
     config = TINY if args.tiny else FLUX_DEV
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    image_tokens, text_tokens = (256, 32) if args.tiny else (4096, 512)
-    model = FluxTransformer2DModel(**config).to(device, dtype).eval()
+    # FLUX packs 2x2 latent patches of an 8x-downsampled latent: one token per 16x16 pixels.
+    image_tokens, text_tokens = (256, 32) if args.tiny else ((args.size // 16) ** 2, 512)
+    # Build the random weights on the device in the target dtype: a 12 B model in fp32 on the
+    # host would need 48 GB and minutes of initialisation.
+    torch.set_default_dtype(dtype)
+    with torch.device(device):
+        model = FluxTransformer2DModel(**config).eval()
+    torch.set_default_dtype(torch.float32)
     params = sum(p.numel() for p in model.parameters()) / 1e9
-    single = images_per_second(
-        model,
-        step_inputs(1, config, image_tokens, text_tokens, device, dtype),
-        1,
-        args.steps,
-        device,
-    )
-    batched = images_per_second(
-        model,
-        step_inputs(args.batch, config, image_tokens, text_tokens, device, dtype),
-        args.batch,
-        args.steps,
-        device,
-    )
     print(
         f"{params:.2f} B parameters on {device} ({dtype}), {args.steps} steps, "
         f"{image_tokens} image + {text_tokens} text tokens"
     )
-    print(
-        f"batch 1: {single:.3f} images/s   batch {args.batch}: {batched:.3f} images/s   "
-        f"speed-up {batched / single:.2f}x"
-    )
 
+    def rate(batch: int) -> float:
+        inputs = step_inputs(batch, config, image_tokens, text_tokens, device, dtype)
+        return images_per_second(model, inputs, batch, args.steps, device)
+
+    single = rate(1)
+    print(f"batch 1: {single:.3f} images/s (baseline)")
+    for batch in args.batches:
+        batched = rate(batch)
+        print(f"batch {batch}: {batched:.3f} images/s   speed-up {batched / single:.2f}x")
 
 if __name__ == "__main__":
     main()

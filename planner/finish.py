@@ -1,0 +1,186 @@
+"""The job's last three steps: assemble the video, sign every output, write the reports.
+
+Output folder:
+    video.mp4        the finished video (C2PA: composite, every shot asset as an ingredient)
+    shots/           each shot's keyframe, clip and dialogue audio, each C2PA-signed
+    plan.json        the plan that was rendered
+    timeline.otio    one clip per shot, media pointing into shots/, provenance ids in metadata
+    storyboard.png   contact sheet of the keyframes
+    ledger.jsonl     the job's hash-chained ledger
+    rights.json/.html  verdict, per-asset table, attribution shares
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from kantoku.planner.assemble import ClipInput, DialogueInput, assemble_video
+from kantoku.planner.brief import Brief
+from kantoku.planner.cache import idempotency_key
+from kantoku.planner.context import JobContext
+from kantoku.planner.plan import Plan
+from kantoku.planner.rights.c2pa_sign import sign_file, signing_credentials
+from kantoku.planner.rights.policy import PolicyReport
+from kantoku.planner.rights.report import build_report, write_report
+from kantoku.planner.state import JobState
+from kantoku.planner.storyboard import StoryboardFrame, make_storyboard
+from kantoku.planner.timeline import TimelineShot, write_timeline
+from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.settings import core_settings
+from kantoku.v1 import common_pb2
+
+SHOTS_DIR = "shots"
+
+
+def asset(document: dict[str, Any]) -> common_pb2.AssetRef:
+    return json_format.ParseDict(document, common_pb2.AssetRef(), ignore_unknown_fields=True)
+
+
+def thread_progress(ctx: JobContext) -> Any:
+    """A progress callback safe to call from a worker thread: events go out on the loop."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+
+    def report(done: int, total: int) -> None:
+        loop.call_soon_threadsafe(ctx.emit, {"event": "assemble_progress", "done": done,
+                                             "total": total}, context=context)
+    return report
+
+
+async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
+    """Concatenate the shot clips with the song and dialogue; cached like a render step."""
+    plan = Plan.model_validate(state["plan"])
+    results = state["shots"]
+    clips = [ClipInput(ctx.store.resolve(results[s.id]["clip"]["uri"]), plan.frames(s), s.id)
+             for s in plan.shots]
+    lines = [DialogueInput(ctx.store.resolve(line["wav"]["uri"]), line["start_s"])
+             for s in plan.shots for line in results[s.id]["dialogue"]]
+    song = Path(state["song"]) if state.get("song") else None
+    inputs = {"clips": [(results[s.id]["clip"]["sha256"], plan.frames(s)) for s in plan.shots],
+              "dialogue": [(sha256_file(d.path), d.start_s) for d in lines],
+              "song": sha256_file(song) if song else None, "fps": plan.fps,
+              "size": [plan.width_px, plan.height_px]}
+    key = idempotency_key("assemble", "kantoku-assemble", inputs)
+    cached = ctx.cache.get(key, {"video": common_pb2.AssetRef})
+    notes: list[str] = []
+    if cached is None:
+        work = ctx.out_dir / ".work"
+        out = work / "assembled.mp4"
+        report = await asyncio.to_thread(
+            assemble_video, clips, fps=plan.fps, width_px=plan.width_px,
+            height_px=plan.height_px, out=out, song=song, dialogue=lines,
+            on_progress=thread_progress(ctx))
+        video = ctx.store.put_file(report.path, "video/mp4")
+        out.unlink()
+        notes = report.notes
+        ctx.cache.put(key, {"video": video})
+    else:
+        video = cached["video"]  # type: ignore[assignment]
+    ctx.ledger.append(ctx.job_id, "assemble", cache_hit=cached is not None,
+                      data={"idempotency_key": key, "output": _as_dict(video), "notes": notes,
+                            "frames": sum(c.frames for c in clips)})
+    return {"video": _as_dict(video), "notes": notes}
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def shot_files(plan: Plan, results: dict[str, Any], out_dir: Path
+               ) -> list[tuple[str, dict[str, Any], Path, str]]:
+    """(shot id, asset, destination, step id) for every asset a shot produced."""
+    shots = out_dir / SHOTS_DIR
+    files = []
+    for shot in plan.shots:
+        result = results[shot.id]
+        image_step, clip_step = result["step_ids"][:2]
+        files.append((shot.id, result["image"], shots / f"{shot.id}.png", image_step))
+        files.append((shot.id, result["clip"], shots / f"{shot.id}.mp4", clip_step))
+        for index, line in enumerate(result["dialogue"], start=1):
+            files.append((shot.id, line["wav"], shots / f"{shot.id}.line{index}.wav",
+                          line["step_ids"][0]))
+    return files
+
+
+async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
+    """C2PA-sign every shot asset into shots/, then the video with them as ingredients."""
+    plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
+    credentials = signing_credentials(core_settings().home_dir)
+    records = {e["record"]["step_id"]: e["record"] for e in ctx.ledger.entries(ctx.job_id)
+               if e.get("record") and e["record"].get("step_id")}
+    files = shot_files(plan, state["shots"], ctx.out_dir)
+    (ctx.out_dir / SHOTS_DIR).mkdir(parents=True, exist_ok=True)
+    signed: dict[str, str] = {}
+    for shot_id, ref, dst, step_id in files:
+        ctx.emit({"event": "sign", "file": dst.name})
+        await asyncio.to_thread(
+            sign_file, ctx.store.resolve(ref["uri"]), dst, title=f"{brief.title} · {shot_id}",
+            generated=True, assertions=_provenance_summary(records.get(step_id)),
+            credentials=credentials)
+        signed[f"{SHOTS_DIR}/{dst.name}"] = sha256_file(dst)
+    video = ctx.out_dir / "video.mp4"
+    await asyncio.to_thread(
+        sign_file, ctx.store.resolve(state["assembly"]["video"]["uri"]), video,
+        title=brief.title, generated=False,
+        assertions={"job_id": ctx.job_id, "shots": len(plan.shots),
+                    "planner": plan.planner},
+        ingredients=[dst for *_, dst, _ in files if dst.suffix in (".mp4", ".wav")],
+        credentials=credentials)
+    signed["video.mp4"] = sha256_file(video)
+    ctx.ledger.append(ctx.job_id, "sign", data={"files": signed})
+    return {"files": signed}
+
+
+def _provenance_summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What goes into each file's `dev.kantoku.provenance` assertion."""
+    if not record:
+        return None
+    model = record.get("model", {})
+    return {"step_id": record.get("step_id"), "kind": record.get("kind"),
+            "model_id": model.get("model_id"), "model_version": model.get("version"),
+            "weights": [{"path": w.get("path"), "sha256": w.get("sha256")}
+                        for w in model.get("weights", [])],
+            "license": model.get("rights", {}).get("license"),
+            "rights_holder": model.get("rights", {}).get("rights_holder"),
+            "adapters": record.get("adapters", []),
+            "inputs": [{"sha256": i.get("sha256"), "rights": i.get("rights", {})}
+                       for i in record.get("inputs", [])],
+            "seed": record.get("seed"), "output_sha256": record.get("output", {}).get("sha256")}
+
+
+async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
+    """plan.json, timeline.otio, storyboard.png, ledger.jsonl and rights.json/html."""
+    plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
+    out = ctx.out_dir
+    (out / "plan.json").write_text(json.dumps(state["plan"], indent=2, ensure_ascii=False))
+    shots_dir = out / SHOTS_DIR
+    signed = state["signed"]["files"]
+    timeline = [TimelineShot(s.id, shots_dir / f"{s.id}.mp4",
+                             signed[f"{SHOTS_DIR}/{s.id}.mp4"], state["shots"][s.id]["step_ids"])
+                for s in plan.shots]
+    song = Path(state["song"]) if state.get("song") else None
+    await asyncio.to_thread(write_timeline, plan, timeline, out / "timeline.otio", song=song,
+                            video=out / "video.mp4")
+    frames = [StoryboardFrame(s.id, s.start_s, s.end_s, shots_dir / f"{s.id}.png",
+                              s.description) for s in plan.shots]
+    draft = out / ".work" / "storyboard.png"
+    draft.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(make_storyboard, frames, draft, title=plan.title)
+    await asyncio.to_thread(sign_file, draft, out / "storyboard.png",
+                            title=f"{plan.title} · storyboard", generated=False,
+                            credentials=signing_credentials(core_settings().home_dir))
+    draft.unlink()
+    entries = ctx.ledger.entries(ctx.job_id)
+    report = build_report(ctx.job_id, brief, PolicyReport.model_validate(state["policy"]),
+                          entries, plan=plan)
+    report["notes"] = [*plan.notes, *state.get("notes", []),
+                       *state.get("assembly", {}).get("notes", [])]
+    write_report(report, out)
+    ctx.ledger.export_jsonl(ctx.job_id, out / "ledger.jsonl")
+    return {"verdict": report["verdict"]}

@@ -1,0 +1,162 @@
+"""The job graph: brief → plan → policy gate → review → shots in parallel → finished video.
+
+    intake → plan_shots → policy_gate → review ─Send per shot→ render_shot → collect
+           → assemble → sign → report
+
+Nodes are `async def verb_noun(state, runtime) -> dict` returning partial updates. The runtime
+context (services, store, cache, ledger) is rebuilt on resume; the state is checkpointed after
+every step, so a killed job resumes where it stopped and finished shots are not rendered again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send, interrupt
+
+from kantoku.planner import finish
+from kantoku.planner.brief import Brief
+from kantoku.planner.context import JobContext
+from kantoku.planner.heuristic import heuristic_plan
+from kantoku.planner.llm import plan_with_llm
+from kantoku.planner.plan import Plan, plan_problems
+from kantoku.planner.render import render_shot as render_shot_assets
+from kantoku.planner.rights.policy import check_policy, enforce
+from kantoku.planner.state import JobState, ShotTask
+from kantoku.services._core.errors import KantokuError, invalid
+from kantoku.services._core.registry import ModelRegistry
+
+
+def brief_of(state: JobState | ShotTask) -> Brief:
+    return Brief.model_validate(state["brief"])
+
+
+def plan_of(state: JobState | ShotTask) -> Plan:
+    return Plan.model_validate(state["plan"])
+
+
+async def intake(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    """Fix the running time: the song's when there is one, else the brief's duration_s."""
+    brief = brief_of(state)
+    ctx = runtime.context
+    ctx.emit({"event": "stage", "stage": "intake"})
+    if brief.duration_s is None:
+        raise invalid("duration_s: required when there is no song; add duration_s to the brief "
+                      "or pass --song", reason="DURATION_MISSING")
+    ctx.ledger.append(ctx.job_id, "intake", data={"title": brief.title,
+                                                  "duration_s": brief.duration_s})
+    return {"duration_s": brief.duration_s}
+
+
+async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    brief, ctx = brief_of(state), runtime.context
+    ctx.emit({"event": "stage", "stage": "plan"})
+    if state.get("planner") == "llm":
+        result = await plan_with_llm(brief, state["duration_s"])
+        for call in result.calls:
+            ctx.ledger.append(ctx.job_id, "llm_call", data=call)
+        for repair in result.repairs:
+            ctx.ledger.append(ctx.job_id, "repair", data={"repair": repair})
+        if result.fallback_reason:
+            ctx.ledger.append(ctx.job_id, "fallback", data={"reason": result.fallback_reason})
+        plan = result.plan
+    else:
+        plan = heuristic_plan(brief, state["duration_s"])
+    problems = plan_problems(plan, {c.name for c in brief.characters})
+    if problems:  # the planners repair their own output; this is a bug, not bad input
+        raise KantokuError("; ".join(problems), "PLAN_INVALID")
+    ctx.ledger.append(ctx.job_id, "plan", data={"planner": plan.planner,
+                                                "shots": len(plan.shots), "notes": plan.notes})
+    ctx.emit({"event": "plan_ready", "plan": plan.model_dump(mode="json")})
+    return {"plan": plan.model_dump(mode="json")}
+
+
+async def policy_gate(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    """Check every model, voice, reference and song against the rights policy; no compute yet."""
+    ctx = runtime.context
+    ctx.emit({"event": "stage", "stage": "policy"})
+    song = Path(state["song"]) if state.get("song") else None
+    report = check_policy(brief_of(state), plan_of(state), ModelRegistry(), song=song)
+    ctx.ledger.append(ctx.job_id, "policy", data=report.model_dump(mode="json"))
+    enforce(report)
+    return {"policy": report.model_dump(mode="json")}
+
+
+async def review(state: JobState) -> dict[str, Any]:
+    """Show the plan and wait for a person (`--yes` approves in batch mode)."""
+    if state.get("auto_approve"):
+        return {}
+    answer = interrupt({"plan": state["plan"], "policy": state["policy"]})
+    if isinstance(answer, dict) and "plan" in answer:  # an edited plan
+        plan = Plan.model_validate(answer["plan"])
+        problems = plan_problems(plan, {c.name for c in brief_of(state).characters})
+        if problems:
+            raise invalid("edited plan: " + "; ".join(problems), reason="PLAN_INVALID")
+        return {"plan": plan.model_dump(mode="json")}
+    if answer is not True:
+        raise KantokuError("the plan was not approved; edit the brief and run again",
+                           "PLAN_REJECTED")
+    return {}
+
+
+def fan_out(state: JobState) -> list[Send] | str:
+    """One render task per shot not yet rendered; straight to collect when none is left."""
+    plan = state["plan"]
+    outline = {k: v for k, v in plan.items() if k != "shots"}
+    sends = [Send("render_shot", ShotTask(shot=shot, plan=outline | {"shots": [shot]},
+                                          brief=state["brief"]))
+             for shot in plan["shots"] if shot["id"] not in state.get("shots", {})]
+    return sends or "collect"
+
+
+async def render_shot(task: ShotTask, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    plan, brief = plan_of(task), brief_of(task)
+    shot = plan.shots[0]
+    result = await render_shot_assets(runtime.context, shot, plan, brief)
+    runtime.context.emit({"event": "shot_done", "shot_id": shot.id})
+    return {"shots": {shot.id: result}, "notes": result["notes"]}
+
+
+async def collect(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    missing = [s["id"] for s in state["plan"]["shots"] if s["id"] not in state.get("shots", {})]
+    if missing:
+        raise KantokuError(f"shots {', '.join(missing)} did not render; resume the job",
+                           "SHOTS_MISSING")
+    runtime.context.emit({"event": "stage", "stage": "collect"})
+    return {}
+
+
+async def assemble(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    runtime.context.emit({"event": "stage", "stage": "assemble"})
+    return {"assembly": await finish.assemble_job(state, runtime.context)}
+
+
+async def sign(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    runtime.context.emit({"event": "stage", "stage": "sign"})
+    return {"signed": await finish.sign_job(state, runtime.context)}
+
+
+async def report(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
+    runtime.context.emit({"event": "stage", "stage": "report"})
+    return {"report": await finish.report_job(state, runtime.context)}
+
+
+def build_graph() -> StateGraph:
+    graph = StateGraph(JobState, context_schema=JobContext)
+    for node in (intake, plan_shots, policy_gate, review, render_shot, collect, assemble, sign,
+                 report):
+        graph.add_node(node.__name__, node)  # type: ignore[call-overload]
+    graph.add_edge(START, "intake")
+    graph.add_edge("intake", "plan_shots")
+    graph.add_edge("plan_shots", "policy_gate")
+    graph.add_edge("policy_gate", "review")
+    graph.add_conditional_edges("review", fan_out, ["render_shot", "collect"])
+    graph.add_edge("render_shot", "collect")
+    graph.add_edge("collect", "assemble")
+    graph.add_edge("assemble", "sign")
+    graph.add_edge("sign", "report")
+    graph.add_edge("report", END)
+    return graph

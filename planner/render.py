@@ -1,0 +1,165 @@
+"""Render one shot on the services: keyframe image → video clip; dialogue → speech → motion.
+
+Every step goes through the render cache under its idempotency key, and appends a ledger record
+(with `cache_hit`), so a resumed or repeated job never renders a finished step again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from kantoku.agents.speech import synthesize
+from kantoku.agents.visual import generate_image, generate_video
+from kantoku.planner.brief import Brief
+from kantoku.planner.cache import idempotency_key
+from kantoku.planner.context import JobContext
+from kantoku.planner.plan import Dialogue, Plan, Shot
+from kantoku.services._core.errors import KantokuError
+from kantoku.v1 import common_pb2, image_pb2, motion_pb2, tts_pb2, video_pb2
+
+#: Viseme frames per second for dialogue motion (matches the video frame rate by default).
+MOTION_FPS = 30
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+async def cached_step(ctx: JobContext, kind: str, shot_id: str, model_id: str, request: Message,
+                      types: Mapping[str, type[Message]],
+                      run: Callable[[], Awaitable[dict[str, Message]]],
+                      record_of: Callable[[dict[str, Message]], common_pb2.ProvenanceRecord]
+                      ) -> dict[str, Message]:
+    """Run a render step once: a cache hit returns the earlier result and says so in the ledger."""
+    key = idempotency_key(kind, model_id, request)
+    ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "start"})
+    parts = ctx.cache.get(key, types)
+    hit = parts is not None
+    if parts is None:
+        parts = await run()
+        ctx.cache.put(key, parts)
+    record = record_of(parts)
+    ctx.ledger.append(ctx.job_id, kind, shot_id=shot_id, cache_hit=hit, record=as_dict(record),
+                      data={"idempotency_key": key})
+    ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "done",
+              "cache_hit": hit, "step_id": record.step_id})
+    return parts
+
+
+def image_request(shot: Shot, plan: Plan, brief: Brief,
+                  references: list[image_pb2.ReferenceImage]) -> image_pb2.GenerateImageRequest:
+    characters = [image_pb2.CharacterSpec(name=c.name, description=c.description)
+                  for c in brief.characters if c.name in shot.characters]
+    spec = image_pb2.ShotSpec(
+        shot_size=image_pb2.ShotSize.Value(f"SHOT_SIZE_{shot.shot_size.upper()}"),
+        camera_angle=image_pb2.CameraAngle.Value(f"CAMERA_ANGLE_{shot.camera_angle.upper()}"),
+        characters=characters, location=shot.location,
+        time_of_day=image_pb2.TimeOfDay.Value(f"TIME_OF_DAY_{shot.time_of_day.upper()}"),
+        mood=brief.mood, caption=f"{shot.id} · {shot.description}"[:200])
+    return image_pb2.GenerateImageRequest(
+        prompt=shot.image_prompt or shot.description, width_px=plan.width_px,
+        height_px=plan.height_px, seed=shot.seed, model_id=brief.models.image, shot=spec,
+        references=[r for r in references if r.character_name in shot.characters])
+
+
+async def render_image(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief,
+                       notes: list[str]) -> image_pb2.ImageResult:
+    request = image_request(shot, plan, brief, ctx.references)
+
+    async def run() -> dict[str, Message]:
+        try:
+            result = await generate_image(ctx.client, request, ctx.progress(shot.id, "image"))
+        except KantokuError as exc:
+            if exc.reason != "REFERENCES_UNSUPPORTED" or not request.references:
+                raise
+            notes.append(f"{shot.id}: {brief.models.image} takes no reference images; the "
+                         "characters' references were not used for this shot")
+            request.ClearField("references")
+            result = await generate_image(ctx.client, request, ctx.progress(shot.id, "image"))
+        return {"result": result}
+
+    parts = await cached_step(ctx, "image", shot.id, brief.models.image, request,
+                              {"result": image_pb2.ImageResult}, run,
+                              lambda p: p["result"].provenance)  # type: ignore[attr-defined]
+    return parts["result"]  # type: ignore[return-value]
+
+
+async def render_clip(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief,
+                      image: image_pb2.ImageResult) -> video_pb2.VideoResult:
+    request = video_pb2.GenerateVideoRequest(
+        keyframe=image.image, layers=image.layers, prompt=shot.image_prompt or shot.description,
+        camera_move=video_pb2.CameraMove.Value(f"CAMERA_MOVE_{shot.camera_move.upper()}"),
+        duration_s=plan.frames(shot) / plan.fps, fps=plan.fps, width_px=plan.width_px,
+        height_px=plan.height_px, seed=shot.seed, model_id=brief.models.video)
+
+    async def run() -> dict[str, Message]:
+        return {"result": await generate_video(ctx.client, request,
+                                               ctx.progress(shot.id, "video"))}
+
+    parts = await cached_step(ctx, "video", shot.id, brief.models.video, request,
+                              {"result": video_pb2.VideoResult}, run,
+                              lambda p: p["result"].provenance)  # type: ignore[attr-defined]
+    return parts["result"]  # type: ignore[return-value]
+
+
+async def render_line(ctx: JobContext, shot: Shot, brief: Brief, line: Dialogue
+                      ) -> dict[str, Any]:
+    """Speech for one dialogue line, then visemes and gestures for it."""
+    speech_request = tts_pb2.SynthesizeSpeechRequest(text=line.text, voice_id=line.voice,
+                                                     language_code=brief.language[:2])
+
+    async def speak() -> dict[str, Message]:
+        speech = await synthesize(ctx.client, speech_request)
+        track = motion_pb2.PhonemeTrack(
+            language_code=speech.header.language_code, duration_s=speech.duration_s,
+            phonemes=[p for c in speech.chunks for p in c.phonemes],
+            words=[w for c in speech.chunks for w in c.words])
+        return {"track": track, "provenance": speech.provenance}
+
+    spoken = await cached_step(ctx, "tts", shot.id, line.voice, speech_request,
+                               {"track": motion_pb2.PhonemeTrack,
+                                "provenance": common_pb2.ProvenanceRecord}, speak,
+                               lambda p: p["provenance"])  # type: ignore[arg-type,return-value]
+    wav: common_pb2.AssetRef = spoken["provenance"].output  # type: ignore[attr-defined]
+    motion_request = motion_pb2.AnimateSpeechRequest(
+        phonemes=spoken["track"], fps=MOTION_FPS, seed=shot.seed, inputs=[wav])
+
+    async def animate() -> dict[str, Message]:
+        response = await ctx.client.animate(motion_request)
+        document = ctx.store.put_bytes(json_format.MessageToJson(response).encode(),
+                                       "application/json")
+        return {"response": response, "document": document}
+
+    moved = await cached_step(ctx, "motion", shot.id, "motion", motion_request,
+                              {"response": motion_pb2.AnimateSpeechResponse,
+                               "document": common_pb2.AssetRef}, animate,
+                              lambda p: p["response"].provenance)  # type: ignore[attr-defined]
+    return {"speaker": line.speaker, "text": line.text, "voice": line.voice,
+            "start_s": shot.start_s, "duration_s": spoken["track"].duration_s,  # type: ignore
+            "wav": as_dict(wav), "motion": as_dict(moved["document"]),
+            "step_ids": [spoken["provenance"].step_id,  # type: ignore[attr-defined]
+                         moved["response"].provenance.step_id]}  # type: ignore[attr-defined]
+
+
+async def render_shot(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief) -> dict[str, Any]:
+    """All of one shot's assets, as a JSON-ready dict for the graph state."""
+
+    notes: list[str] = []
+
+    async def picture() -> tuple[image_pb2.ImageResult, video_pb2.VideoResult]:
+        image = await render_image(ctx, shot, plan, brief, notes)
+        return image, await render_clip(ctx, shot, plan, brief, image)
+
+    async def voices() -> list[dict[str, Any]]:
+        return [await render_line(ctx, shot, brief, line) for line in shot.dialogue]
+
+    (image, clip), lines = await asyncio.gather(picture(), voices())
+    return {"shot_id": shot.id, "frames": plan.frames(shot), "image": as_dict(image.image),
+            "clip": as_dict(clip.video), "clip_frames": clip.frame_count, "dialogue": lines,
+            "step_ids": [image.provenance.step_id, clip.provenance.step_id,
+                         *(i for line in lines for i in line["step_ids"])], "notes": notes}
