@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from kantoku.services._core.errors import KantokuError, invalid
+from kantoku.services._core.errors import Category, KantokuError, invalid
 
 app = typer.Typer(help="kantoku: AI video production with a signed rights record.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -144,12 +144,20 @@ def image(
     height: Annotated[int, typer.Option(help="Height in pixels.")] = 1280,
     steps: Annotated[int, typer.Option(help="Denoising steps (0: model default).")] = 0,
     model: Annotated[str, typer.Option(help="Registry id (default: previz).")] = "",
+    reference: Annotated[list[str] | None, typer.Option(
+        help="Reference image PATH or PATH:CHARACTER (a model with an IP-Adapter).")] = None,
+    reference_weight: Annotated[float, typer.Option(
+        help="How strongly the reference steers the picture (0: 1.0).")] = 0.0,
+    reference_holder: Annotated[str, typer.Option(
+        help="Rights holder of the reference images.")] = "",
+    reference_license: Annotated[str, typer.Option(
+        help="License of the reference images (SPDX id).")] = "",
     server: ServerOpt = None,
 ) -> None:
     """Generate a still: OUT.png and OUT.png.json (layers and provenance)."""
     from kantoku.agents.client import client_for
-    from kantoku.agents.visual import generate_image, save_result
-    from kantoku.v1 import image_pb2
+    from kantoku.agents.visual import generate_image, reference_inputs, save_result
+    from kantoku.v1 import common_pb2, image_pb2
 
     if shot_size not in SHOT_SIZES:
         raise invalid(f"--shot-size: {shot_size!r} is not one of {', '.join(SHOT_SIZES)}")
@@ -165,6 +173,8 @@ def image(
         shot=image_pb2.ShotSpec(shot_size=image_pb2.ShotSize.Value(
             f"SHOT_SIZE_{shot_size.upper()}"), characters=cast, location=location,
             time_of_day=time_enum, caption=prompt))
+    rights = common_pb2.RightsInfo(rights_holder=reference_holder, license=reference_license)
+    request.references.extend(reference_inputs(reference or [], reference_weight, rights))
 
     async def run() -> None:
         with _progress() as progress:
@@ -296,22 +306,31 @@ def models_list(kind: Annotated[str | None, typer.Option(help="tts, motion, ..."
 @models_app.command("add")
 def models_add(
     model_id: Annotated[str, typer.Argument(help="Id to register it under.")],
-    path: Annotated[Path, typer.Option(help="diffusers pipeline directory or LoRA file.")],
-    kind: Annotated[str, typer.Option(help="image, video or adapter.")],
+    path: Annotated[Path, typer.Option(
+        help="diffusers pipeline directory, LoRA file, or IP-Adapter directory.")],
+    kind: Annotated[str, typer.Option(help="image, video, adapter (LoRA) or ip_adapter.")],
     license_id: Annotated[str, typer.Option("--license", help="SPDX id, e.g. Apache-2.0.")],
     commercial: Annotated[bool, typer.Option("--commercial/--no-commercial")] = False,
     holder: Annotated[str, typer.Option(help="Rights holder.")] = "unknown",
     training_data: Annotated[str, typer.Option(help="Training-data statement.")] = "not stated",
+    ip_adapter: Annotated[str | None, typer.Option(
+        help="Image models: registered ip_adapter id that reads reference images.")] = None,
 ) -> None:
     """Register a local model; every weights file is hashed, pickle checkpoints are refused."""
     from kantoku.services._core.registry import add_user_model
 
-    if kind not in ("image", "video", "adapter"):
-        raise invalid(f"--kind: {kind!r} is not image, video or adapter")
+    if kind not in ("image", "video", "adapter", "ip_adapter"):
+        raise invalid(f"--kind: {kind!r} is not image, video, adapter or ip_adapter")
     with _progress() as progress:
         progress.add_task(f"hashing {path}", total=None)
         entry = add_user_model(model_id, path, kind, license_id, commercial, holder,
-                               training_data)
+                               training_data, ip_adapter=ip_adapter)
+    if kind == "ip_adapter":
+        console.print(f"registered {entry.id} ({len(entry.weights)} weights files, "
+                      f"{entry.license}); use it with `kantoku models add MODEL --kind image "
+                      f"--ip-adapter {entry.id} ...` or `ip_adapter: {entry.id}` in the model's "
+                      "entry in $KANTOKU_HOME/models.yaml")
+        return
     console.print(f"registered {entry.id} ({entry.family}, {len(entry.weights)} weights files, "
                   f"{entry.license}); serve it with KANTOKU_{kind.upper()}_MODELS="
                   f'\'["{entry.id}"]\'')
@@ -324,6 +343,105 @@ def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Pa
     from kantoku.agents.demo import run_demo
 
     asyncio.run(run_demo(out, console, _progress))
+
+
+PlannerOpt = Annotated[str, typer.Option(
+    "--planner", help="heuristic or llm (default: llm when OPENAI_BASE_URL/KANTOKU_LLM_MODEL "
+    "are set, else heuristic)")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve the plan without asking.")]
+
+
+def _planner_choice(planner: str) -> str:
+    from kantoku.planner.llm import llm_configured
+
+    if planner == "auto":
+        return "llm" if llm_configured() else "heuristic"
+    if planner not in ("heuristic", "llm"):
+        raise invalid(f"--planner: {planner!r} is not heuristic or llm")
+    return planner
+
+
+def _reviewer() -> Any:
+    """Ask at a terminal; without one (batch, CI) the job pauses at review until resumed."""
+    from kantoku.agents.mv import console_reviewer
+
+    return console_reviewer(errors, typer.confirm) if sys.stdin.isatty() else None
+
+
+def _finish_job(coro: Any) -> None:
+    from kantoku.agents.mv import print_outcome
+
+    outcome, view = asyncio.run(coro)
+    print_outcome(outcome, view, console)
+    if outcome.paused:
+        sys.exit(3)
+
+
+@app.command()
+def mv(
+    brief: Annotated[Path, typer.Argument(help="Brief file (YAML or JSON).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    song: Annotated[Path | None, typer.Option(help="Song (WAV, FLAC, MP3, OGG).")] = None,
+    lyrics: Annotated[Path | None, typer.Option(help="Lyrics (LRC or plain text).")] = None,
+    planner: PlannerOpt = "auto",
+    yes: YesOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Make a video from a brief: video.mp4, plan, timeline, storyboard and rights record."""
+    from kantoku.agents.mv import start_mv
+
+    _finish_job(start_mv(brief, out, song=song, lyrics=lyrics, planner=_planner_choice(planner),
+                         yes=yes, server=server, console=errors, reviewer=_reviewer()))
+
+
+@app.command()
+def resume(
+    job_id: Annotated[str, typer.Argument(help="The job_id from OUT/job.json.")],
+    yes: YesOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Finish a job after a crash, a kill or a review pause; finished steps are not redone."""
+    from kantoku.agents.mv import resume_mv
+
+    _finish_job(resume_mv(job_id, yes=yes, server=server, console=errors, reviewer=_reviewer()))
+
+
+@app.command("plan")
+def plan_command(
+    brief: Annotated[Path, typer.Argument(help="Brief file (YAML or JSON).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="plan.json to write.")] = None,
+    planner: PlannerOpt = "auto",
+) -> None:
+    """Plan only: print the shot plan (and write it with --out); nothing is rendered."""
+    from kantoku.agents.mv import dumps, plan_document, plan_table
+    from kantoku.planner.plan import Plan
+
+    document = asyncio.run(plan_document(brief, _planner_choice(planner)))
+    console.print(plan_table(Plan.model_validate(document)))
+    if out:
+        out.write_text(dumps(document))
+        console.print(f"wrote {out}")
+
+
+rights_app = typer.Typer(help="Rights records.", no_args_is_help=True)
+app.add_typer(rights_app, name="rights")
+
+
+@rights_app.command("verify")
+def rights_verify(
+    path: Annotated[Path, typer.Argument(help="A job's output folder or one file.")],
+) -> None:
+    """Check the ledger's hash chain and every C2PA manifest; non-zero exit when anything fails."""
+    from kantoku.planner.rights.verify import verify_path
+
+    checked, problems = verify_path(path)
+    for problem in problems:
+        errors.print(f"[red]FAIL[/red] {problem}", highlight=False)
+    if problems:
+        raise KantokuError(f"{path}: {len(problems)} problem(s) in {len(checked)} file(s)",
+                           "VERIFY_FAILED", Category.RIGHTS_DENIED)
+    console.print(f"OK: {len(checked)} file(s) verified in {path} (ledger chain and C2PA "
+                  "manifests)")
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from kantoku.planner.jobs import (
 from kantoku.planner.plan import Plan
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import AssetStore
-from kantoku.services._core.errors import KantokuError, invalid
+from kantoku.services._core.errors import Category, KantokuError, invalid
 from kantoku.services._core.server import ServiceBinding, start_server
 from kantoku.services._core.settings import core_settings
 from kantoku.services.catalog import SERVICES
@@ -209,7 +209,13 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
                              cache=RenderCache(settings.home_dir / "cache", store),
                              ledger=Ledger(settings.home_dir / "ledger.sqlite"),
                              references=reference_images(brief, store))
-            outcome = await run_graph(saver, ctx, graph_input, reviewer, on_event)
+            try:
+                outcome = await run_graph(saver, ctx, graph_input, reviewer, on_event)
+            except KantokuError as exc:
+                if exc.transient or exc.category is Category.INTERNAL:
+                    exc.message += (f"\n  the job is saved; once that is fixed, run "
+                                    f"`kantoku resume {ctx.job_id}`")
+                raise
         view.finish()
     return outcome, view
 

@@ -80,3 +80,24 @@ def keyframe_inputs(path: Path) -> tuple[common_pb2.AssetRef, list[common_pb2.Im
         if result.image.sha256 == sha256_file(path):  # the sidecar describes this very file
             layers = list(result.layers)
     return keyframe, layers
+
+
+def reference_inputs(specs: list[str], weight: float = 0.0,
+                     rights: common_pb2.RightsInfo | None = None
+                     ) -> list[image_pb2.ReferenceImage]:
+    """Put each `PATH` or `PATH:CHARACTER` image into the store, as a request's references."""
+    references = []
+    for spec in specs:
+        path, character = Path(spec), ""
+        if not path.is_file() and ":" in spec:
+            head, _, character = spec.rpartition(":")
+            path = Path(head)
+        if not path.is_file():
+            raise invalid(f"--reference: {path} is not a file; pass PATH or PATH:CHARACTER",
+                          reason="FILE_NOT_FOUND")
+        image = store().put_file(path)
+        if rights is not None:
+            image.rights.CopyFrom(rights)
+        references.append(image_pb2.ReferenceImage(image=image, character_name=character,
+                                                   weight=weight))
+    return references

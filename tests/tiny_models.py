@@ -657,6 +657,80 @@ def build_cogvideox(out_dir) -> str:
     return _save(make_cogvideox(), out_dir)
 
 
+# --------------------------------------------------------------------------------------------------
+# IP-Adapters (reference images): adapter safetensors + image_encoder/ subfolder, random weights
+# --------------------------------------------------------------------------------------------------
+
+
+def _save_ip_adapter(out_dir, tensors: dict, encoder, processor=None,
+                     weight_name: str = "ip-adapter.safetensors") -> str:
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(out_dir / weight_name))
+    encoder.save_pretrained(str(out_dir / "image_encoder"), safe_serialization=True)
+    if processor is not None:
+        processor.save_pretrained(str(out_dir / "image_encoder"))
+    return str(out_dir)
+
+
+def build_flux_ip_adapter(out_dir) -> str:
+    """FLUX IP-Adapter in the XLabs file layout that ``FluxIPAdapterMixin.load_ip_adapter`` reads:
+    ``ip_adapter_proj_model.{proj,norm}.*`` (an ImageProjection: CLIP image embeds -> 4 tokens
+    of ``joint_attention_dim``) and, per double-stream block N,
+    ``double_blocks.N.processor.ip_adapter_double_stream_{k,v}_proj.*`` (joint_attention_dim ->
+    inner_dim), plus a
+    CLIPVisionModelWithProjection in ``image_encoder/``. Fits ``make_flux()``'s transformer
+    (1 double-stream block, joint_attention_dim 32, inner_dim 2 x 16)."""
+    from diffusers.models.embeddings import ImageProjection
+    from diffusers.models.transformers.transformer_flux import FluxIPAdapterAttnProcessor
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    joint_dim, inner_dim = 32, 32
+    torch.manual_seed(0)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, projection_dim=32, num_hidden_layers=2,
+        num_attention_heads=4, image_size=32, patch_size=4))
+    projection = ImageProjection(image_embed_dim=32, cross_attention_dim=joint_dim,
+                                 num_image_text_embeds=4)
+    tensors = {f"ip_adapter_proj_model.{k.replace('image_embeds', 'proj')}": v
+               for k, v in projection.state_dict().items()}
+    attention = FluxIPAdapterAttnProcessor(hidden_size=inner_dim, cross_attention_dim=joint_dim)
+    for key, value in attention.state_dict().items():  # to_k_ip.0.weight, to_v_ip.0.bias, ...
+        name, _, param = key.split(".")
+        kind = "k" if name == "to_k_ip" else "v"
+        tensors[f"double_blocks.0.processor.ip_adapter_double_stream_{kind}_proj.{param}"] = value
+    return _save_ip_adapter(out_dir, tensors, encoder, weight_name="ip_adapter.safetensors")
+
+
+def build_sd3_ip_adapter(out_dir) -> str:
+    """SD3 IP-Adapter as ``SD3IPAdapterMixin.load_ip_adapter`` reads it from safetensors:
+    ``image_proj.*`` (an IPAdapterTimeImageProjection: SigLIP hidden states -> tokens of the
+    transformer's inner dim; depth 4, 64-dim heads) and ``ip_adapter.<layer>.*`` (one
+    SD3IPAdapterJointAttnProcessor2_0 per transformer block), plus a SiglipVisionModel and
+    SiglipImageProcessor in ``image_encoder/``. Fits ``make_sd3()``'s transformer."""
+    from diffusers.models.attention_processor import SD3IPAdapterJointAttnProcessor2_0
+    from diffusers.models.embeddings import IPAdapterTimeImageProjection
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(0)
+    encoder = SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        image_size=32, patch_size=4))
+    processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    inner_dim, head_dim, hidden_dim = 32, 8, 64  # make_sd3: 4 heads x 8
+    projection = IPAdapterTimeImageProjection(embed_dim=32, output_dim=inner_dim,
+                                              hidden_dim=hidden_dim, heads=hidden_dim // 64,
+                                              num_queries=4, timestep_in_dim=32)
+    tensors = {f"image_proj.{k}": v for k, v in projection.state_dict().items()}
+    attention = SD3IPAdapterJointAttnProcessor2_0(hidden_size=inner_dim,
+                                                  ip_hidden_states_dim=inner_dim,
+                                                  head_dim=head_dim, timesteps_emb_dim=hidden_dim)
+    tensors.update({f"ip_adapter.0.{k}": v for k, v in attention.state_dict().items()})
+    return _save_ip_adapter(out_dir, tensors, encoder, processor)
+
+
 MAKERS = {
     "flux": make_flux,
     "sd3": make_sd3,

@@ -13,6 +13,7 @@ from kantoku.v1 import common_pb2
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 DTYPES = ("float32", "bfloat16", "float16")
+IMAGE_ENCODER = "image_encoder"
 
 
 def model_dir(entry: ModelEntry) -> Path:
@@ -45,6 +46,24 @@ def weights_files(path: Path) -> dict[str, Path]:
 
 def verified_weights(entry: ModelEntry, hasher: WeightsHasher) -> list[common_pb2.WeightsFile]:
     return hasher.verify(entry, weights_files(model_dir(entry)))
+
+
+def ip_adapter_weights_name(path: Path) -> str:
+    """The adapter file of an IP-Adapter directory: one top-level .safetensors file beside an
+    `image_encoder/` folder (a transformers vision model saved with save_pretrained)."""
+    names = sorted(p.name for p in path.glob("*.safetensors")) if path.is_dir() else []
+    if len(names) != 1 or not (path / IMAGE_ENCODER / "config.json").is_file():
+        raise invalid(f"{path}: an IP-Adapter is a directory with one .safetensors adapter file "
+                      f"and an {IMAGE_ENCODER}/ folder (config.json + model.safetensors); found "
+                      f"{', '.join(names) or 'no top-level .safetensors'}",
+                      reason="IP_ADAPTER_DIR_INVALID")
+    return names[0]
+
+
+def image_encoder_type(path: Path) -> str:
+    """`model_type` of an IP-Adapter's image encoder: 'clip_vision_model', 'siglip_vision_model'."""
+    config = json.loads((path / IMAGE_ENCODER / "config.json").read_text())
+    return str(config.get("model_type", ""))
 
 
 def step_callback(progress: Callable[[str, int, int], None], total: int) -> Any:

@@ -19,7 +19,7 @@ from kantoku.services._core.errors import internal, invalid, not_found
 from kantoku.services._core.settings import CoreSettings, core_settings
 from kantoku.v1 import common_pb2
 
-ModelKind = Literal["tts", "motion", "image", "video", "llm", "adapter"]
+ModelKind = Literal["tts", "motion", "image", "video", "llm", "adapter", "ip_adapter"]
 
 
 class WeightsEntry(BaseModel):
@@ -42,10 +42,15 @@ class ModelEntry(BaseModel):
     commercial_use: bool
     rights_holder: str
     training_data: str
+    #: Every training sample was given with the holder's explicit opt-in (or there is no
+    #: training data at all); `rights_policy.opt_in_training_data_only` requires it.
+    training_data_opt_in: bool = False
     attribution: str = ""
     language_codes: list[str] = Field(default_factory=list)
     weights: list[WeightsEntry] = Field(default_factory=list)
     path: str | None = None  # model directory for user-registered models
+    #: Image models: registry id of the IP-Adapter (kind "ip_adapter") that reads reference images.
+    ip_adapter: str | None = None
 
     def to_card(self) -> common_pb2.ModelCard:
         return common_pb2.ModelCard(
@@ -165,12 +170,15 @@ class WeightsHasher:
 
 def add_user_model(model_id: str, path: Path, kind: str, license_id: str, commercial_use: bool,
                    rights_holder: str, training_data: str = "not stated",
-                   settings: CoreSettings | None = None) -> ModelEntry:
-    """Register a local diffusers model directory (or LoRA file) in $KANTOKU_HOME/models.yaml.
+                   settings: CoreSettings | None = None,
+                   ip_adapter: str | None = None) -> ModelEntry:
+    """Register a local diffusers model directory, LoRA file or IP-Adapter directory in
+    $KANTOKU_HOME/models.yaml. `ip_adapter` links an image model to a registered IP-Adapter.
 
     Every weights file is hashed now; pickle checkpoints are refused.
     """
     from kantoku.services._core.diffusers_loading import (
+        ip_adapter_weights_name,
         pipeline_class_name,
         weights_files,
     )
@@ -183,6 +191,11 @@ def add_user_model(model_id: str, path: Path, kind: str, license_id: str, commer
     path = path.expanduser().resolve()
     if not path.exists():
         raise not_found(f"--path: {path} does not exist", reason="MODEL_DIR_INVALID")
+    if ip_adapter is not None:
+        if kind != "image":
+            raise invalid(f"--ip-adapter: only image models take one, not {kind} models",
+                          reason="IP_ADAPTER_UNSUPPORTED")
+        registry.get(ip_adapter, kind="ip_adapter")
     if path.is_file():  # a single LoRA file
         if path.suffix != ".safetensors":
             raise invalid(f"--path: {path.name} is not .safetensors; pickle checkpoints are "
@@ -194,11 +207,14 @@ def add_user_model(model_id: str, path: Path, kind: str, license_id: str, commer
     if kind in ("image", "video") and not (path.is_dir() and (path / "model_index.json").exists()):
         raise invalid(f"--path: {path} has no model_index.json; pass a diffusers pipeline "
                       "directory (save_pretrained)", reason="MODEL_DIR_INVALID")
+    if kind == "ip_adapter":
+        ip_adapter_weights_name(path)  # refuses anything but adapter file + image_encoder/
+        family = "ip_adapter"
     hasher = WeightsHasher(settings)
     entry = ModelEntry.model_validate(dict(
         id=model_id, kind=kind, version="local", family=family, source=f"local:{root}",
         license=license_id, commercial_use=commercial_use, rights_holder=rights_holder,
-        training_data=training_data, path=str(path),
+        training_data=training_data, path=str(path), ip_adapter=ip_adapter,
         weights=[WeightsEntry(path=name, sha256=hasher.sha256(p), size_bytes=p.stat().st_size)
                  for name, p in files.items()],
     ))

@@ -80,6 +80,8 @@ class ImageBackend(abc.ABC):
     size_multiple: int = 1
     supports_adapters: bool = False
     supports_references: bool = False
+    #: Ends the refusal of reference images when `supports_references` is False (how, or why not).
+    references_note: str = ""
 
     def check(self, job: ImageJob) -> None:
         """Refuse what this model cannot honour; never round silently."""
@@ -88,6 +90,10 @@ class ImageBackend(abc.ABC):
     @abc.abstractmethod
     def weights(self) -> list[common_pb2.WeightsFile]:
         """Weights files actually loaded, with their sha256."""
+
+    def reference_adapter(self) -> common_pb2.ModelCard | None:
+        """The adapter that reads reference images, with the weights files actually loaded."""
+        return None
 
     @abc.abstractmethod
     def generate(self, job: ImageJob, progress: ProgressFn) -> RenderedImage:

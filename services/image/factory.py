@@ -19,7 +19,9 @@ def build_backend(model_id: str, registry: ModelRegistry, settings: ImageSetting
         return PrevizBackend(registry)
     from kantoku.services.image.backends.diffusers_dit import DiffusersImageBackend
 
-    return DiffusersImageBackend(entry, WeightsHasher(), settings.resolved_device(), settings.dtype)
+    ip_adapter = registry.get(entry.ip_adapter, kind="ip_adapter") if entry.ip_adapter else None
+    return DiffusersImageBackend(entry, WeightsHasher(), settings.resolved_device(), settings.dtype,
+                                 ip_adapter)
 
 
 def build_servicer() -> ImageServicer:

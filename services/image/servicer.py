@@ -62,6 +62,10 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
                                 weights=await asyncio.to_thread(backend.weights))
         for adapter in job.adapters:
             recorder.record.adapters.add(adapter=adapter.entry.to_card(), weight=adapter.weight)
+        reference_adapter = backend.reference_adapter()
+        if reference_adapter is not None:  # an IP-Adapter reads each reference image
+            for reference in job.references:
+                recorder.record.adapters.add(adapter=reference_adapter, weight=reference.weight)
         rendered = None
         async for event in run_with_progress(backend.generate, job):
             if isinstance(event, common_pb2.Progress):
@@ -112,8 +116,8 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         path = self.store.resolve(ref.image.uri)
         self.store.read_bytes(ref.image)  # checks the hash
         if not backend.supports_references:
-            raise invalid(f"references[{index}]: {backend.entry.id} takes no reference images",
-                          reason="REFERENCES_UNSUPPORTED")
+            raise invalid(f"references[{index}]: {backend.entry.id} takes no reference images"
+                          f"{backend.references_note}", reason="REFERENCES_UNSUPPORTED")
         return Reference(path, ref.character_name, ref.weight or 1.0)
 
     def _adapter(self, index: int, adapter: image_pb2.LoraAdapter,

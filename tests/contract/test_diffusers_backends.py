@@ -15,11 +15,17 @@ from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import Category, KantokuError
 from kantoku.services._core.registry import ModelRegistry, WeightsHasher, add_user_model
 from kantoku.services._core.server import ServiceBinding, start_server
-from kantoku.v1 import image_pb2, image_pb2_grpc, video_pb2, video_pb2_grpc
+from kantoku.v1 import common_pb2, image_pb2, image_pb2_grpc, video_pb2, video_pb2_grpc
 from tests import tiny_models
+from tests.conftest import blob_count
 
 IMAGE_MODELS = {"tiny-flux": tiny_models.build_flux, "tiny-sd3": tiny_models.build_sd3,
                 "tiny-sana": tiny_models.build_sana}
+#: IP-Adapters, and image models (the same pipeline directories) that name one.
+IP_ADAPTERS = {"tiny-flux-ipa": tiny_models.build_flux_ip_adapter,
+               "tiny-sd3-ipa": tiny_models.build_sd3_ip_adapter}
+WITH_IP_ADAPTER = {"tiny-flux-ip": ("tiny-flux", "tiny-flux-ipa"),
+                   "tiny-sd3-ip": ("tiny-sd3", "tiny-sd3-ipa")}
 VIDEO_MODELS = {"tiny-wan": tiny_models.build_wan, "tiny-wan-i2v": tiny_models.build_wan_i2v,
                 "tiny-ltx": tiny_models.build_ltx, "tiny-cogvideox": tiny_models.build_cogvideox}
 
@@ -34,6 +40,14 @@ def registered(tmp_path_factory, home) -> dict[str, Path]:  # noqa: ANN001
         add_user_model(model_id, path, kind, "Apache-2.0", True, "kantoku tests",
                        "random weights")
         paths[model_id] = path
+    for model_id, build in IP_ADAPTERS.items():
+        paths[model_id] = Path(build(root / model_id))
+        add_user_model(model_id, paths[model_id], "ip_adapter", "CC-BY-4.0", True,
+                       "Adapter Owner", "random weights")
+    for model_id, (base, ip_adapter) in WITH_IP_ADAPTER.items():
+        add_user_model(model_id, paths[base], "image", "Apache-2.0", True, "kantoku tests",
+                       "random weights", ip_adapter=ip_adapter)
+        paths[model_id] = paths[base]
     return paths
 
 
@@ -46,6 +60,9 @@ async def gpu_client(registered, store):  # noqa: ANN001, ANN201
 
     registry, hasher = ModelRegistry(), WeightsHasher()
     images = {m: DiffusersImageBackend(registry.get(m), hasher) for m in IMAGE_MODELS}
+    for model_id, (_, ip_adapter) in WITH_IP_ADAPTER.items():
+        images[model_id] = DiffusersImageBackend(registry.get(model_id), hasher,
+                                                 ip_adapter=registry.get(ip_adapter))
     videos = {m: DiffusersVideoBackend(registry.get(m), hasher) for m in VIDEO_MODELS}
     running = await start_server([
         ServiceBinding(ImageServicer(images, store, registry, "tiny-flux"),
@@ -187,3 +204,151 @@ async def test_lora_adapter_changes_the_image_and_is_recorded(gpu_client, regist
     assert [a.adapter.model_id for a in adapters] == ["tiny-flux-style"]
     assert adapters[0].adapter.rights.rights_holder == "Style Owner"
     assert (await generate_image(gpu_client, base)).image.sha256 == plain.image.sha256  # unloaded
+
+
+def _reference(store, colour: tuple[int, int, int], holder: str = "Ref Owner"  # noqa: ANN001
+               ) -> image_pb2.ReferenceImage:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (48, 40), colour)
+    ImageDraw.Draw(picture).ellipse((8, 6, 36, 34), fill=(255 - colour[0], 40, colour[2] // 2))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    image = store.put_bytes(buffer.getvalue(), "image/png")
+    image.rights.CopyFrom(common_pb2.RightsInfo(rights_holder=holder, license="CC-BY-4.0",
+                                                commercial_use=True))
+    return image_pb2.ReferenceImage(image=image, character_name="Aoi", weight=0.8)
+
+
+@pytest.mark.parametrize("model_id", ["tiny-flux-ip", "tiny-sd3-ip"])
+async def test_reference_image_steers_the_picture_through_the_ip_adapter(  # noqa: ANN001
+        gpu_client, registered, store, model_id) -> None:
+    base_model, ip_adapter = WITH_IP_ADAPTER[model_id]
+    plain = image_pb2.GenerateImageRequest(prompt="a red cat", width_px=64, height_px=64, seed=5,
+                                           steps=2, model_id=model_id)
+    without_adapter = image_pb2.GenerateImageRequest()
+    without_adapter.CopyFrom(plain)
+    without_adapter.model_id = base_model
+    referenced = image_pb2.GenerateImageRequest()
+    referenced.CopyFrom(plain)
+    referenced.references.append(_reference(store, (200, 30, 90)))
+    other = image_pb2.GenerateImageRequest()
+    other.CopyFrom(plain)
+    other.references.append(_reference(store, (20, 160, 220)))
+
+    baseline = await generate_image(gpu_client, without_adapter)
+    unaffected = await generate_image(gpu_client, plain)
+    assert unaffected.image.sha256 == baseline.image.sha256  # loaded, but not in the way
+    assert not unaffected.provenance.adapters
+    steered = await generate_image(gpu_client, referenced)
+    assert steered.image.sha256 != baseline.image.sha256
+    assert (await generate_image(gpu_client, other)).image.sha256 != steered.image.sha256
+    assert (await generate_image(gpu_client, plain)).image.sha256 == baseline.image.sha256
+
+    record = steered.provenance
+    [use] = record.adapters
+    on_disk = {str(p.relative_to(registered[ip_adapter])): sha256_file(p)
+               for p in registered[ip_adapter].rglob("*.safetensors")}
+    assert len(on_disk) == 2  # the adapter file and image_encoder/model.safetensors
+    assert use.adapter.model_id == ip_adapter and use.adapter.kind == "ip_adapter"
+    assert {w.path: w.sha256 for w in use.adapter.weights} == on_disk
+    assert use.adapter.rights.rights_holder == "Adapter Owner" and use.weight == 0.8
+    [reference] = record.inputs
+    assert reference.sha256 == referenced.references[0].image.sha256
+    assert reference.rights.rights_holder == "Ref Owner"
+    assert record.parameters["ip_adapter_scale"] == 0.8
+
+
+async def test_flux_true_cfg_with_a_reference(gpu_client, store) -> None:  # noqa: ANN001
+    request = image_pb2.GenerateImageRequest(
+        prompt="a red cat", negative_prompt="blurry", guidance_scale=3.5, width_px=64,
+        height_px=64, seed=5, steps=2, model_id="tiny-flux-ip")
+    plain = await generate_image(gpu_client, request)
+    request.references.append(_reference(store, (200, 30, 90)))
+    steered = await generate_image(gpu_client, request)
+    assert steered.image.sha256 != plain.image.sha256
+
+
+@pytest.mark.parametrize(("model_id", "count", "weight", "reason", "words"), [
+    ("tiny-sana", 1, 0.8, "REFERENCES_UNSUPPORTED",
+     "tiny-sana takes no reference images; diffusers has no IP-Adapter for SanaPipeline"),
+    ("tiny-flux", 1, 0.8, "REFERENCES_UNSUPPORTED", "--kind ip_adapter"),
+    ("tiny-flux-ip", 2, 0.8, "TOO_MANY_REFERENCES", "references: tiny-flux-ip takes at most 1"),
+    ("tiny-sd3-ip", 2, 0.8, "TOO_MANY_REFERENCES", "references: tiny-sd3-ip takes at most 1"),
+    ("tiny-sd3-ip", 1, -1.0, "REFERENCE_WEIGHT_OUT_OF_RANGE", "references[0].weight"),
+])
+async def test_references_refused_write_nothing(gpu_client, store, model_id, count, weight,  # noqa: ANN001
+                                               reason, words) -> None:
+    request = image_pb2.GenerateImageRequest(prompt="a red cat", width_px=64, height_px=64,
+                                             steps=2, model_id=model_id)
+    for colour in [(200, 30, 90), (20, 160, 220)][:count]:
+        request.references.append(_reference(store, colour))
+        request.references[-1].weight = weight
+    before = blob_count(store.root)
+    with pytest.raises(KantokuError) as info:
+        await generate_image(gpu_client, request)
+    assert info.value.category == Category.INVALID_REQUEST
+    assert info.value.reason == reason and words in info.value.message
+    assert blob_count(store.root) == before
+
+
+async def test_a_reference_that_is_not_an_image_is_refused(gpu_client, store) -> None:  # noqa: ANN001
+    request = image_pb2.GenerateImageRequest(prompt="a red cat", width_px=64, height_px=64,
+                                             steps=2, model_id="tiny-flux-ip")
+    request.references.add(image=store.put_bytes(b"not a picture", "text/plain"))
+    before = blob_count(store.root)
+    with pytest.raises(KantokuError) as info:
+        await generate_image(gpu_client, request)
+    assert info.value.reason == "REFERENCE_NOT_AN_IMAGE"
+    assert blob_count(store.root) == before
+
+
+def test_ip_adapter_registration_and_loading_refusals(registered, tmp_path: Path) -> None:  # noqa: ANN001
+    from kantoku.services.image.backends.diffusers_dit import DiffusersImageBackend
+
+    no_encoder = tmp_path / "no-encoder"
+    shutil.copytree(registered["tiny-flux-ipa"], no_encoder)
+    shutil.rmtree(no_encoder / "image_encoder")
+    with pytest.raises(KantokuError) as info:
+        add_user_model("no-encoder", no_encoder, "ip_adapter", "MIT", True, "x")
+    assert info.value.reason == "IP_ADAPTER_DIR_INVALID" and "image_encoder/" in info.value.message
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(registered["tiny-flux-ipa"], pickled)
+    (pickled / "image_encoder" / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(KantokuError) as info:
+        add_user_model("pickled-ipa", pickled, "ip_adapter", "MIT", True, "x")
+    assert info.value.reason == "PICKLE_REFUSED"
+
+    with pytest.raises(KantokuError) as info:
+        add_user_model("tiny-flux-ghost", registered["tiny-flux"], "image", "MIT", True, "x",
+                       ip_adapter="no-such-adapter")
+    assert info.value.reason == "MODEL_NOT_FOUND" and "tiny-flux-ipa" in info.value.message
+
+    registry = ModelRegistry()  # an SD3 (SigLIP) adapter on FLUX, and any adapter on Sana
+    for model_id, ip_adapter in [("tiny-flux", "tiny-sd3-ipa"), ("tiny-sana", "tiny-flux-ipa")]:
+        with pytest.raises(KantokuError) as info:
+            DiffusersImageBackend(registry.get(model_id), WeightsHasher(),
+                                  ip_adapter=registry.get(ip_adapter))
+        assert info.value.reason in ("IP_ADAPTER_INCOMPATIBLE", "IP_ADAPTER_UNSUPPORTED")
+        assert ip_adapter in info.value.message
+
+
+def test_cli_references_go_into_the_store(store, tmp_path: Path) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    from kantoku.agents.visual import reference_inputs
+
+    path = tmp_path / "aoi.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    rights = common_pb2.RightsInfo(rights_holder="Ref Owner", license="CC-BY-4.0")
+    named, bare = reference_inputs([f"{path}:Aoi", str(path)], 0.5, rights)
+    assert (named.character_name, bare.character_name) == ("Aoi", "")
+    assert named.image.sha256 == sha256_file(path) and named.weight == 0.5
+    assert store.read_bytes(named.image) == path.read_bytes()
+    assert named.image.rights.rights_holder == "Ref Owner"
+    with pytest.raises(KantokuError) as info:
+        reference_inputs([f"{tmp_path / 'missing.png'}:Aoi"])
+    assert info.value.reason == "FILE_NOT_FOUND" and "missing.png" in info.value.message
