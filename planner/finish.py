@@ -112,7 +112,8 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     """C2PA-sign every shot asset into shots/, then the video with them as ingredients."""
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     credentials = signing_credentials(core_settings().home_dir)
-    records = {e["record"]["step_id"]: e["record"] for e in ctx.ledger.entries(ctx.job_id)
+    entries = ctx.ledger.entries(ctx.job_id)
+    records = {e["record"]["step_id"]: e["record"] for e in entries
                if e.get("record") and e["record"].get("step_id")}
     files = shot_files(plan, state["shots"], ctx.out_dir)
     (ctx.out_dir / SHOTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -128,8 +129,10 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     await asyncio.to_thread(
         sign_file, ctx.store.resolve(state["assembly"]["video"]["uri"]), video,
         title=brief.title, generated=False,
-        assertions={"job_id": ctx.job_id, "shots": len(plan.shots),
-                    "planner": plan.planner},
+        # The ledger's head at signing time anchors the chain: `rights verify` checks that
+        # ledger.jsonl still contains it, so a truncated or rewritten chain is found.
+        assertions={"job_id": ctx.job_id, "shots": len(plan.shots), "planner": plan.planner,
+                    "ledger_head": {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}},
         ingredients=[dst for *_, dst, _ in files if dst.suffix in (".mp4", ".wav")],
         credentials=credentials)
     signed["video.mp4"] = sha256_file(video)

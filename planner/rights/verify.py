@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from kantoku.planner.rights.c2pa_sign import MEDIA_TYPES, signing_credentials, verify_file
+from kantoku.planner.rights.c2pa_sign import (
+    MEDIA_TYPES,
+    PROVENANCE_LABEL,
+    read_manifest,
+    signing_credentials,
+    verify_file,
+)
 from kantoku.planner.rights.ledger import verify_jsonl
 from kantoku.services._core.errors import not_found
 from kantoku.services._core.settings import core_settings
@@ -32,7 +39,23 @@ def verify_path(path: Path, trust_pem: bytes | None = None) -> tuple[list[str], 
     for file in sorted(p for p in path.rglob("*") if p.is_file() and _checkable(p)):
         checked.append(str(file.relative_to(path)))
         problems.extend(_check(file, trust_pem))
+    if not problems:
+        problems.extend(_anchor_problems(path / "video.mp4", path / "ledger.jsonl", trust_pem))
     return checked, problems
+
+
+def _anchor_problems(video: Path, ledger: Path, trust_pem: bytes) -> list[str]:
+    """The ledger head signed into video.mp4 must still be in ledger.jsonl, at its place."""
+    manifest = read_manifest(video, trust_pem)
+    head = next((a["data"].get("ledger_head") for a in manifest.get("assertions", [])
+                 if a.get("label") == PROVENANCE_LABEL), None)
+    if not head:
+        return [f"{video.name}: its manifest names no ledger head; it was not signed by a job"]
+    entries = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+    if not any(e.get("seq") == head["seq"] and e.get("hash") == head["hash"] for e in entries):
+        return [f"{ledger.name}: entry seq {head['seq']} signed into {video.name} is missing or "
+                "changed; the chain was truncated or rewritten"]
+    return []
 
 
 def _checkable(path: Path) -> bool:
