@@ -6,7 +6,7 @@ never checkpointed. Everything a node must remember goes into the graph state in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ class JobContext:
     ledger: Ledger
     #: Character reference images, put into the store with their rights.
     references: list[image_pb2.ReferenceImage] = field(default_factory=list)
+    #: Renders one shot; the default calls the services (benchmarks plug in simulated work).
+    renderer: Callable[..., Awaitable[dict[str, Any]]] | None = None
     #: Receives progress events; the CLI draws them, the graph forwards them to stream readers.
     on_event: Callable[[Event], None] = lambda event: None
 

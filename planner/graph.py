@@ -106,16 +106,25 @@ def fan_out(state: JobState) -> list[Send] | str:
     """One render task per shot not yet rendered; straight to collect when none is left."""
     plan = state["plan"]
     outline = {k: v for k, v in plan.items() if k != "shots"}
+    todo = [shot for shot in plan["shots"] if shot["id"] not in state.get("shots", {})]
+    # Longest work first: shots reach the services' queues in that order, which keeps every
+    # replica busy until the end (a longest-processing-time-first schedule).
+    todo.sort(key=render_cost, reverse=True)
     sends = [Send("render_shot", ShotTask(shot=shot, plan=outline | {"shots": [shot]},
-                                          brief=state["brief"]))
-             for shot in plan["shots"] if shot["id"] not in state.get("shots", {})]
+                                          brief=state["brief"])) for shot in todo]
     return sends or "collect"
+
+
+def render_cost(shot: dict[str, Any]) -> float:
+    """Relative render work of a shot: its running time, plus its dialogue lines."""
+    return float(shot["end_s"]) - float(shot["start_s"]) + 0.5 * len(shot.get("dialogue", []))
 
 
 async def render_shot(task: ShotTask, runtime: Runtime[JobContext]) -> dict[str, Any]:
     plan, brief = plan_of(task), brief_of(task)
     shot = plan.shots[0]
-    result = await render_shot_assets(runtime.context, shot, plan, brief)
+    render = runtime.context.renderer or render_shot_assets
+    result = await render(runtime.context, shot, plan, brief)
     runtime.context.emit({"event": "shot_done", "shot_id": shot.id})
     return {"shots": {shot.id: result}, "notes": result["notes"]}
 
@@ -144,7 +153,8 @@ async def report(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any
     return {"report": await finish.report_job(state, runtime.context)}
 
 
-def build_graph() -> StateGraph:
+def build_graph(until: str | None = None) -> StateGraph:
+    """The job graph; `until="collect"` stops after the shots render (benchmarks)."""
     graph = StateGraph(JobState, context_schema=JobContext)
     for node in (intake, plan_shots, policy_gate, review, render_shot, collect, assemble, sign,
                  report):
@@ -155,6 +165,9 @@ def build_graph() -> StateGraph:
     graph.add_edge("policy_gate", "review")
     graph.add_conditional_edges("review", fan_out, ["render_shot", "collect"])
     graph.add_edge("render_shot", "collect")
+    if until == "collect":
+        graph.add_edge("collect", END)
+        return graph
     graph.add_edge("collect", "assemble")
     graph.add_edge("assemble", "sign")
     graph.add_edge("sign", "report")
