@@ -259,6 +259,9 @@ async def resume_mv(job_id: str, *, yes: bool, server: str | None, console: Cons
 
 
 def print_outcome(outcome: JobOutcome, view: ProgressView, console: Console) -> None:
+    write_job_file(outcome.out_dir, outcome.job_id, "awaiting_review" if outcome.paused else
+                   "done", timings_s={k: round(v, 3) for k, v in view.stage_times.items()},
+                   render_steps=view.steps, cache_hits=view.cache_hits)
     if outcome.paused:
         console.print(f"{outcome.job_id} waits for its plan review: "
                       f"`kantoku resume {outcome.job_id}` (add --yes to approve)")

@@ -4,6 +4,8 @@ Output folder:
     video.mp4        the finished video (C2PA: composite, every shot asset as an ingredient)
     shots/           each shot's keyframe, clip and dialogue audio, each C2PA-signed
     plan.json        the plan that was rendered
+    timeline.png     shots against the waveform, beats, sections and lyrics
+    lyrics.srt/.vtt  the lyrics at their times (music videos)
     timeline.otio    one clip per shot, media pointing into shots/, provenance ids in metadata
     storyboard.png   contact sheet of the keyframes
     ledger.jsonl     the job's hash-chained ledger
@@ -15,22 +17,28 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import soundfile
 from google.protobuf import json_format
 
+from kantoku.planner import music
 from kantoku.planner.assemble import ClipInput, DialogueInput, assemble_video
 from kantoku.planner.brief import Brief
 from kantoku.planner.cache import idempotency_key
 from kantoku.planner.context import JobContext
+from kantoku.planner.lyrics import write_srt, write_vtt
 from kantoku.planner.plan import Plan
 from kantoku.planner.rights.c2pa_sign import sign_file, signing_credentials
 from kantoku.planner.rights.policy import PolicyReport
 from kantoku.planner.rights.report import build_report, write_report
 from kantoku.planner.state import JobState
 from kantoku.planner.storyboard import StoryboardFrame, make_storyboard
+from kantoku.planner.subtitles import SubtitleBurner
 from kantoku.planner.timeline import TimelineShot, write_timeline
+from kantoku.planner.timeline_picture import draw_timeline
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2
@@ -62,23 +70,26 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     lines = [DialogueInput(ctx.store.resolve(line["wav"]["uri"]), line["start_s"])
              for s in plan.shots for line in results[s.id]["dialogue"]]
     song = Path(state["song"]) if state.get("song") else None
+    lyrics = music.lyric_lines(state.get("song_analysis") or {})
     inputs = {"clips": [(results[s.id]["clip"]["sha256"], plan.frames(s)) for s in plan.shots],
               "dialogue": [(sha256_file(d.path), d.start_s) for d in lines],
               "song": sha256_file(song) if song else None, "fps": plan.fps,
-              "size": [plan.width_px, plan.height_px]}
+              "size": [plan.width_px, plan.height_px],
+              "subtitles": [asdict(line) for line in lyrics]}
     key = idempotency_key("assemble", "kantoku-assemble", inputs)
     cached = ctx.cache.get(key, {"video": common_pb2.AssetRef})
     notes: list[str] = []
     if cached is None:
-        work = ctx.out_dir / ".work"
-        out = work / "assembled.mp4"
+        burner = SubtitleBurner(lyrics, fps=plan.fps, width_px=plan.width_px,
+                                height_px=plan.height_px) if lyrics else None
+        out = ctx.out_dir / ".work" / "assembled.mp4"
         report = await asyncio.to_thread(
             assemble_video, clips, fps=plan.fps, width_px=plan.width_px,
-            height_px=plan.height_px, out=out, song=song, dialogue=lines,
+            height_px=plan.height_px, out=out, song=song, dialogue=lines, frame_hook=burner,
             on_progress=thread_progress(ctx))
+        notes = [*(burner.warnings if burner else []), *report.notes]
         video = ctx.store.put_file(report.path, "video/mp4")
         out.unlink()
-        notes = report.notes
         ctx.cache.put(key, {"video": video})
     else:
         video = cached["video"]  # type: ignore[assignment]
@@ -140,6 +151,21 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     return {"files": signed}
 
 
+def timeline_picture(plan: Plan, song: Path | None, song_doc: dict[str, Any], out: Path) -> None:
+    """timeline.png: shots against the waveform, beats, sections and lyrics."""
+    analysis = music.analysis_of(song_doc)
+    audio, rate = (None, 1)
+    if song is not None:
+        samples, rate = soundfile.read(song, dtype="float32", always_2d=True)
+        audio = samples.mean(axis=1)
+    draw_timeline(
+        plan, out, audio=audio, sample_rate_hz=rate,
+        beats_s=analysis.beats_s if analysis else [],
+        downbeats_s=analysis.downbeats_s if analysis else [],
+        sections=[(s.label, s.start_s, s.end_s) for s in analysis.sections] if analysis else [],
+        lyrics=[(line.start_s, line.end_s, line.text) for line in music.lyric_lines(song_doc)])
+
+
 def _provenance_summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
     """What goes into each file's `dev.kantoku.provenance` assertion."""
     if not record:
@@ -179,6 +205,12 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
                             title=f"{plan.title} · storyboard", generated=False,
                             credentials=signing_credentials(core_settings().home_dir))
     draft.unlink()
+    song_doc = state.get("song_analysis") or {}
+    lyrics = music.lyric_lines(song_doc)
+    if lyrics:
+        write_srt(lyrics, out / "lyrics.srt")
+        write_vtt(lyrics, out / "lyrics.vtt")
+    await asyncio.to_thread(timeline_picture, plan, song, song_doc, out / "timeline.png")
     entries = ctx.ledger.entries(ctx.job_id)
     report = build_report(ctx.job_id, brief, PolicyReport.model_validate(state["policy"]),
                           entries, plan=plan)

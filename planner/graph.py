@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from kantoku.planner import finish
+from kantoku.planner import finish, music
 from kantoku.planner.brief import Brief
 from kantoku.planner.context import JobContext
 from kantoku.planner.heuristic import heuristic_plan
@@ -43,6 +43,10 @@ async def intake(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any
     brief = brief_of(state)
     ctx = runtime.context
     ctx.emit({"event": "stage", "stage": "intake"})
+    if state.get("song"):
+        lyrics = state.get("lyrics")
+        return await music.intake_song(Path(state["song"]), Path(lyrics) if lyrics else None,
+                                       brief, ctx)
     if brief.duration_s is None:
         raise invalid("duration_s: required when there is no song; add duration_s to the brief "
                       "or pass --song", reason="DURATION_MISSING")
@@ -54,8 +58,12 @@ async def intake(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any
 async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
     brief, ctx = brief_of(state), runtime.context
     ctx.emit({"event": "stage", "stage": "plan"})
+    song = state.get("song_analysis") or {}
+    sections, cuts = music.plan_guides(song)
+    notes = list(song.get("notes", []))
     if state.get("planner") == "llm":
-        result = await plan_with_llm(brief, state["duration_s"])
+        result = await plan_with_llm(brief, state["duration_s"], context=music.llm_context(song),
+                                     sections=sections, snap_times=music.beat_snapper(song))
         for call in result.calls:
             ctx.ledger.append(ctx.job_id, "llm_call", data=call)
         for repair in result.repairs:
@@ -63,8 +71,11 @@ async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str,
         if result.fallback_reason:
             ctx.ledger.append(ctx.job_id, "fallback", data={"reason": result.fallback_reason})
         plan = result.plan
+        plan.notes = [*notes, *plan.notes]
     else:
-        plan = heuristic_plan(brief, state["duration_s"])
+        plan = heuristic_plan(brief, state["duration_s"], sections=sections, cut_times=cuts,
+                              notes=notes)
+    plan = music.with_lyrics(plan, song)
     problems = plan_problems(plan, {c.name for c in brief.characters})
     if problems:  # the planners repair their own output; this is a bug, not bad input
         raise KantokuError("; ".join(problems), "PLAN_INVALID")

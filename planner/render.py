@@ -20,6 +20,8 @@ from kantoku.planner.cache import idempotency_key
 from kantoku.planner.context import JobContext
 from kantoku.planner.plan import Dialogue, Plan, Shot
 from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.generation import allowed_frame_count
+from kantoku.services._core.registry import ModelRegistry
 from kantoku.v1 import common_pb2, image_pb2, motion_pb2, tts_pb2, video_pb2
 
 #: Viseme frames per second for dialogue motion (matches the video frame rate by default).
@@ -89,12 +91,26 @@ async def render_image(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief,
     return parts["result"]  # type: ignore[return-value]
 
 
+def clip_frames(model_id: str, frames: int) -> int:
+    """Frames to ask the video model for: `frames`, or the next count the model can make."""
+    try:
+        family = ModelRegistry().get(model_id).family
+    except KantokuError:
+        return frames  # the service names the unknown model
+    return allowed_frame_count(family, frames)
+
+
 async def render_clip(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief,
-                      image: image_pb2.ImageResult) -> video_pb2.VideoResult:
+                      image: image_pb2.ImageResult, notes: list[str]) -> video_pb2.VideoResult:
+    frames = plan.frames(shot)
+    asked = clip_frames(brief.models.video, frames)
+    if asked != frames:
+        notes.append(f"{shot.id}: {brief.models.video} cannot make {frames} frames; rendered "
+                     f"{asked} and the assembly keeps the first {frames}")
     request = video_pb2.GenerateVideoRequest(
         keyframe=image.image, layers=image.layers, prompt=shot.image_prompt or shot.description,
         camera_move=video_pb2.CameraMove.Value(f"CAMERA_MOVE_{shot.camera_move.upper()}"),
-        duration_s=plan.frames(shot) / plan.fps, fps=plan.fps, width_px=plan.width_px,
+        duration_s=asked / plan.fps, fps=plan.fps, width_px=plan.width_px,
         height_px=plan.height_px, seed=shot.seed, model_id=brief.models.video)
 
     async def run() -> dict[str, Message]:
@@ -153,7 +169,7 @@ async def render_shot(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief) -> 
 
     async def picture() -> tuple[image_pb2.ImageResult, video_pb2.VideoResult]:
         image = await render_image(ctx, shot, plan, brief, notes)
-        return image, await render_clip(ctx, shot, plan, brief, image)
+        return image, await render_clip(ctx, shot, plan, brief, image, notes)
 
     async def voices() -> list[dict[str, Any]]:
         return [await render_line(ctx, shot, brief, line) for line in shot.dialogue]

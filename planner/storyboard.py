@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from kantoku.planner.fonts import font
 from kantoku.services._core.errors import invalid
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -91,8 +92,8 @@ def storyboard_layout(count: int, *, columns: int, thumb_width: int,
 
 
 def caption_font(size: int) -> Font:
-    """The font for all text on the sheet: Pillow's built-in font (Latin only) at `size` px."""
-    return ImageFont.load_default(size=size)
+    """The font for all text on the sheet: Noto Sans JP (Latin and Japanese) at `size` px."""
+    return font(size)
 
 
 def make_storyboard(frames: Sequence[StoryboardFrame], out: Path, *, title: str,

@@ -39,3 +39,16 @@ def check_size_multiple(model_id: str, multiple: int, width: int, height: int) -
         if value % multiple:
             raise invalid(f"{name}: {value} is not a multiple of {multiple}, which {model_id} "
                           "requires", reason="SIZE_NOT_MULTIPLE")
+
+
+#: Video pipelines that make only `step * k + 1` frames, by registry family (pipeline class).
+FRAME_STEPS = {"WanPipeline": 4, "WanImageToVideoPipeline": 4, "LTXPipeline": 8,
+               "LTXImageToVideoPipeline": 8, "CogVideoXPipeline": 8}
+
+
+def allowed_frame_count(family: str, frames: int) -> int:
+    """The smallest frame count >= `frames` that a model of `family` can make."""
+    step = FRAME_STEPS.get(family)
+    if step is None or frames % step == 1:
+        return frames
+    return (frames - 1) // step * step + 1 + step

@@ -91,3 +91,13 @@ def test_plan_problems_name_the_shot() -> None:
     broken.shots[2].characters = ["Nobody"]
     problems = " ".join(plan_problems(broken, {"Aki", "Ren"}))
     assert "s002" in problems and "contiguous" in problems and "'Nobody'" in problems
+
+
+@pytest.mark.parametrize(("family", "frames", "asked"), [
+    ("WanPipeline", 90, 93), ("WanPipeline", 89, 89), ("LTXPipeline", 90, 97),
+    ("CogVideoXPipeline", 49, 49), ("previz", 90, 90)])
+def test_clips_are_rendered_at_a_length_the_video_model_can_make(family: str, frames: int,
+                                                                 asked: int) -> None:
+    from kantoku.services._core.generation import allowed_frame_count
+
+    assert allowed_frame_count(family, frames) == asked

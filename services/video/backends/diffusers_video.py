@@ -17,6 +17,7 @@ from kantoku.services._core.diffusers_loading import (
     verified_weights,
 )
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.generation import FRAME_STEPS
 from kantoku.services._core.registry import ModelEntry, WeightsHasher
 from kantoku.services.video.backend import ProgressFn, RenderedVideo, VideoBackend, VideoJob
 from kantoku.services.video.encode import encode_mp4
@@ -33,13 +34,15 @@ class Rules:
 
 
 RULES = {
-    "WanPipeline": Rules(16, 4, 16.0, 30),
-    "WanImageToVideoPipeline": Rules(16, 4, 16.0, 30, image_to_video=True),
-    "LTXPipeline": Rules(32, 8, 24.0, 40),
-    "LTXImageToVideoPipeline": Rules(32, 8, 24.0, 40, image_to_video=True),
+    "WanPipeline": Rules(16, FRAME_STEPS["WanPipeline"], 16.0, 30),
+    "WanImageToVideoPipeline": Rules(16, FRAME_STEPS["WanImageToVideoPipeline"], 16.0, 30,
+                                     image_to_video=True),
+    "LTXPipeline": Rules(32, FRAME_STEPS["LTXPipeline"], 24.0, 40),
+    "LTXImageToVideoPipeline": Rules(32, FRAME_STEPS["LTXImageToVideoPipeline"], 24.0, 40,
+                                     image_to_video=True),
     # The code only checks multiples of 8, but the transformer needs 16; frames decode in pairs
     # of latents, so only 8k + 1 frames come back as asked.
-    "CogVideoXPipeline": Rules(16, 8, 8.0, 50),
+    "CogVideoXPipeline": Rules(16, FRAME_STEPS["CogVideoXPipeline"], 8.0, 50),
 }
 
 

@@ -1,0 +1,701 @@
+"""Song analysis for music videos: tempo, beats, bars, sections, loudness, and cut candidates.
+
+`analyze_song` decodes the song once (libsndfile for WAV, FLAC, OGG and MP3; PyAV/FFmpeg for
+anything libsndfile cannot open), mixes it to mono at 22 050 Hz and derives everything from one
+STFT (2048-sample window, 512-sample hop, so one analysis frame is 23.2 ms):
+
+- **Beats** — `librosa.beat.beat_track` on a log-mel onset envelope; each beat is moved to the
+  strongest onset within ±2 frames and refined to a fraction of a frame (parabola through the
+  peak). **Tempo** — 60 / the mean of the inter-beat intervals within ±15 % of their median
+  (a mean over a steady run is not quantised to whole frames, as the tempogram estimate is).
+- **Downbeats** — the song is taken to be in 4/4. Every beat gets a score: its onset strength,
+  plus its low-band (< 200 Hz, kick drum and bass) onset strength, plus the harmonic change
+  across it (cosine distance between the mean chroma of the beat before and the beat after),
+  each divided by its mean over all beats. Of the four beat phases (beats 0, 4, 8, ...;
+  1, 5, 9, ...; ...) the one with the highest mean score holds the downbeats; one phase is
+  used for the whole song. **Bars** run from one downbeat to the next (the last one is at most
+  4 beats long).
+- **Sections** — per bar (the first bar also takes the pickup beats before the first downbeat,
+  the last bar the tail), the mean chroma (12) and MFCC (13) are z-scored across the song and
+  weighted so each family counts the same; a temporally constrained Ward clustering (the
+  algorithm of `librosa.segment.agglomerative`) cuts the bars into `k` contiguous sections,
+  k = round(bars / 12) (one per ~8-16 bars), at least 2 for songs of 20 s or more, at most the
+  number of bars. Boundaries therefore fall on downbeats; the first section starts at 0 s and
+  the last one ends at the end of the song. Without a steady beat, 2-second blocks replace bars.
+- **Section labels** — sections are grouped by similarity: two sections share a group letter
+  (A, B, ... in order of appearance) when the distance between their mean features is under
+  half the median distance over all pairs (and transitively). Then: the first section is
+  "intro" when it is quiet (its energy under half of the loudest section's), the last one is
+  "outro" when it is quiet (and something is left between); of the rest, the loudest group that
+  repeats is "chorus" (the loudest group when none repeats, if there are two groups or more),
+  the group with the most sections among the others (the earliest on a tie) is "verse", a group
+  that repeats and always comes just before a chorus is "pre-chorus", any other group is
+  "bridge" when it occurs once and "part <letter>" when it repeats. A song with a single body
+  group calls it "main".
+- **Energy** — RMS in 0.1 s windows (`energy_hz` = 10), divided by the loudest window, so
+  1.0 is the loudest moment of the song. A section's energy is the mean over its span;
+  `loud_sections` are the sections at or above the median section energy (where plain-text
+  lyrics are spread).
+
+`choose_cuts` turns the analysis into candidate cut times, every one on a beat (see its
+docstring for the density rules); `snap_to_beats` moves other cut times (the LLM planner's) to
+the nearest beats; `sections_for_plan` gives the heuristic planner its sections.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import soundfile as sf
+from pydantic import BaseModel, ConfigDict, Field
+
+from kantoku.planner.brief import MAX_DURATION_S
+from kantoku.planner.heuristic import Section
+from kantoku.services._core.errors import KantokuError, invalid, not_found
+
+#: Longest song kantoku analyses, in seconds (the same limit as a brief's running time).
+MAX_SONG_S = MAX_DURATION_S
+#: Shortest song, in seconds.
+MIN_SONG_S = 2.0
+#: A song whose peak sample is below this level (dBFS) is treated as silent.
+SILENCE_DBFS = -60.0
+#: Analysis rate; window and hop of the STFT for chroma and MFCC (a frame is 23.2 ms).
+ANALYSIS_RATE_HZ = 22_050
+N_FFT = 2048
+HOP = 512
+#: Window and hop of the STFT for the onset envelope and beats (a frame is 11.6 ms).
+ONSET_N_FFT = 1024
+ONSET_HOP = 256
+#: A spectral-flux peak comes about a quarter window after a sharp attack (where the Hann
+#: window rises fastest); beats are moved back by this much.
+ONSET_LAG_S = ONSET_N_FFT / 4 / ANALYSIS_RATE_HZ
+#: Resolution of `SongAnalysis.energy`.
+ENERGY_HZ = 10.0
+BEATS_PER_BAR = 4
+#: Sections aim at one per this many bars.
+BARS_PER_SECTION = 8
+#: Songs at least this long get at least two sections.
+TWO_SECTIONS_FROM_S = 20.0
+#: A section is quiet when its energy is under this fraction of the loudest section's.
+QUIET_RATIO = 0.5
+#: Upper edge of the low band used to find downbeats (kick drum, bass).
+LOW_BAND_HZ = 200.0
+#: Cut density by a bar's level relative to the loudest bar (dB): the first threshold the level
+#: reaches decides the cut step, in beats (8 = every 2 bars, 4 = every bar, 2 = every other beat,
+#: 1 = every beat).
+DENSITY_STEPS: tuple[tuple[float, int], ...] = ((-3.0, 1), (-6.0, 2), (-12.0, 4))
+SPARSEST_STEP = 8
+#: Shots may come out this much shorter than min_shot_s, so that beat tracking jitter does not
+#: drop a cut every 2 beats at exactly 120 BPM.
+MIN_SHOT_TOLERANCE_S = 0.025
+DECODE_HINT = "use WAV, FLAC, MP3 or OGG"
+
+
+class SongSection(BaseModel):
+    """A contiguous part of the song; boundaries are on downbeats (the first starts at 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    #: Similarity group: sections with the same letter sound alike.
+    group: str
+    start_s: float
+    end_s: float
+    #: Mean of the energy curve over the section (0..1).
+    energy: float
+
+
+class SongAnalysis(BaseModel):
+    """Everything the planners need from a song; JSON-ready (`model_dump(mode="json")`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str
+    #: Exact: decoded samples / native rate.
+    duration_s: float
+    sample_rate_hz: int
+    channels: int
+    #: 0 when no steady beat was found.
+    tempo_bpm: float
+    beats_s: list[float]
+    downbeats_s: list[float]
+    #: [start, end] of every bar, from downbeat to downbeat.
+    bars: list[tuple[float, float]]
+    sections: list[SongSection]
+    #: RMS loudness at `energy_hz`, 1.0 = the loudest window of the song.
+    energy: list[float]
+    energy_hz: float = ENERGY_HZ
+    #: Sections at or above the median section energy (where lyrics are spread).
+    loud_sections: list[SongSection] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class _Audio:
+    mono: np.ndarray
+    rate: int
+    channels: int
+    frames: int
+    peak: float
+
+
+@dataclass
+class _Features:
+    onset: np.ndarray
+    low_onset: np.ndarray
+    chroma: np.ndarray
+    mfcc: np.ndarray
+    frames: int
+
+
+def analyze_song(path: Path) -> SongAnalysis:
+    """Decode and analyse a song (see the module docstring for the rules).
+
+    Args:
+        path: a WAV, FLAC, MP3 or OGG file (anything FFmpeg decodes is accepted too).
+
+    Returns:
+        The analysis; the same file always gives the same analysis.
+
+    Raises:
+        KantokuError: NOT_FOUND (SONG_NOT_FOUND) when the file does not exist; INVALID_REQUEST
+            when it is not decodable audio (SONG_UNREADABLE), silent (SONG_SILENT), longer
+            than MAX_SONG_S (SONG_TOO_LONG) or shorter than MIN_SONG_S (SONG_TOO_SHORT).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise not_found(f"{path}: no such song file; check the path", reason="SONG_NOT_FOUND",
+                        path=str(path))
+    audio = _decode(path)
+    duration = audio.frames / audio.rate
+    _check_duration(path, duration)
+    if audio.peak < 10 ** (SILENCE_DBFS / 20):
+        level = "-inf" if audio.peak <= 0 else f"{20 * math.log10(audio.peak):.0f}"
+        raise invalid(f"{path}: the song is silent (peak {level} dBFS, below {SILENCE_DBFS:.0f} "
+                      "dBFS); check the file or the export", reason="SONG_SILENT", path=str(path))
+    y = _to_analysis_rate(audio)
+    return _analyze(path, audio, duration, y)
+
+
+def _analyze(path: Path, audio: _Audio, duration: float, y: np.ndarray) -> SongAnalysis:
+    features = _features(y)
+    notes: list[str] = []
+    beats = [round(t, 4) for t in _beat_times(features.onset) if 0 <= t < duration]
+    if len(beats) < 2:
+        notes.append("no steady beat found: cuts are spaced evenly and sections use 2 s blocks")
+    downbeats = beats[_downbeat_phase(beats, features)::BEATS_PER_BAR]
+    energy = _energy_curve(y)
+    sections = _sections(features, downbeats, duration, energy)
+    return SongAnalysis(
+        path=str(path), sha256=_sha256(path), duration_s=duration, sample_rate_hz=audio.rate,
+        channels=audio.channels, tempo_bpm=round(_tempo(beats), 2), beats_s=beats,
+        downbeats_s=downbeats, bars=_bars(downbeats, beats, duration), sections=sections,
+        energy=[round(float(e), 4) for e in energy], loud_sections=_loud_sections(sections),
+        notes=notes)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _decode(path: Path) -> _Audio:
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, TypeError):  # sf.LibsndfileError is a RuntimeError
+        return _decode_ffmpeg(path)
+    if info.samplerate > 0:
+        _check_header_duration(path, info.frames / info.samplerate)
+    try:
+        return _decode_soundfile(path)
+    except RuntimeError:  # a file libsndfile opens but cannot read to the end
+        return _decode_ffmpeg(path)
+
+
+def _decode_soundfile(path: Path) -> _Audio:
+    chunks: list[np.ndarray] = []
+    peak = 0.0
+    with sf.SoundFile(str(path)) as source:
+        rate, channels = source.samplerate, source.channels
+        for block in source.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+            peak = max(peak, float(np.abs(block).max(initial=0.0)))
+            chunks.append(block.mean(axis=1))
+    return _audio(path, chunks, rate, channels, peak)
+
+
+def _decode_ffmpeg(path: Path) -> _Audio:
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise _undecodable(path, "no audio stream")
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                _check_header_duration(path, float(stream.duration * stream.time_base))
+            rate, chunks, peak, channels = stream.rate, [], 0.0, 0
+            for block in _ffmpeg_blocks(container, stream):
+                channels = block.shape[0]
+                peak = max(peak, float(np.abs(block).max(initial=0.0)))
+                chunks.append(block.mean(axis=0))
+    except av.FFmpegError as exc:
+        raise _undecodable(path, exc.strerror or type(exc).__name__) from None
+    return _audio(path, chunks, rate, channels, peak)
+
+
+def _ffmpeg_blocks(container: Any, stream: Any) -> Iterator[np.ndarray]:
+    """(channels, n) float32 blocks at the stream's own rate and layout."""
+    resampler = av.AudioResampler(format="fltp")
+    for frame in container.decode(stream):
+        for out in resampler.resample(frame):
+            yield out.to_ndarray().astype(np.float32, copy=False)
+    for out in resampler.resample(None):
+        yield out.to_ndarray().astype(np.float32, copy=False)
+
+
+def _audio(path: Path, chunks: list[np.ndarray], rate: int, channels: int,
+           peak: float) -> _Audio:
+    mono = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else \
+        np.zeros(0, np.float32)
+    if rate <= 0 or channels <= 0 or not mono.size:
+        raise _undecodable(path, "no samples")
+    return _Audio(mono=mono, rate=int(rate), channels=int(channels), frames=int(mono.size),
+                  peak=peak)
+
+
+def _undecodable(path: Path, detail: str) -> KantokuError:
+    return invalid(f"{path}: cannot decode audio ({detail}); {DECODE_HINT}",
+                   reason="SONG_UNREADABLE", path=str(path))
+
+
+def _check_header_duration(path: Path, duration: float) -> None:
+    """Refuse a song the header says is far too long before decoding all of it."""
+    if duration > MAX_SONG_S + 1.0:
+        _check_duration(path, duration)
+
+
+def _check_duration(path: Path, duration: float) -> None:
+    if duration > MAX_SONG_S:
+        raise invalid(f"{path}: the song is {duration:.1f} s long, over the limit of "
+                      f"{MAX_SONG_S:.0f} s; trim it to {MAX_SONG_S:.0f} s or less",
+                      reason="SONG_TOO_LONG", path=str(path))
+    if duration < MIN_SONG_S:
+        raise invalid(f"{path}: the song is {duration:.2f} s long; use a song of at least "
+                      f"{MIN_SONG_S:.0f} s", reason="SONG_TOO_SHORT", path=str(path))
+
+
+def _to_analysis_rate(audio: _Audio) -> np.ndarray:
+    if audio.rate == ANALYSIS_RATE_HZ:
+        return audio.mono
+    import librosa
+
+    return librosa.resample(audio.mono, orig_sr=audio.rate, target_sr=ANALYSIS_RATE_HZ,
+                            res_type="soxr_hq").astype(np.float32, copy=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- features, beats, downbeats ---------------------------------------------------------------
+
+
+def _features(y: np.ndarray) -> _Features:
+    import librosa
+
+    sr = ANALYSIS_RATE_HZ
+    onset_power = np.abs(librosa.stft(y, n_fft=ONSET_N_FFT, hop_length=ONSET_HOP)) ** 2
+    onset_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=onset_power, sr=sr),
+                                    ref=np.max)
+    centers = librosa.mel_frequencies(n_mels=onset_mel.shape[0] + 2, fmax=sr / 2)[1:-1]
+    low = max(2, int(np.sum(centers <= LOW_BAND_HZ)))
+    power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr), ref=np.max)
+    return _Features(
+        onset=librosa.onset.onset_strength(S=onset_mel, sr=sr, hop_length=ONSET_HOP,
+                                           n_fft=ONSET_N_FFT),
+        low_onset=librosa.onset.onset_strength(S=onset_mel[:low], sr=sr, hop_length=ONSET_HOP,
+                                               n_fft=ONSET_N_FFT),
+        chroma=librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0),
+        mfcc=librosa.feature.mfcc(S=mel_db, n_mfcc=13),
+        frames=power.shape[1])
+
+
+def _beat_times(onset: np.ndarray) -> list[float]:
+    """Beat times: tracked beats, each on its nearest onset peak, less the onset lag."""
+    import librosa
+
+    if not np.any(onset > 0):
+        return []
+    _, frames = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE_HZ,
+                                        hop_length=ONSET_HOP, units="frames", trim=False)
+    peaks = np.unique([_refine_peak(onset, int(f)) for f in frames])
+    return [float(f) * ONSET_HOP / ANALYSIS_RATE_HZ - ONSET_LAG_S for f in peaks]
+
+
+def _refine_peak(onset: np.ndarray, frame: int, reach: int = 2) -> float:
+    """The onset peak within ±reach frames, to a fraction of a frame (parabola)."""
+    lo, hi = max(0, frame - reach), min(len(onset), frame + reach + 1)
+    peak = lo + int(np.argmax(onset[lo:hi]))
+    if 0 < peak < len(onset) - 1:
+        before, at, after = onset[peak - 1], onset[peak], onset[peak + 1]
+        curvature = before - 2 * at + after
+        if curvature < 0:
+            return peak + float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
+    return float(peak)
+
+
+def _tempo(beats: Sequence[float]) -> float:
+    """60 / the mean inter-beat interval, over the intervals within 15 % of the median."""
+    if len(beats) < 2:
+        return 0.0
+    intervals = np.diff(beats)
+    median = float(np.median(intervals))
+    steady = intervals[np.abs(intervals - median) <= 0.15 * median]
+    return 60.0 / float(steady.mean()) if steady.size else 60.0 / median
+
+
+def _downbeat_phase(beats: list[float], features: _Features) -> int:
+    """The beat phase (0..3) whose beats carry the most onset, bass and harmonic change."""
+    if len(beats) < BEATS_PER_BAR + 1:
+        return 0
+    times = np.asarray(beats) + ONSET_LAG_S
+    onset_frames = np.clip(np.round(times * ANALYSIS_RATE_HZ / ONSET_HOP).astype(int), 0,
+                           len(features.onset) - 1)
+    frames = np.clip(np.round(np.asarray(beats) * ANALYSIS_RATE_HZ / HOP).astype(int), 0,
+                     features.frames - 1)
+    score = (_normalized(_around(features.onset, onset_frames))
+             + _normalized(_around(features.low_onset, onset_frames))
+             + _normalized(_chroma_change(features.chroma, frames)))
+    phases = [float(score[p::BEATS_PER_BAR].mean()) for p in range(BEATS_PER_BAR)]
+    return int(np.argmax(phases))
+
+
+def _around(curve: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The curve's maximum within ±1 frame of each frame."""
+    padded = np.pad(curve, 1)
+    return np.max([padded[frames], padded[frames + 1], padded[frames + 2]], axis=0)
+
+
+def _chroma_change(chroma: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Cosine distance between the mean chroma of the beat before and after each beat."""
+    edges = np.concatenate([[0], frames, [chroma.shape[1]]])
+    means = [chroma[:, a:b].mean(axis=1) if b > a else np.zeros(chroma.shape[0])
+             for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return np.asarray([_cosine_distance(means[i], means[i + 1]) for i in range(len(frames))])
+
+
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return 1.0 - float(a @ b) / norm if norm > 0 else 0.0
+
+
+def _normalized(values: np.ndarray) -> np.ndarray:
+    mean = float(values.mean()) if values.size else 0.0
+    return values / mean if mean > 0 else np.zeros_like(values, dtype=float)
+
+
+def _bars(downbeats: list[float], beats: list[float], duration: float) -> list[tuple[float, float]]:
+    if not downbeats:
+        return []
+    bar_s = BEATS_PER_BAR * float(np.median(np.diff(beats))) if len(beats) > 1 else duration
+    ends = [*downbeats[1:], min(duration, downbeats[-1] + bar_s)]
+    return [(a, round(b, 4)) for a, b in zip(downbeats, ends, strict=True) if b > a]
+
+
+# -- energy and sections ----------------------------------------------------------------------
+
+
+def _energy_curve(y: np.ndarray) -> np.ndarray:
+    window = int(ANALYSIS_RATE_HZ / ENERGY_HZ)
+    count = math.ceil(len(y) / window)
+    padded = np.zeros(count * window, np.float64)
+    padded[:len(y)] = y
+    rms = np.sqrt(np.mean(padded.reshape(count, window) ** 2, axis=1))
+    return rms / rms.max() if rms.max() > 0 else rms
+
+
+def _span_energy(energy: np.ndarray, start_s: float, end_s: float) -> float:
+    """Mean of the energy windows that lie wholly in [start_s, end_s) (else the middle one).
+
+    Windows across an edge are left out: a loud downbeat just after the edge would count.
+    """
+    a, b = math.ceil(start_s * ENERGY_HZ - 1e-6), math.floor(end_s * ENERGY_HZ + 1e-6)
+    if b <= a:
+        a = min(int((start_s + end_s) / 2 * ENERGY_HZ), len(energy) - 1)
+        b = a + 1
+    part = energy[a:b]
+    return float(part.mean()) if part.size else 0.0
+
+
+def _sections(features: _Features, downbeats: list[float], duration: float,
+              energy: np.ndarray) -> list[SongSection]:
+    starts = list(downbeats) if len(downbeats) >= 2 else \
+        [float(t) for t in np.arange(0.0, duration - 1.0, 2.0)]
+    starts = [0.0, *[t for t in starts[1:] if 0 < t < duration]]
+    units = _unit_features(features, starts)
+    k = round(len(starts) / BARS_PER_SECTION)
+    if duration >= TWO_SECTIONS_FROM_S:
+        k = max(k, 2)
+    k = min(max(k, 1), len(starts))
+    firsts = _ward_segments(units, k)
+    bounds = [starts[i] for i in firsts] + [duration]
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+    means = [units[:, a:b].mean(axis=1) for a, b in
+             zip(firsts, [*firsts[1:], units.shape[1]], strict=True)]
+    groups = _groups(means)
+    energies = [_span_energy(energy, a, b) for a, b in spans]
+    labels = _labels(groups, energies)
+    return [SongSection(label=label, group=group, start_s=round(a, 4), end_s=round(b, 4),
+                        energy=round(e, 4))
+            for label, group, (a, b), e in zip(labels, groups, spans, energies, strict=True)]
+
+
+def _unit_features(features: _Features, starts: list[float]) -> np.ndarray:
+    """Per bar (or block): mean chroma and MFCC, z-scored, each family weighted equally."""
+    frames = [min(features.frames - 1, int(round(t * ANALYSIS_RATE_HZ / HOP))) for t in starts]
+    edges = [*frames, features.frames]
+    rows = []
+    for family in (features.chroma, features.mfcc):
+        means = np.stack([family[:, a:max(b, a + 1)].mean(axis=1)
+                          for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
+        std = means.std(axis=1, keepdims=True)
+        z = np.where(std > 1e-9, (means - means.mean(axis=1, keepdims=True)) / np.where(
+            std > 1e-9, std, 1.0), 0.0)
+        rows.append(z / math.sqrt(family.shape[0]))
+    return np.concatenate(rows, axis=0)
+
+
+def _ward_segments(units: np.ndarray, k: int) -> list[int]:
+    """First unit of each of k contiguous segments: constrained Ward agglomerative clustering.
+
+    Starting from one segment per unit, the two neighbouring segments whose merge adds the
+    least within-segment variance (n_a n_b / (n_a + n_b) ||mean_a - mean_b||^2) are merged
+    until k remain.
+    """
+    firsts = list(range(units.shape[1]))
+    sizes = [1] * len(firsts)
+    means = [units[:, i].astype(np.float64) for i in firsts]
+    while len(firsts) > k:
+        costs = [sizes[i] * sizes[i + 1] / (sizes[i] + sizes[i + 1])
+                 * float(np.sum((means[i] - means[i + 1]) ** 2)) for i in range(len(firsts) - 1)]
+        i = int(np.argmin(costs))
+        total = sizes[i] + sizes[i + 1]
+        means[i] = (means[i] * sizes[i] + means[i + 1] * sizes[i + 1]) / total
+        sizes[i] = total
+        del firsts[i + 1], sizes[i + 1], means[i + 1]
+    return firsts
+
+
+def _groups(means: list[np.ndarray]) -> list[str]:
+    """Group letters: sections closer than half the median pairwise distance share one."""
+    n = len(means)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    if n >= 3:
+        distance = np.array([[float(np.linalg.norm(a - b)) for b in means] for a in means])
+        threshold = 0.5 * float(np.median(distance[np.triu_indices(n, 1)]))
+        for i in range(n):
+            for j in range(i + 1, n):
+                if distance[i, j] < threshold:
+                    parent[root(j)] = root(i)
+    letters: dict[int, str] = {}
+    return [letters.setdefault(root(i), _letter(len(letters))) for i in range(n)]
+
+
+def _letter(index: int) -> str:
+    return chr(ord("A") + index) if index < 26 else f"Z{index - 25}"
+
+
+def _labels(groups: list[str], energies: list[float]) -> list[str]:
+    n = len(groups)
+    labels = [""] * n
+    loudest = max(energies)
+    quiet = [e < QUIET_RATIO * loudest for e in energies]
+    if n >= 2 and quiet[0]:
+        labels[0] = "intro"
+    if n >= 2 and quiet[-1] and (n >= 3 or not labels[0]):
+        labels[-1] = "outro"
+    body = [i for i in range(n) if not labels[i]]
+    names = _body_names([groups[i] for i in body], [energies[i] for i in body])
+    for i in body:
+        labels[i] = names[groups[i]]
+    return labels
+
+
+def _body_names(groups: list[str], energies: list[float]) -> dict[str, str]:
+    """Names for the groups of the sections between intro and outro (in order)."""
+    order = list(dict.fromkeys(groups))
+    count = {g: groups.count(g) for g in order}
+    level = {g: float(np.mean([e for h, e in zip(groups, energies, strict=True) if h == g]))
+             for g in order}
+    if len(order) == 1:
+        return {order[0]: "main"}
+    repeated = [g for g in order if count[g] > 1]
+    chorus = max(repeated or order, key=lambda g: level[g])
+    names = {chorus: "chorus"}
+    rest = [g for g in order if g != chorus]
+    verse = max(rest, key=lambda g: (count[g], -order.index(g)))
+    names[verse] = "verse"
+    for g in rest:
+        if g == verse:
+            continue
+        before_chorus = all(i + 1 < len(groups) and groups[i + 1] == chorus
+                            for i, h in enumerate(groups) if h == g)
+        names[g] = "bridge" if count[g] == 1 else \
+            "pre-chorus" if before_chorus else f"part {g}"
+    return names
+
+
+def _loud_sections(sections: list[SongSection]) -> list[SongSection]:
+    median = float(np.median([s.energy for s in sections]))
+    return [s.model_copy() for s in sections if s.energy >= median]
+
+
+# -- cuts -------------------------------------------------------------------------------------
+
+
+def choose_cuts(analysis: SongAnalysis, *, min_shot_s: float = 1.0,
+                max_shot_s: float = 8.0) -> list[float]:
+    """Candidate cut times for the planner, every one on a beat.
+
+    Rules:
+        - every section start is a cut;
+        - per bar, the step between cuts follows the bar's level relative to the loudest bar
+          (mean of the energy curve over the bar, in dB): at or above -3 dB every beat, -6 dB
+          every 2 beats, -12 dB every bar, quieter every 2 bars (counted from the section
+          start), see DENSITY_STEPS;
+        - shots are at least `min_shot_s` long (within one 23 ms analysis frame): candidates
+          are kept in order of importance (section starts, downbeats, mid-bar beats, other
+          beats, each from the start of the song) while they are far enough from every kept cut;
+        - a gap longer than `max_shot_s` gets extra cuts, on the beats nearest to an even split;
+          only a gap with no usable beat (a song without a steady beat) is split off the beat.
+
+    Args:
+        analysis: the song's analysis.
+        min_shot_s: shortest shot, in seconds (> 0).
+        max_shot_s: longest shot, in seconds (at least 2 x min_shot_s).
+
+    Returns:
+        Sorted cut times strictly inside (0, duration_s).
+
+    Raises:
+        KantokuError: INVALID_REQUEST (CUTS_INVALID) for unusable shot lengths.
+    """
+    if not (min_shot_s > 0 and max_shot_s >= 2 * min_shot_s):
+        raise invalid(f"min_shot_s={min_shot_s}, max_shot_s={max_shot_s}; pass min_shot_s > 0 "
+                      "and max_shot_s >= 2 x min_shot_s", reason="CUTS_INVALID")
+    duration = analysis.duration_s
+    kept = [0.0, duration]
+    for time in _candidates(analysis):
+        _keep_if_clear(kept, time, min_shot_s - MIN_SHOT_TOLERANCE_S)
+    cuts = _fill_gaps(kept, analysis.beats_s, min_shot_s, max_shot_s)
+    return [t for t in cuts if 0 < t < duration]
+
+
+def _candidates(analysis: SongAnalysis) -> list[float]:
+    """Candidate cuts in order of importance (see `choose_cuts`)."""
+    beats = analysis.beats_s
+    downbeats = set(analysis.downbeats_s)
+    energy = np.asarray(analysis.energy)
+    bars = analysis.bars
+    loudest = max((_span_energy(energy, a, b) for a, b in bars), default=0.0)
+    tiers: list[list[float]] = [[s.start_s for s in analysis.sections[1:]], [], [], []]
+    section_starts = [s.start_s for s in analysis.sections]
+    for index, (start, end) in enumerate(bars):
+        step = _step(_span_energy(energy, start, end), loudest)
+        section = bisect.bisect_right(section_starts, start + 1e-6) - 1
+        first_bar = next(i for i, (a, _) in enumerate(bars)
+                         if a >= section_starts[section] - 1e-6)
+        in_bar = [t for t in beats if start - 1e-6 <= t < end - 1e-6]
+        if index == 0:
+            in_bar = [t for t in beats if t < end - 1e-6]  # the pickup beats join the first bar
+        _add_bar_beats(tiers, in_bar, start, step, (index - first_bar) % 2 == 0, downbeats)
+    return [t for tier in tiers for t in tier]
+
+
+def _add_bar_beats(tiers: list[list[float]], in_bar: list[float], start: float, step: int,
+                   even_bar: bool, downbeats: set[float]) -> None:
+    if step > BEATS_PER_BAR:
+        if even_bar:
+            tiers[1].append(start)
+        return
+    position = next((i for i, t in enumerate(in_bar) if t in downbeats), 0)
+    for i, time in enumerate(in_bar):
+        offset = i - position
+        if offset % step:
+            continue
+        tier = 1 if offset == 0 else 2 if offset % 2 == 0 else 3
+        tiers[tier].append(time)
+
+
+def _step(level: float, loudest: float) -> int:
+    if loudest <= 0 or level <= 0:
+        return SPARSEST_STEP
+    db = 20 * math.log10(level / loudest)
+    return next((step for threshold, step in DENSITY_STEPS if db >= threshold), SPARSEST_STEP)
+
+
+def _keep_if_clear(kept: list[float], time: float, min_gap: float) -> bool:
+    """Insert `time` into the sorted `kept` when it is at least min_gap from its neighbours."""
+    i = bisect.bisect_left(kept, time)
+    if (i > 0 and time - kept[i - 1] < min_gap) or (i < len(kept) and kept[i] - time < min_gap):
+        return False
+    kept.insert(i, time)
+    return True
+
+
+def _fill_gaps(kept: list[float], beats: list[float], min_shot_s: float,
+               max_shot_s: float) -> list[float]:
+    out = [kept[0]]
+    min_gap = min_shot_s - MIN_SHOT_TOLERANCE_S
+    for end in kept[1:]:
+        while end - out[-1] > max_shot_s + 1e-9:
+            start = out[-1]
+            target = start + (end - start) / math.ceil((end - start) / max_shot_s)
+            usable = [t for t in beats
+                      if start + min_gap <= t <= start + max_shot_s and t <= end - min_gap]
+            out.append(min(usable, key=lambda t: abs(t - target)) if usable else target)
+        out.append(end)
+    return out
+
+
+def snap_to_beats(times: Sequence[float], analysis: SongAnalysis) -> list[float]:
+    """Each time moved to the nearest beat (the LLM planner's cuts are snapped with this).
+
+    Args:
+        times: cut times in seconds, in any order.
+        analysis: the song's analysis.
+
+    Returns:
+        One time per input, in the same order; times may repeat (the caller merges them).
+        Without beats the times come back unchanged.
+    """
+    beats = analysis.beats_s
+    if not beats:
+        return [float(t) for t in times]
+    out = []
+    for time in times:
+        i = bisect.bisect_left(beats, time)
+        near = [beats[j] for j in (i - 1, i) if 0 <= j < len(beats)]
+        out.append(min(near, key=lambda b: abs(b - time)))
+    return out
+
+
+def sections_for_plan(analysis: SongAnalysis) -> list[Section]:
+    """The song's sections as the heuristic planner takes them (label and start)."""
+    return [Section(s.label, s.start_s) for s in analysis.sections]
