@@ -57,16 +57,19 @@ def _clips(media: Path) -> list[ClipInput]:
     return [ClipInput(media / f"s00{i + 1}.mp4", n, f"s00{i + 1}") for i, n in enumerate(LENGTHS)]
 
 
-def _decode(path: Path) -> tuple[list[np.ndarray], av.video.stream.VideoStream, float, float]:
-    """RGB frames, the video stream, the AAC stream's duration and its decoded peak."""
+def _decode(path: Path) -> tuple[list[np.ndarray], tuple[object, ...], float, float]:
+    """RGB frames, the video's (rate, width, height, codec, pix_fmt), the AAC stream's duration
+    and its decoded peak."""
     with av.open(str(path)) as container:
         video, audio = container.streams.video[0], container.streams.audio[0]
         assert (audio.codec_context.name, audio.rate, audio.channels) == ("aac", 48_000, 2)
         audio_s = float(audio.duration * audio.time_base)
+        info = (video.average_rate, video.width, video.height, video.codec_context.name,
+                video.pix_fmt)
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video)]
     with av.open(str(path)) as container:
         peak = max(float(np.abs(f.to_ndarray()).max()) for f in container.decode(audio=0))
-    return frames, video, audio_s, peak
+    return frames, info, audio_s, peak
 
 
 def _close(pixel: np.ndarray, colour: tuple[int, int, int], tolerance: float = 12) -> bool:
@@ -108,8 +111,7 @@ def test_concatenates_frame_accurately_with_song_and_dialogue(media: Path,
     assert len(report.sha256) == 64
     frames, video, audio_s, peak = _decode(out)
     assert len(frames) == 30
-    assert (video.average_rate, video.width, video.height) == (FPS, WIDTH, HEIGHT)
-    assert video.codec_context.name == "h264" and video.pix_fmt == "yuv420p"
+    assert video == (FPS, WIDTH, HEIGHT, "h264", "yuv420p")
     start = 0
     for colour, length in zip(COLOURS, LENGTHS, strict=True):
         for index in (start, start + length - 1):
