@@ -52,8 +52,9 @@ STAGES = ("intake", "plan", "policy", "render", "assemble", "sign", "report")
 
 
 @asynccontextmanager
-async def job_services(server: str | None) -> AsyncIterator[ServiceClient]:
-    """A client for `--server`, the local stack, or an embedded server started for this job."""
+async def job_services(server: str | None, speech: bool = True) -> AsyncIterator[ServiceClient]:
+    """A client for `--server`, the local stack, or an embedded server started for this job
+    (with the speech services only when the job has dialogue: loading voices takes seconds)."""
     settings = core_settings()
     if server or stack_file(settings).exists():
         from kantoku.agents.client import resolve_server
@@ -62,8 +63,9 @@ async def job_services(server: str | None) -> AsyncIterator[ServiceClient]:
                                  timeout_s=3600) as client:
             yield client
         return
-    bindings = [ServiceBinding(s.build(), s.add_function(), s.full_name)
-                for s in SERVICES.values()]
+    names = ["image", "video", *(["tts", "motion"] if speech else [])]
+    bindings = [ServiceBinding(SERVICES[n].build(), SERVICES[n].add_function(),
+                               SERVICES[n].full_name) for n in names]
     running = await start_server(bindings, port=0)
     try:
         async with ServiceClient(running.address, settings.token, timeout_s=3600) as client:
@@ -203,7 +205,11 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
                 view.plan_ready(Plan.model_validate(event["plan"]))
             view(event)
 
-        async with job_services(server) as client, open_checkpointer() as saver:
+        plan = ctx_args.get("plan")
+        # An LLM may write dialogue the brief did not have; heuristic plans speak the brief's.
+        speech = (bool(brief.dialogue) or ctx_args.get("planner") == "llm") if plan is None \
+            else any(shot["dialogue"] for shot in plan["shots"])
+        async with job_services(server, speech) as client, open_checkpointer() as saver:
             ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
                              client=client, store=store,
                              cache=RenderCache(settings.home_dir / "cache", store),

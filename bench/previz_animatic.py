@@ -63,7 +63,7 @@ def main() -> None:
         keyframe = Path(folder) / "key.png"
         keyframe.write_bytes(last.png)
         animatic_s = {}
-        for move in ("truck_left", "dolly_in"):
+        for move in ("truck_left", "dolly_in", "zoom_in", "pan_right"):
             job = VideoJob(keyframe, WIDTH, HEIGHT, args.seconds, FPS, move, tuple(layers))
             started = time.perf_counter()
             animatic.generate(job, lambda *a: None)

@@ -46,6 +46,8 @@ DUCK_RAMP_S = 0.05
 LIMIT_CEILING = 1.0
 LIMIT_WINDOW_S = 0.005
 
+#: `hook(frame_index, rgb) -> rgb`. A hook that also has `burn_yuv(frame_index, planes) -> bool`
+#: (see `subtitles.SubtitleBurner`) draws straight into yuv420p frames instead.
 FrameHook = Callable[[int, np.ndarray], np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -318,6 +320,12 @@ def _fit(frame: av.VideoFrame, canvas: _Canvas) -> av.VideoFrame:
 
 def _apply_hook(hook: FrameHook, index: int, frame: av.VideoFrame,
                 canvas: _Canvas) -> av.VideoFrame:
+    burn_yuv = getattr(hook, "burn_yuv", None)
+    if burn_yuv is not None and frame.format.name == "yuv420p":
+        # The hook draws into the planes the encoder takes: no colour conversion per frame.
+        planes = frame.to_ndarray()
+        return av.VideoFrame.from_ndarray(planes, format="yuv420p") \
+            if burn_yuv(index, planes) else frame
     rgb = hook(index, frame.to_ndarray(format="rgb24"))
     expected = (canvas.height, canvas.width, 3)
     if rgb.shape != expected or rgb.dtype != np.uint8:

@@ -198,19 +198,21 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
                             video=out / "video.mp4")
     frames = [StoryboardFrame(s.id, s.start_s, s.end_s, shots_dir / f"{s.id}.png",
                               s.description) for s in plan.shots]
-    draft = out / ".work" / "storyboard.png"
-    draft.parent.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(make_storyboard, frames, draft, title=plan.title)
-    await asyncio.to_thread(sign_file, draft, out / "storyboard.png",
-                            title=f"{plan.title} · storyboard", generated=False,
-                            credentials=signing_credentials(core_settings().home_dir))
-    draft.unlink()
+    drafts = out / ".work"
+    drafts.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(make_storyboard, frames, drafts / "storyboard.png", title=plan.title)
     song_doc = state.get("song_analysis") or {}
     lyrics = music.lyric_lines(song_doc)
     if lyrics:
         write_srt(lyrics, out / "lyrics.srt")
         write_vtt(lyrics, out / "lyrics.vtt")
-    await asyncio.to_thread(timeline_picture, plan, song, song_doc, out / "timeline.png")
+    await asyncio.to_thread(timeline_picture, plan, song, song_doc, drafts / "timeline.png")
+    for name, what in (("storyboard.png", "storyboard"), ("timeline.png", "timeline")):
+        await asyncio.to_thread(sign_file, drafts / name, out / name,
+                                title=f"{plan.title} · {what}", generated=False,
+                                credentials=signing_credentials(core_settings().home_dir))
+        (drafts / name).unlink()
+    drafts.rmdir()
     entries = ctx.ledger.entries(ctx.job_id)
     report = build_report(ctx.job_id, brief, PolicyReport.model_validate(state["policy"]),
                           entries, plan=plan)

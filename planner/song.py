@@ -1,45 +1,53 @@
 """Song analysis for music videos: tempo, beats, bars, sections, loudness, and cut candidates.
 
 `analyze_song` decodes the song once (libsndfile for WAV, FLAC, OGG and MP3; PyAV/FFmpeg for
-anything libsndfile cannot open), mixes it to mono at 22 050 Hz and derives everything from one
-STFT (2048-sample window, 512-sample hop, so one analysis frame is 23.2 ms):
+anything libsndfile cannot open), mixes it to mono at 22 050 Hz and derives everything from two
+STFTs: 1024/256 samples (11.6 ms frames) for onsets and beats, 2048/512 (23.2 ms) for chroma
+and MFCC.
 
-- **Beats** — `librosa.beat.beat_track` on a log-mel onset envelope; each beat is moved to the
-  strongest onset within ±2 frames and refined to a fraction of a frame (parabola through the
-  peak). **Tempo** — 60 / the mean of the inter-beat intervals within ±15 % of their median
-  (a mean over a steady run is not quantised to whole frames, as the tempogram estimate is).
+- **Beats** — `librosa.beat.beat_track` (no trimming of weak beats at the ends, so quiet
+  intros keep their beats) on a log-mel onset envelope; each beat is moved to the strongest
+  onset within ±2 frames, refined to a fraction of a frame (parabola through the peak) and
+  moved back by a quarter window (11.6 ms): a spectral-flux peak comes that late after a sharp
+  attack, where the Hann window rises fastest. **Tempo** — 60 / the mean of the inter-beat
+  intervals within ±15 % of their median (not quantised to whole frames, as the tempogram is).
 - **Downbeats** — the song is taken to be in 4/4. Every beat gets a score: its onset strength,
-  plus its low-band (< 200 Hz, kick drum and bass) onset strength, plus the harmonic change
+  plus its low-band (< 200 Hz: kick drum, bass) onset strength, plus the harmonic change
   across it (cosine distance between the mean chroma of the beat before and the beat after),
   each divided by its mean over all beats. Of the four beat phases (beats 0, 4, 8, ...;
-  1, 5, 9, ...; ...) the one with the highest mean score holds the downbeats; one phase is
-  used for the whole song. **Bars** run from one downbeat to the next (the last one is at most
-  4 beats long).
-- **Sections** — per bar (the first bar also takes the pickup beats before the first downbeat,
-  the last bar the tail), the mean chroma (12) and MFCC (13) are z-scored across the song and
-  weighted so each family counts the same; a temporally constrained Ward clustering (the
-  algorithm of `librosa.segment.agglomerative`) cuts the bars into `k` contiguous sections,
-  k = round(bars / 12) (one per ~8-16 bars), at least 2 for songs of 20 s or more, at most the
-  number of bars. Boundaries therefore fall on downbeats; the first section starts at 0 s and
-  the last one ends at the end of the song. Without a steady beat, 2-second blocks replace bars.
-- **Section labels** — sections are grouped by similarity: two sections share a group letter
-  (A, B, ... in order of appearance) when the distance between their mean features is under
-  half the median distance over all pairs (and transitively). Then: the first section is
-  "intro" when it is quiet (its energy under half of the loudest section's), the last one is
-  "outro" when it is quiet (and something is left between); of the rest, the loudest group that
-  repeats is "chorus" (the loudest group when none repeats, if there are two groups or more),
-  the group with the most sections among the others (the earliest on a tie) is "verse", a group
-  that repeats and always comes just before a chorus is "pre-chorus", any other group is
-  "bridge" when it occurs once and "part <letter>" when it repeats. A song with a single body
-  group calls it "main".
-- **Energy** — RMS in 0.1 s windows (`energy_hz` = 10), divided by the loudest window, so
-  1.0 is the loudest moment of the song. A section's energy is the mean over its span;
-  `loud_sections` are the sections at or above the median section energy (where plain-text
-  lyrics are spread).
+  1, 5, 9, ...; ...) the one with the highest mean score holds the downbeats; one phase holds
+  for the whole song. A last downbeat less than half a bar before the end is dropped.
+  **Bars** run from one downbeat to the next (the last one is at most 4 beats long).
+- **Sections** — per bar (the first bar also takes the pickup before the first downbeat, the
+  last one the tail), the mean chroma (12) and MFCC (13) are z-scored across the song and
+  weighted so each family counts the same, then averaged over 4 bars (so a chord progression
+  within a section evens out). The bars are cut into k = ceil(bars / 6) contiguous segments
+  (at least 2 for songs of 20 s or more) with the least total squared deviation (optimal,
+  by dynamic programming); segments are at least 4 bars long, the first and last at least 2.
+  Boundaries therefore fall on downbeats; the first section starts at 0 s and the last ends at
+  the end of the song. Without a steady beat, 2-second blocks stand in for bars.
+- **Groups and labels** — two segments share a group letter (A, B, ... in order of
+  appearance) when the distance between their mean bar features is under half the median
+  distance over all pairs (transitively; never with only two segments). Neighbouring segments
+  of one group are merged into one section (unless that leaves fewer than the minimum). Then:
+  the first section is "intro" when it is quiet (energy under half the loudest section's), the
+  last is "outro" when it is quiet (and a section is left between); of the others, the
+  loudest group that repeats is "chorus" (the loudest group when none repeats), the group
+  with the most sections among the rest (the earliest on a tie) is "verse", a repeating group
+  that always comes just before a chorus is "pre-chorus", any other group is "bridge" when it
+  occurs once and "part <letter>" when it repeats. A single group between intro and outro is
+  "main": with nothing to contrast, naming it verse or chorus would be a guess.
+- **Energy** — RMS in 0.1 s windows (`energy_hz` = 10) divided by the loudest window, so 1.0
+  is the loudest moment of the song. A section's energy is the mean over the windows wholly
+  inside it; `loud_sections` are the sections at or above the median section energy (where
+  plain-text lyrics are spread).
 
 `choose_cuts` turns the analysis into candidate cut times, every one on a beat (see its
 docstring for the density rules); `snap_to_beats` moves other cut times (the LLM planner's) to
 the nearest beats; `sections_for_plan` gives the heuristic planner its sections.
+
+Cost: librosa compiles its numba kernels when first imported, about 3-4 s once per process on
+2 cores; the analysis itself takes about 0.5 % of the song's length (see the tests' timing).
 """
 
 from __future__ import annotations
@@ -80,12 +88,31 @@ ONSET_LAG_S = ONSET_N_FFT / 4 / ANALYSIS_RATE_HZ
 #: Resolution of `SongAnalysis.energy`.
 ENERGY_HZ = 10.0
 BEATS_PER_BAR = 4
-#: Sections aim at one per this many bars.
-BARS_PER_SECTION = 8
+#: Songs are first cut into one segment per this many bars; neighbouring segments that sound
+#: alike are then merged, which leaves sections of about 8-16 bars.
+UNITS_PER_SEGMENT = 6
+#: Shortest section, in bars (fewer when the song is too short for that many sections); the
+#: first and last sections (an intro, an outro) may be as short as MIN_EDGE_UNITS bars.
+MIN_SEGMENT_UNITS = 4
+MIN_EDGE_UNITS = 2
+#: Bar features are averaged over 4 bars before sections are cut (see `_smoothed`).
+SMOOTHING_WEIGHTS = (0.5, 1.0, 1.0, 1.0, 0.5)
 #: Songs at least this long get at least two sections.
 TWO_SECTIONS_FROM_S = 20.0
 #: A section is quiet when its energy is under this fraction of the loudest section's.
 QUIET_RATIO = 0.5
+#: Tempo range and the centre of the tempo prior, in BPM.
+MIN_BPM, MAX_BPM, PRIOR_BPM = 30.0, 320.0, 120.0
+#: Beats count only when the onsets on them are this many times stronger than the song's mean
+#: onset strength (songs with drums: 10-25; noise: 1.3; a steady tone: 2.4).
+MIN_BEAT_SALIENCE = 3.0
+#: Least spread (standard deviation across bars) assumed for chroma (0..1) and MFCC (dB-like)
+#: before z-scoring, so that a song that barely changes does not have its noise magnified
+#: (per-bar spread: songs 0.1-0.2 and 7-15; noise 0.015 and 0.5; a steady tone 0 and 0.1).
+CHROMA_FLOOR, MFCC_FLOOR = 0.05, 2.0
+#: Sections whose mean (floored, z-scored) features are closer than this always share a group
+#: (the same part repeated: 0.03-0.1; different parts: over 1).
+SAME_GROUP_DISTANCE = 0.3
 #: Upper edge of the low band used to find downbeats (kick drum, bass).
 LOW_BAND_HZ = 200.0
 #: Cut density by a bar's level relative to the loudest bar (dB): the first threshold the level
@@ -182,6 +209,10 @@ def analyze_song(path: Path) -> SongAnalysis:
         level = "-inf" if audio.peak <= 0 else f"{20 * math.log10(audio.peak):.0f}"
         raise invalid(f"{path}: the song is silent (peak {level} dBFS, below {SILENCE_DBFS:.0f} "
                       "dBFS); check the file or the export", reason="SONG_SILENT", path=str(path))
+    if audio.channels > 1 and float(np.abs(audio.mono).max()) < 10 ** (SILENCE_DBFS / 20):
+        raise invalid(f"{path}: the song is silent when its channels are mixed to mono (they "
+                      "cancel out); flip the polarity of one channel", reason="SONG_SILENT",
+                      path=str(path))
     y = _to_analysis_rate(audio)
     return _analyze(path, audio, duration, y)
 
@@ -190,9 +221,12 @@ def _analyze(path: Path, audio: _Audio, duration: float, y: np.ndarray) -> SongA
     features = _features(y)
     notes: list[str] = []
     beats = [round(t, 4) for t in _beat_times(features.onset) if 0 <= t < duration]
-    if len(beats) < 2:
+    if len(beats) < 2 or _salience(beats, features.onset) < MIN_BEAT_SALIENCE:
+        beats = []
         notes.append("no steady beat found: cuts are spaced evenly and sections use 2 s blocks")
     downbeats = beats[_downbeat_phase(beats, features)::BEATS_PER_BAR]
+    if len(beats) > 1 and duration - downbeats[-1] < BEATS_PER_BAR / 2 * _beat_s(beats):
+        downbeats = downbeats[:-1]  # a bar cut off after less than half its length
     energy = _energy_curve(y)
     sections = _sections(features, downbeats, duration, energy)
     return SongAnalysis(
@@ -262,8 +296,8 @@ def _audio(path: Path, chunks: list[np.ndarray], rate: int, channels: int,
            peak: float) -> _Audio:
     mono = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else \
         np.zeros(0, np.float32)
-    if rate <= 0 or channels <= 0 or not mono.size:
-        raise _undecodable(path, "no samples")
+    if rate <= 0 or channels <= 0:
+        raise _undecodable(path, "no audio samples")
     return _Audio(mono=mono, rate=int(rate), channels=int(channels), frames=int(mono.size),
                   peak=peak)
 
@@ -313,12 +347,10 @@ def _features(y: np.ndarray) -> _Features:
     import librosa
 
     sr = ANALYSIS_RATE_HZ
-    onset_power = np.abs(librosa.stft(y, n_fft=ONSET_N_FFT, hop_length=ONSET_HOP)) ** 2
-    onset_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=onset_power, sr=sr),
-                                    ref=np.max)
+    onset_mel = _mel_db(y, ONSET_N_FFT, ONSET_HOP)
     centers = librosa.mel_frequencies(n_mels=onset_mel.shape[0] + 2, fmax=sr / 2)[1:-1]
     low = max(2, int(np.sum(centers <= LOW_BAND_HZ)))
-    power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2
+    power = _power(y, N_FFT, HOP)
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr), ref=np.max)
     return _Features(
         onset=librosa.onset.onset_strength(S=onset_mel, sr=sr, hop_length=ONSET_HOP,
@@ -330,6 +362,21 @@ def _features(y: np.ndarray) -> _Features:
         frames=power.shape[1])
 
 
+def _power(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    import librosa
+
+    power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop))
+    return np.square(power, out=power)
+
+
+def _mel_db(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Log-power mel spectrogram (dB below its loudest bin)."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(S=_power(y, n_fft, hop), sr=ANALYSIS_RATE_HZ)
+    return librosa.power_to_db(mel, ref=np.max)
+
+
 def _beat_times(onset: np.ndarray) -> list[float]:
     """Beat times: tracked beats, each on its nearest onset peak, less the onset lag."""
     import librosa
@@ -337,9 +384,38 @@ def _beat_times(onset: np.ndarray) -> list[float]:
     if not np.any(onset > 0):
         return []
     _, frames = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE_HZ,
-                                        hop_length=ONSET_HOP, units="frames", trim=False)
+                                        hop_length=ONSET_HOP, bpm=_tempo_guess(onset),
+                                        units="frames", trim=False)
     peaks = np.unique([_refine_peak(onset, int(f)) for f in frames])
     return [float(f) * ONSET_HOP / ANALYSIS_RATE_HZ - ONSET_LAG_S for f in peaks]
+
+
+def _tempo_guess(onset: np.ndarray) -> float:
+    """The tempo the beat tracker aims at: the strongest lag of the onset envelope's
+    autocorrelation over the whole song, weighted by librosa's prior (log-normal around
+    120 BPM, one octave wide), between 30 and 320 BPM.
+
+    librosa's own estimate (a tempogram of 8 s windows) gives the same answer on steady songs
+    but costs seconds and 1.7 GB for a 600 s song at this hop; this costs a millisecond.
+    """
+    import librosa
+
+    frames_per_minute = 60 * ANALYSIS_RATE_HZ / ONSET_HOP
+    longest = int(frames_per_minute / MIN_BPM)
+    correlation = librosa.autocorrelate(onset - onset.mean(), max_size=longest + 1)
+    lags = np.arange(1, len(correlation))
+    bpm = frames_per_minute / lags
+    prior = np.exp(-0.5 * np.log2(bpm / PRIOR_BPM) ** 2)
+    score = np.where(bpm <= MAX_BPM, np.maximum(correlation[1:], 0.0) * prior, 0.0)
+    return float(bpm[np.argmax(score)]) if np.any(score > 0) else PRIOR_BPM
+
+
+def _salience(beats: list[float], onset: np.ndarray) -> float:
+    """Mean onset strength at the beats over the mean onset strength of the whole song."""
+    frames = np.round((np.asarray(beats) + ONSET_LAG_S) * ANALYSIS_RATE_HZ / ONSET_HOP)
+    at_beats = _around(onset, np.clip(frames.astype(int), 0, len(onset) - 1))
+    mean = float(onset.mean())
+    return float(at_beats.mean()) / mean if mean > 0 else 0.0
 
 
 def _refine_peak(onset: np.ndarray, frame: int, reach: int = 2) -> float:
@@ -404,10 +480,16 @@ def _normalized(values: np.ndarray) -> np.ndarray:
     return values / mean if mean > 0 else np.zeros_like(values, dtype=float)
 
 
+def _beat_s(beats: list[float]) -> float:
+    """The median inter-beat interval."""
+    return float(np.median(np.diff(beats)))
+
+
 def _bars(downbeats: list[float], beats: list[float], duration: float) -> list[tuple[float, float]]:
+    """From each downbeat to the next; the last bar is at most 4 beats long."""
     if not downbeats:
         return []
-    bar_s = BEATS_PER_BAR * float(np.median(np.diff(beats))) if len(beats) > 1 else duration
+    bar_s = BEATS_PER_BAR * _beat_s(beats) if len(beats) > 1 else duration
     ends = [*downbeats[1:], min(duration, downbeats[-1] + bar_s)]
     return [(a, round(b, 4)) for a, b in zip(downbeats, ends, strict=True) if b > a]
 
@@ -443,16 +525,16 @@ def _sections(features: _Features, downbeats: list[float], duration: float,
         [float(t) for t in np.arange(0.0, duration - 1.0, 2.0)]
     starts = [0.0, *[t for t in starts[1:] if 0 < t < duration]]
     units = _unit_features(features, starts)
-    k = round(len(starts) / BARS_PER_SECTION)
-    if duration >= TWO_SECTIONS_FROM_S:
-        k = max(k, 2)
-    k = min(max(k, 1), len(starts))
-    firsts = _ward_segments(units, k)
+    fewest = 2 if duration >= TWO_SECTIONS_FROM_S and len(starts) >= 2 else 1
+    k = min(max(math.ceil(len(starts) / UNITS_PER_SEGMENT), fewest), len(starts))
+    firsts = _segments(_smoothed(units), k)
+    groups = _groups([units[:, a:b].mean(axis=1) for a, b in
+                      zip(firsts, [*firsts[1:], units.shape[1]], strict=True)])
+    keep = [i for i in range(len(firsts)) if i == 0 or groups[i] != groups[i - 1]]
+    if len(keep) >= fewest:  # neighbours that sound alike are one section
+        firsts, groups = [firsts[i] for i in keep], _relettered([groups[i] for i in keep])
     bounds = [starts[i] for i in firsts] + [duration]
     spans = list(zip(bounds[:-1], bounds[1:], strict=True))
-    means = [units[:, a:b].mean(axis=1) for a, b in
-             zip(firsts, [*firsts[1:], units.shape[1]], strict=True)]
-    groups = _groups(means)
     energies = [_span_energy(energy, a, b) for a, b in spans]
     labels = _labels(groups, energies)
     return [SongSection(label=label, group=group, start_s=round(a, 4), end_s=round(b, 4),
@@ -460,44 +542,79 @@ def _sections(features: _Features, downbeats: list[float], duration: float,
             for label, group, (a, b), e in zip(labels, groups, spans, energies, strict=True)]
 
 
+def _relettered(groups: list[str]) -> list[str]:
+    letters: dict[str, str] = {}
+    return [letters.setdefault(g, _letter(len(letters))) for g in groups]
+
+
 def _unit_features(features: _Features, starts: list[float]) -> np.ndarray:
-    """Per bar (or block): mean chroma and MFCC, z-scored, each family weighted equally."""
+    """Per bar (or block): mean chroma and MFCC, z-scored (with a floor under the spread),
+    each family weighted equally."""
     frames = [min(features.frames - 1, int(round(t * ANALYSIS_RATE_HZ / HOP))) for t in starts]
     edges = [*frames, features.frames]
     rows = []
-    for family in (features.chroma, features.mfcc):
+    for family, floor in ((features.chroma, CHROMA_FLOOR), (features.mfcc, MFCC_FLOOR)):
         means = np.stack([family[:, a:max(b, a + 1)].mean(axis=1)
                           for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
-        std = means.std(axis=1, keepdims=True)
-        z = np.where(std > 1e-9, (means - means.mean(axis=1, keepdims=True)) / np.where(
-            std > 1e-9, std, 1.0), 0.0)
+        spread = np.maximum(means.std(axis=1, keepdims=True), floor)
+        z = (means - means.mean(axis=1, keepdims=True)) / spread
         rows.append(z / math.sqrt(family.shape[0]))
     return np.concatenate(rows, axis=0)
 
 
-def _ward_segments(units: np.ndarray, k: int) -> list[int]:
-    """First unit of each of k contiguous segments: constrained Ward agglomerative clustering.
+def _smoothed(units: np.ndarray) -> np.ndarray:
+    """Each unit averaged with its neighbours over 4 bars (weights 1/2, 1, 1, 1, 1/2).
 
-    Starting from one segment per unit, the two neighbouring segments whose merge adds the
-    least within-segment variance (n_a n_b / (n_a + n_b) ||mean_a - mean_b||^2) are merged
-    until k remain.
+    A section whose chords change from bar to bar (a 2- or 4-bar progression) becomes
+    uniform, and a change between sections becomes a ramp whose middle is the boundary.
     """
-    firsts = list(range(units.shape[1]))
-    sizes = [1] * len(firsts)
-    means = [units[:, i].astype(np.float64) for i in firsts]
-    while len(firsts) > k:
-        costs = [sizes[i] * sizes[i + 1] / (sizes[i] + sizes[i + 1])
-                 * float(np.sum((means[i] - means[i + 1]) ** 2)) for i in range(len(firsts) - 1)]
-        i = int(np.argmin(costs))
-        total = sizes[i] + sizes[i + 1]
-        means[i] = (means[i] * sizes[i] + means[i + 1] * sizes[i + 1]) / total
-        sizes[i] = total
-        del firsts[i + 1], sizes[i + 1], means[i + 1]
-    return firsts
+    weights = np.asarray(SMOOTHING_WEIGHTS)
+    count, half = units.shape[1], len(weights) // 2
+    total = np.convolve(np.ones(count), weights)[half:half + count]
+    return np.stack([np.convolve(row, weights)[half:half + count] / total for row in units])
+
+
+def _segments(units: np.ndarray, k: int) -> list[int]:
+    """First unit of each of k contiguous segments with the least total squared deviation.
+
+    The optimal piecewise-constant segmentation, by dynamic programming over prefix sums.
+    Segments are at least MIN_SEGMENT_UNITS long (the first and last at least MIN_EDGE_UNITS)
+    when there are enough units: shorter ones would catch the ramps smoothing makes.
+    """
+    count = units.shape[1]
+    shortest = max(1, min(MIN_SEGMENT_UNITS, count // k))
+    data = units.T.astype(np.float64)
+    s1 = np.vstack([np.zeros(data.shape[1]), np.cumsum(data, axis=0)])
+    s2 = np.concatenate([[0.0], np.cumsum(np.sum(data ** 2, axis=1))])
+
+    def costs(end: int) -> np.ndarray:
+        """Cost of a segment [start, end) for every start (inf when too short)."""
+        starts = np.arange(end + 1)
+        length = np.maximum(end - starts, 1)
+        spread = s2[end] - s2[starts] - np.sum((s1[end] - s1[starts]) ** 2, axis=1) / length
+        edge = (starts == 0) | (end == count)
+        return np.where(end - starts >= np.where(edge, min(shortest, MIN_EDGE_UNITS), shortest),
+                        spread, np.inf)
+
+    table = np.full((k + 1, count + 1), np.inf)
+    back = np.zeros((k + 1, count + 1), dtype=int)
+    table[0, 0] = 0.0
+    for end in range(1, count + 1):
+        segment = costs(end)
+        for m in range(1, k + 1):
+            total = table[m - 1, :end + 1] + segment
+            back[m, end] = int(np.argmin(total))
+            table[m, end] = total[back[m, end]]
+    firsts, end = [], count
+    for m in range(k, 0, -1):
+        end = back[m, end]
+        firsts.append(end)
+    return firsts[::-1]
 
 
 def _groups(means: list[np.ndarray]) -> list[str]:
-    """Group letters: sections closer than half the median pairwise distance share one."""
+    """Group letters: sections closer than SAME_GROUP_DISTANCE, or than half the median
+    pairwise distance (with three sections or more), share one (transitively)."""
     n = len(means)
     parent = list(range(n))
 
@@ -506,9 +623,10 @@ def _groups(means: list[np.ndarray]) -> list[str]:
             i = parent[i]
         return i
 
-    if n >= 3:
+    if n >= 2:
         distance = np.array([[float(np.linalg.norm(a - b)) for b in means] for a in means])
-        threshold = 0.5 * float(np.median(distance[np.triu_indices(n, 1)]))
+        relative = 0.5 * float(np.median(distance[np.triu_indices(n, 1)])) if n >= 3 else 0.0
+        threshold = max(relative, SAME_GROUP_DISTANCE)
         for i in range(n):
             for j in range(i + 1, n):
                 if distance[i, j] < threshold:
@@ -579,9 +697,10 @@ def choose_cuts(analysis: SongAnalysis, *, min_shot_s: float = 1.0,
           (mean of the energy curve over the bar, in dB): at or above -3 dB every beat, -6 dB
           every 2 beats, -12 dB every bar, quieter every 2 bars (counted from the section
           start), see DENSITY_STEPS;
-        - shots are at least `min_shot_s` long (within one 23 ms analysis frame): candidates
-          are kept in order of importance (section starts, downbeats, mid-bar beats, other
-          beats, each from the start of the song) while they are far enough from every kept cut;
+        - shots are at least `min_shot_s` long (less MIN_SHOT_TOLERANCE_S, 25 ms, for beat
+          tracking jitter): candidates are kept in order of importance (section starts,
+          downbeats, mid-bar beats, other beats; each from the start of the song) while they
+          are far enough from every cut kept before;
         - a gap longer than `max_shot_s` gets extra cuts, on the beats nearest to an even split;
           only a gap with no usable beat (a song without a steady beat) is split off the beat.
 
@@ -609,38 +728,30 @@ def choose_cuts(analysis: SongAnalysis, *, min_shot_s: float = 1.0,
 
 def _candidates(analysis: SongAnalysis) -> list[float]:
     """Candidate cuts in order of importance (see `choose_cuts`)."""
-    beats = analysis.beats_s
-    downbeats = set(analysis.downbeats_s)
+    beats, bars = analysis.beats_s, analysis.bars
     energy = np.asarray(analysis.energy)
-    bars = analysis.bars
-    loudest = max((_span_energy(energy, a, b) for a, b in bars), default=0.0)
-    tiers: list[list[float]] = [[s.start_s for s in analysis.sections[1:]], [], [], []]
+    levels = [_span_energy(energy, a, b) for a, b in bars]
+    loudest = max(levels, default=0.0)
     section_starts = [s.start_s for s in analysis.sections]
-    for index, (start, end) in enumerate(bars):
-        step = _step(_span_energy(energy, start, end), loudest)
-        section = bisect.bisect_right(section_starts, start + 1e-6) - 1
-        first_bar = next(i for i, (a, _) in enumerate(bars)
-                         if a >= section_starts[section] - 1e-6)
-        in_bar = [t for t in beats if start - 1e-6 <= t < end - 1e-6]
-        if index == 0:
-            in_bar = [t for t in beats if t < end - 1e-6]  # the pickup beats join the first bar
-        _add_bar_beats(tiers, in_bar, start, step, (index - first_bar) % 2 == 0, downbeats)
-    return [t for tier in tiers for t in tier]
-
-
-def _add_bar_beats(tiers: list[list[float]], in_bar: list[float], start: float, step: int,
-                   even_bar: bool, downbeats: set[float]) -> None:
-    if step > BEATS_PER_BAR:
-        if even_bar:
-            tiers[1].append(start)
-        return
-    position = next((i for i, t in enumerate(in_bar) if t in downbeats), 0)
-    for i, time in enumerate(in_bar):
-        offset = i - position
-        if offset % step:
+    tiers: list[list[float]] = [section_starts[1:], [], [], []]
+    bar_in_section, section = 0, 0
+    for index, ((start, end), level) in enumerate(zip(bars, levels, strict=True)):
+        now = bisect.bisect_right(section_starts, start + 1e-6) - 1
+        bar_in_section = bar_in_section + 1 if now == section and index else 0
+        section = now
+        first = 0 if index == 0 else bisect.bisect_left(beats, start - 1e-6)
+        in_bar = beats[first:bisect.bisect_left(beats, end - 1e-6)]  # bar 0 takes the pickup
+        step = _step(level, loudest)
+        if step > BEATS_PER_BAR:
+            if bar_in_section % (step // BEATS_PER_BAR) == 0:
+                tiers[1].append(start)
             continue
-        tier = 1 if offset == 0 else 2 if offset % 2 == 0 else 3
-        tiers[tier].append(time)
+        downbeat = bisect.bisect_left(in_bar, start - 1e-6)
+        for i, time in enumerate(in_bar):
+            offset = i - downbeat
+            if offset % step == 0:
+                tiers[1 if offset == 0 else 2 if offset % 2 == 0 else 3].append(time)
+    return [t for tier in tiers for t in tier]
 
 
 def _step(level: float, loudest: float) -> int:

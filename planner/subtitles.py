@@ -85,6 +85,22 @@ class Sprite:
         return int(self.inverse_alpha.shape[1])
 
 
+@dataclass(frozen=True)
+class YuvSprite:
+    """A sprite's blend terms in BT.601 limited-range yuv420p, at even coordinates.
+
+    Blending in the planes the video already has skips two colour conversions per frame.
+    """
+
+    top: int
+    left: int
+    y_inverse: np.ndarray  # (h, w) uint16: 255 - a
+    y_premultiplied: np.ndarray  # (h, w) uint16: Y(c) * a + 128
+    uv_inverse: np.ndarray  # (h/2, w/2) uint16, alpha averaged over 2x2
+    u_premultiplied: np.ndarray
+    v_premultiplied: np.ndarray
+
+
 class SubtitleBurner:
     """Draws the lyric line showing at each frame; pass it as `assemble_video(frame_hook=...)`.
 
@@ -115,6 +131,7 @@ class SubtitleBurner:
         self.warnings = _glyph_warnings(self.lines)
         self._frame_line = _frame_lookup(self.lines, fps)
         self._sprites = {line.text: self._render(line.text) for line in self.lines}
+        self._yuv_sprites: dict[str, YuvSprite] = {}
 
     def active_line(self, frame_index: int) -> LyricLine | None:
         """The line showing at `frame_index` (frames [round(start*fps), round(end*fps)))."""
@@ -151,6 +168,29 @@ class SubtitleBurner:
             rgb = rgb.copy()
         _blend(rgb, self.sprite(line.text))
         return rgb
+
+    def burn_yuv(self, frame_index: int, planes: np.ndarray) -> bool:
+        """Burns the line showing at `frame_index` into a yuv420p frame's planes, in place.
+
+        Args:
+            frame_index: the frame's index in the video.
+            planes: the frame as PyAV's `to_ndarray()` gives yuv420p: uint8 (height * 3 / 2,
+                width), the Y plane then the U and V planes.
+
+        Returns:
+            Whether a line was drawn (False: `planes` is untouched).
+        """
+        line = self.active_line(frame_index)
+        if line is None:
+            return False
+        if planes.shape != (self.height * 3 // 2, self.width):
+            raise invalid(f"frame {frame_index} planes are {planes.shape}; the subtitles were "
+                          f"laid out for {self.width}x{self.height} yuv420p",
+                          reason="FRAME_SIZE_MISMATCH")
+        if line.text not in self._yuv_sprites:
+            self._yuv_sprites[line.text] = _to_yuv(self.sprite(line.text))
+        _blend_yuv(planes, self._yuv_sprites[line.text], self.width, self.height)
+        return True
 
     def _render(self, text: str) -> Sprite:
         size, rows = self._layout(text)
@@ -309,6 +349,58 @@ def _blend(rgb: np.ndarray, sprite: Sprite) -> None:
     mixed += mixed >> 8
     mixed >>= 8
     region[...] = mixed
+
+
+def _to_yuv(sprite: Sprite) -> YuvSprite:
+    """The sprite's colour and alpha in limited-range BT.601, padded to even coordinates."""
+    top, left = sprite.top - sprite.top % 2, sprite.left - sprite.left % 2
+    height = sprite.height + sprite.top % 2
+    width = sprite.width + sprite.left % 2
+    height, width = height + height % 2, width + width % 2
+    alpha = np.zeros((height, width), dtype=np.float64)
+    rgb = np.zeros((height, width, 3), dtype=np.float64)
+    rows = slice(sprite.top - top, sprite.top - top + sprite.height)
+    cols = slice(sprite.left - left, sprite.left - left + sprite.width)
+    alpha[rows, cols] = 255.0 - sprite.inverse_alpha[:, :, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        colour = (sprite.premultiplied - 128.0) / (255.0 - sprite.inverse_alpha)
+    rgb[rows, cols] = np.nan_to_num(colour)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+
+    def pooled(values: np.ndarray) -> np.ndarray:
+        return values.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    a2 = pooled(alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u2 = np.nan_to_num(pooled(u * alpha) / a2)
+        v2 = np.nan_to_num(pooled(v * alpha) / a2)
+
+    def terms(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        return np.rint(values * weight + 128).astype(np.uint16)
+
+    return YuvSprite(top, left, np.rint(255 - alpha).astype(np.uint16), terms(y, alpha),
+                     np.rint(255 - a2).astype(np.uint16), terms(u2, a2), terms(v2, a2))
+
+
+def _blend_yuv(planes: np.ndarray, sprite: YuvSprite, width: int, height: int) -> None:
+    """Alpha-blends a YuvSprite into yuv420p planes in place (same integer rule as `_blend`)."""
+    chroma = planes[height:].reshape(2, height // 2, width // 2)  # U then V, each (h/2, w/2)
+    targets = [(planes[:height], sprite.top, sprite.left, sprite.y_inverse,
+                sprite.y_premultiplied)]
+    for plane, premultiplied in zip(chroma, (sprite.u_premultiplied, sprite.v_premultiplied),
+                                    strict=True):
+        targets.append((plane, sprite.top // 2, sprite.left // 2, sprite.uv_inverse,
+                        premultiplied))
+    for plane, top, left, inverse, premultiplied in targets:
+        region = plane[top:top + inverse.shape[0], left:left + inverse.shape[1]]
+        mixed = region * inverse
+        mixed += premultiplied
+        mixed += mixed >> 8
+        mixed >>= 8
+        region[...] = mixed
 
 
 # --- lookups and checks ----------------------------------------------------------------------
