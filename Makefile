@@ -22,7 +22,8 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(VENV)/bin/kantoku demo --out out/demo
+	$(VENV)/bin/kantoku mv examples/brief.yaml --song examples/song.wav \
+		--lyrics examples/song.lrc --out out/demo --yes
 
 protos: setup
 	$(PY) protos/generate.py
@@ -34,6 +35,9 @@ lint: setup
 bench: setup
 	$(PY) bench/tts_rtf.py
 	$(PY) bench/call_overhead.py
+	$(PY) bench/previz_animatic.py
+	$(PY) bench/orchestration.py
+	$(PY) bench/mv_e2e.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -384,14 +384,21 @@ def mv(
     song: Annotated[Path | None, typer.Option(help="Song (WAV, FLAC, MP3, OGG).")] = None,
     lyrics: Annotated[Path | None, typer.Option(help="Lyrics (LRC or plain text).")] = None,
     planner: PlannerOpt = "auto",
+    aspect: Annotated[str | None, typer.Option(help="9:16, 16:9 or 1:1 (default: the brief's)")
+                      ] = None,
+    resolution: Annotated[str | None, typer.Option(
+        help="480p, 720p or 1080p: the short side (default: the brief's)")] = None,
     yes: YesOpt = False,
     server: ServerOpt = None,
 ) -> None:
-    """Make a video from a brief: video.mp4, plan, timeline, storyboard and rights record."""
+    """Make a video from a brief (and a song with lyrics): video.mp4, plan, timeline,
+    storyboard and rights record."""
     from kantoku.agents.mv import start_mv
 
+    overrides = {k: v for k, v in (("aspect", aspect), ("resolution", resolution)) if v}
     _finish_job(start_mv(brief, out, song=song, lyrics=lyrics, planner=_planner_choice(planner),
-                         yes=yes, server=server, console=errors, reviewer=_reviewer()))
+                         yes=yes, server=server, console=errors, reviewer=_reviewer(),
+                         overrides=overrides))
 
 
 @app.command()

@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kantoku.agents.client import ServiceClient, stack_file
-from kantoku.planner.brief import Brief, load_brief
+from kantoku.planner.brief import Brief, load_brief, parse_brief
 from kantoku.planner.cache import RenderCache
 from kantoku.planner.context import Event, JobContext
 from kantoku.planner.jobs import (
@@ -228,8 +228,11 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
 
 async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Path | None,
                    planner: str, yes: bool, server: str | None, console: Console,
-                   reviewer: Reviewer | None) -> tuple[JobOutcome, ProgressView]:
+                   reviewer: Reviewer | None, overrides: dict[str, Any] | None = None
+                   ) -> tuple[JobOutcome, ProgressView]:
     brief = load_brief(brief_path)
+    if overrides:  # command-line options win over the brief, checked by the same rules
+        brief = parse_brief({**brief.model_dump(mode="json"), **overrides}, "command-line options")
     for flag, path in (("--song", song), ("--lyrics", lyrics)):
         if path is not None and not path.is_file():
             raise invalid(f"{flag}: {path} is not a file", reason="FILE_NOT_FOUND")

@@ -550,12 +550,14 @@ def _relettered(groups: list[str]) -> list[str]:
 def _unit_features(features: _Features, starts: list[float]) -> np.ndarray:
     """Per bar (or block): mean chroma and MFCC, z-scored (with a floor under the spread),
     each family weighted equally."""
-    frames = [min(features.frames - 1, int(round(t * ANALYSIS_RATE_HZ / HOP))) for t in starts]
-    edges = [*frames, features.frames]
+    # The first and last frames see the zero padding of the centred STFT: left out.
+    padded = N_FFT // (2 * HOP)
+    lo, hi = min(padded, features.frames - 1), max(features.frames - padded, 1)
+    edges = [int(np.clip(round(t * ANALYSIS_RATE_HZ / HOP), lo, hi - 1)) for t in starts[1:]]
+    spans = list(zip([lo, *edges], [*edges, hi], strict=True))
     rows = []
     for family, floor in ((features.chroma, CHROMA_FLOOR), (features.mfcc, MFCC_FLOOR)):
-        means = np.stack([family[:, a:max(b, a + 1)].mean(axis=1)
-                          for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
+        means = np.stack([family[:, a:max(b, a + 1)].mean(axis=1) for a, b in spans], axis=1)
         spread = np.maximum(means.std(axis=1, keepdims=True), floor)
         z = (means - means.mean(axis=1, keepdims=True)) / spread
         rows.append(z / math.sqrt(family.shape[0]))

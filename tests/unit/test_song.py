@@ -291,6 +291,19 @@ def test_silent_songs_are_invalid(tmp_path: Path) -> None:
     hiss = np.random.default_rng(2).uniform(-1, 1, RATE * 5) * 10 ** (-70 / 20)
     sf.write(tmp_path / "hiss.flac", hiss.astype(np.float32), RATE)
     _expect_error(tmp_path / "hiss.flac", "SONG_SILENT", "the song is silent")
+    tone = synthesize(5.0)
+    sf.write(tmp_path / "cancels.wav", np.stack([tone, -tone], axis=1), RATE, subtype="FLOAT")
+    _expect_error(tmp_path / "cancels.wav", "SONG_SILENT", "cancel out")
+
+
+def test_a_song_without_a_beat_gets_even_cuts(tmp_path: Path) -> None:
+    t = np.arange(RATE * 25) / RATE
+    sf.write(tmp_path / "tone.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), RATE)
+    result = analyze_song(tmp_path / "tone.wav")
+    assert result.beats_s == [] and result.tempo_bpm == 0 and result.notes
+    assert len(result.sections) >= 2 and {s.label for s in result.sections} == {"main"}
+    cuts = choose_cuts(result, max_shot_s=6.0)
+    assert cuts and np.diff([0.0, *cuts, result.duration_s]).max() <= 6.0
 
 
 def test_songs_too_long_or_too_short_are_invalid(tmp_path: Path) -> None:

@@ -104,9 +104,9 @@ def _transform(move: str, t: float, depth: float) -> tuple[float, float, float]:
 
 def _frames(layers: list[tuple[str, Image.Image, float]], move: str, total: int,
             size: tuple[int, int]) -> Iterator[np.ndarray]:
-    width, height = size
     backdrop, *overlays = layers
-    backdrop = (backdrop[0], backdrop[1].convert("RGB"), backdrop[2])  # opaque: 3 channels    # Only the opaque part of an overlay is moved and pasted: often a small share of the frame.
+    backdrop = (backdrop[0], backdrop[1].convert("RGB"), backdrop[2])  # opaque: 3 channels
+    # Only the opaque part of an overlay is moved and pasted: often a small share of the frame.
     boxes = [image.getchannel("A").getbbox() for _, image, _ in overlays]
     for index in range(total):
         t = index / max(1, total - 1)
