@@ -1,7 +1,8 @@
 """Embedded-default picture speed at 720x1280: previz images/s and animatic frames/s.
 
 Baselines from the same run: for previz, encoding an already-drawn frame to PNG (the floor any
-renderer pays); for the animatic, H.264-encoding the same number of unchanging frames (so the
+renderer pays); for the animatic, H.264-encoding the same number of unchanging frames with the
+animatic's encoder settings (so the
 ratio shows what the camera move and layer compositing add on top of encoding).
 Run: .venv/bin/python bench/previz_animatic.py [--images N] [--seconds S]
 """
@@ -21,7 +22,7 @@ from kantoku.services._core.registry import ModelRegistry
 from kantoku.services.image.backend import Character, ImageJob, Shot
 from kantoku.services.image.backends.previz import PrevizBackend
 from kantoku.services.video.backend import Layer, VideoJob
-from kantoku.services.video.backends.animatic import AnimaticBackend
+from kantoku.services.video.backends.animatic import ENCODE_CRF, ENCODE_PRESET, AnimaticBackend
 from kantoku.services.video.encode import encode_mp4
 
 WIDTH, HEIGHT, FPS = 720, 1280, 30
@@ -70,7 +71,8 @@ def main() -> None:
             animatic_s[move] = time.perf_counter() - started
     still = np.asarray(frame.convert("RGB"))
     started = time.perf_counter()
-    encode_mp4((still for _ in range(frames)), FPS, WIDTH, HEIGHT)
+    encode_mp4((still for _ in range(frames)), FPS, WIDTH, HEIGHT, crf=ENCODE_CRF,
+               preset=ENCODE_PRESET)
     encode_s = time.perf_counter() - started
 
     print(f"previz   {1 / previz_s:7.1f} images/s   PNG-encode-only {1 / png_s:7.1f} images/s   "

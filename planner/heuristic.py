@@ -10,6 +10,7 @@ Same brief and duration → the same plan.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,6 +117,7 @@ def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[S
     locations = brief.locations or ["city street"]
     daylight = time_of_day(brief)
     shots: list[Shot] = []
+    used: Counter[str] = Counter()
     beat_in_section = 0
     current = None
     for index, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
@@ -125,7 +127,10 @@ def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[S
             current, beat_in_section = section, 0
         size = ("extreme_wide" if index == 0 else "wide") if beat_in_section == 0 else \
             PROGRESSION[(beat_in_section - 1) % len(PROGRESSION)]
-        move = MOVES_BY_SIZE[size][index % len(MOVES_BY_SIZE[size])]
+        # Each size cycles through its own moves, so the camera varies from shot to shot.
+        moves = MOVES_BY_SIZE[size]
+        move = moves[used[size] % len(moves)]
+        used[size] += 1
         cast = [] if size == "extreme_wide" or not names else \
             ([names[index % len(names)]] if size in ("medium_close_up", "close_up") or
              len(names) == 1 else names[:2] if beat_in_section % 3 == 1 else

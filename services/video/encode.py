@@ -12,7 +12,8 @@ import numpy as np
 
 
 def encode_mp4(frames: Iterable[np.ndarray], fps: float, width: int, height: int,
-               on_frame: Callable[[int], None] | None = None, crf: int = 20) -> tuple[bytes, int]:
+               on_frame: Callable[[int], None] | None = None, crf: int = 20,
+               preset: str = "veryfast") -> tuple[bytes, int]:
     """Encode RGB uint8 frames (height, width, 3); returns the MP4 bytes and the frame count."""
     fd, path = tempfile.mkstemp(suffix=".mp4")
     os.close(fd)
@@ -21,7 +22,7 @@ def encode_mp4(frames: Iterable[np.ndarray], fps: float, width: int, height: int
         with av.open(path, mode="w", format="mp4", options={"movflags": "+faststart"}) as output:
             stream = output.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            stream.options = {"crf": str(crf), "preset": preset}
             for frame in frames:
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), "rgb24")
                 for packet in stream.encode(video_frame):
