@@ -10,6 +10,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,11 +137,11 @@ def _sky(size: tuple[int, int], shot: Shot, text: str, horizon: int,
         height_share = {"dawn": 0.85, "golden_hour": 0.7, "dusk": 0.95}.get(shot.time_of_day, 0.2)
         centre = (int(width * 0.25), int(horizon * height_share))
         _disc(draw, centre, unit * 0.07, _mix(bottom, (255, 250, 220), 0.7))
-    if "rain" in text:
+    if re.search(r"\brain(y|ing|s)?\b", text):
         for _ in range(width // 3):
             x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
             draw.line([(x, y), (x - unit * 0.01, y + unit * 0.05)], fill=(200, 210, 230, 110))
-    if "snow" in text:
+    if re.search(r"\bsnow(y|ing|s)?\b", text):
         for _ in range(width // 2):
             _disc(draw, (int(rng.integers(0, width)), int(rng.integers(0, height))),
                   unit * 0.004, (250, 250, 255))
@@ -251,6 +252,9 @@ def _hls(hue: float, lightness: float, saturation: float) -> RGB:
     return (int(r * 255), int(g * 255), int(b * 255))
 
 
+GARMENTS = r"(jacket|dress|shirt|t-shirt|coat|raincoat|hoodie|suit|sweater|uniform|kimono)"
+
+
 def _look(character: Character) -> Look:
     """Colours and proportions from the name (so every shot agrees) and the description."""
     rng = np.random.default_rng(_digest_int("character", character.name.strip().lower()))
@@ -260,9 +264,12 @@ def _look(character: Character) -> Look:
     for word, colour in COLOUR_WORDS.items():
         if f"{word} hair" in description:
             hair = colour
-        elif word in description and any(k in description for k in
-                                           ("jacket", "dress", "shirt", "coat", "hoodie", "suit")):
-            outfit = colour
+    # The outfit takes the colour named first before a garment ("yellow raincoat, white
+    # sneakers" is yellow).
+    garments = [(m.start(), m.group(1)) for m in re.finditer(
+        rf"\b({'|'.join(COLOUR_WORDS)})\s+(?:\w+\s+)?{GARMENTS}\b", description)]
+    if garments:
+        outfit = COLOUR_WORDS[min(garments)[1]]
     return Look(outfit, hair, (236, 200, 170), float(rng.uniform(0.85, 1.15)),
                 float(rng.uniform(0.92, 1.05)))
 
