@@ -18,7 +18,6 @@ Every change the assembler makes to its inputs is written to `AssemblyReport.not
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from av.container import InputContainer, OutputContainer
 from av.video.frame import PictureType
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, internal, invalid
 
 SAMPLE_RATE_HZ = 48_000
@@ -133,7 +133,7 @@ def assemble_video(clips: Sequence[ClipInput], *, fps: int, width_px: int, heigh
                        "the folder is writable", reason="ASSEMBLY_FAILED") from None
     finally:
         partial.unlink(missing_ok=True)
-    return AssemblyReport(out, total, total / fps, _sha256(out), notes)
+    return AssemblyReport(out, total, total / fps, sha256_file(out), notes)
 
 
 def _encode(path: Path, clips: Sequence[ClipInput], canvas: _Canvas, audio: np.ndarray,
@@ -179,13 +179,6 @@ def _partial_path(out: Path) -> Path:
     os.close(fd)
     return Path(name)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _samples_for(frames: int, fps: int) -> int:

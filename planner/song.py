@@ -59,7 +59,6 @@ for 600 s) and peaks at about 0.9 GB of memory for a 600 s song.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kantoku.planner.brief import MAX_DURATION_S
 from kantoku.planner.heuristic import Section
+from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, invalid, not_found
 
 #: Longest song kantoku analyses, in seconds (the same limit as a brief's running time).
@@ -236,7 +236,7 @@ def _analyze(path: Path, audio: _Audio, duration: float, y: np.ndarray) -> SongA
     energy = _energy_curve(y)
     sections = _sections(features, downbeats, duration, energy)
     return SongAnalysis(
-        path=str(path), sha256=_sha256(path), duration_s=duration, sample_rate_hz=audio.rate,
+        path=str(path), sha256=sha256_file(path), duration_s=duration, sample_rate_hz=audio.rate,
         channels=audio.channels, tempo_bpm=round(_tempo(beats), 2), beats_s=beats,
         downbeats_s=downbeats, bars=_bars(downbeats, beats, duration), sections=sections,
         energy=[round(float(e), 4) for e in energy], loud_sections=_loud_sections(sections),
@@ -337,13 +337,6 @@ def _to_analysis_rate(audio: _Audio) -> np.ndarray:
     return librosa.resample(audio.mono, orig_sr=audio.rate, target_sr=ANALYSIS_RATE_HZ,
                             res_type="soxr_hq").astype(np.float32, copy=False)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- features, beats, downbeats ---------------------------------------------------------------
