@@ -48,7 +48,8 @@ from kantoku.services._core.settings import core_settings
 from kantoku.services.catalog import SERVICES
 from kantoku.v1 import common_pb2, image_pb2
 
-STAGES = ("intake", "plan", "policy", "render", "assemble", "sign", "report")
+#: The stages the top progress bar counts (song analysis only in music videos).
+STAGES = ("intake", "analyse song", "plan", "policy", "render", "assemble", "sign", "report")
 
 
 @asynccontextmanager
@@ -103,6 +104,7 @@ class ProgressView:
     _stage: str = ""
     _stage_started: float = field(default_factory=time.perf_counter)
     _render_task: TaskID | None = None
+    _stage_task: TaskID | None = None
 
     def plan_ready(self, plan: Plan) -> None:
         self._render_task = self.progress.add_task("render shots", total=len(plan.shots))
@@ -144,6 +146,10 @@ class ProgressView:
             self.stage_times[self._stage] = self.stage_times.get(self._stage, 0.0) + \
                 now - self._stage_started
         self._stage, self._stage_started = stage, now
+        if self._stage_task is None:
+            self._stage_task = self.progress.add_task("stage", total=len(STAGES))
+        done = STAGES.index(stage) if stage in STAGES else len(STAGES)
+        self.progress.update(self._stage_task, description=f"stage: {stage}", completed=done)
 
     def finish(self) -> None:
         self._enter("done")
