@@ -417,13 +417,15 @@ def resume(
 def plan_command(
     brief: Annotated[Path, typer.Argument(help="Brief file (YAML or JSON).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="plan.json to write.")] = None,
+    song: Annotated[Path | None, typer.Option(help="Song (WAV, FLAC, MP3, OGG).")] = None,
+    lyrics: Annotated[Path | None, typer.Option(help="Lyrics (LRC or plain text).")] = None,
     planner: PlannerOpt = "auto",
 ) -> None:
     """Plan only: print the shot plan (and write it with --out); nothing is rendered."""
     from kantoku.agents.mv import dumps, plan_document, plan_table
     from kantoku.planner.plan import Plan
 
-    document = asyncio.run(plan_document(brief, _planner_choice(planner)))
+    document = asyncio.run(plan_document(brief, _planner_choice(planner), song, lyrics))
     console.print(plan_table(Plan.model_validate(document)))
     if out:
         out.write_text(dumps(document))

@@ -286,17 +286,24 @@ def print_outcome(outcome: JobOutcome, view: ProgressView, console: Console) -> 
     console.print(f"wrote {outcome.out_dir}/: {', '.join(files)}")
 
 
-async def plan_document(brief_path: Path, planner: str) -> dict[str, Any]:
-    """`kantoku plan`: the plan for a brief, without rendering anything."""
-    from kantoku.planner.heuristic import heuristic_plan
-    from kantoku.planner.llm import plan_with_llm
+async def plan_document(brief_path: Path, planner: str, song: Path | None = None,
+                        lyrics: Path | None = None) -> dict[str, Any]:
+    """`kantoku plan`: the plan for a brief (and song), without rendering anything."""
+    from kantoku.planner import music
+    from kantoku.planner.graph import make_plan
 
     brief = load_brief(brief_path)
-    if brief.duration_s is None:
-        raise invalid("duration_s: required when there is no song", reason="DURATION_MISSING")
-    if planner == "llm":
-        return (await plan_with_llm(brief, brief.duration_s)).plan.model_dump(mode="json")
-    return heuristic_plan(brief, brief.duration_s).model_dump(mode="json")
+    document: dict[str, Any] = {}
+    if song is not None:
+        document = await music.read_song(song, lyrics, brief)
+        duration = float(document["analysis"]["duration_s"])
+    elif brief.duration_s is None:
+        raise invalid("duration_s: required when there is no song; add it to the brief or pass "
+                      "--song", reason="DURATION_MISSING")
+    else:
+        duration = brief.duration_s
+    plan, _ = await make_plan(brief, duration, document, planner)
+    return plan.model_dump(mode="json")
 
 
 def dumps(document: Any) -> str:

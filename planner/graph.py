@@ -21,7 +21,7 @@ from kantoku.planner import finish, music
 from kantoku.planner.brief import Brief
 from kantoku.planner.context import JobContext
 from kantoku.planner.heuristic import heuristic_plan
-from kantoku.planner.llm import plan_with_llm
+from kantoku.planner.llm import LLMPlanResult, plan_with_llm
 from kantoku.planner.plan import Plan, plan_problems
 from kantoku.planner.render import render_shot as render_shot_assets
 from kantoku.planner.rights.policy import check_policy, enforce
@@ -55,30 +55,38 @@ async def intake(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any
     return {"duration_s": brief.duration_s}
 
 
+async def make_plan(brief: Brief, duration_s: float, song: dict[str, Any], planner: str
+                    ) -> tuple[Plan, LLMPlanResult | None]:
+    """The plan from the chosen planner, fed the song's sections, beats and lyrics when any."""
+    sections, cuts = music.plan_guides(song)
+    notes = list(song.get("notes", []))
+    result = None
+    if planner == "llm":
+        result = await plan_with_llm(brief, duration_s, context=music.llm_context(song),
+                                     sections=sections, snap_times=music.beat_snapper(song))
+        plan = result.plan
+        plan.notes = [*notes, *plan.notes]
+    else:
+        plan = heuristic_plan(brief, duration_s, sections=sections, cut_times=cuts, notes=notes)
+    plan = music.with_lyrics(plan, song)
+    problems = plan_problems(plan, {c.name for c in brief.characters})
+    if problems:  # the planners repair their own output; this is a bug, not bad input
+        raise KantokuError("; ".join(problems), "PLAN_INVALID")
+    return plan, result
+
+
 async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
     brief, ctx = brief_of(state), runtime.context
     ctx.emit({"event": "stage", "stage": "plan"})
-    song = state.get("song_analysis") or {}
-    sections, cuts = music.plan_guides(song)
-    notes = list(song.get("notes", []))
-    if state.get("planner") == "llm":
-        result = await plan_with_llm(brief, state["duration_s"], context=music.llm_context(song),
-                                     sections=sections, snap_times=music.beat_snapper(song))
+    plan, result = await make_plan(brief, state["duration_s"], state.get("song_analysis") or {},
+                                   state.get("planner", "heuristic"))
+    if result is not None:
         for call in result.calls:
             ctx.ledger.append(ctx.job_id, "llm_call", data=call)
         for repair in result.repairs:
             ctx.ledger.append(ctx.job_id, "repair", data={"repair": repair})
         if result.fallback_reason:
             ctx.ledger.append(ctx.job_id, "fallback", data={"reason": result.fallback_reason})
-        plan = result.plan
-        plan.notes = [*notes, *plan.notes]
-    else:
-        plan = heuristic_plan(brief, state["duration_s"], sections=sections, cut_times=cuts,
-                              notes=notes)
-    plan = music.with_lyrics(plan, song)
-    problems = plan_problems(plan, {c.name for c in brief.characters})
-    if problems:  # the planners repair their own output; this is a bug, not bad input
-        raise KantokuError("; ".join(problems), "PLAN_INVALID")
     ctx.ledger.append(ctx.job_id, "plan", data={"planner": plan.planner,
                                                 "shots": len(plan.shots), "notes": plan.notes})
     ctx.emit({"event": "plan_ready", "plan": plan.model_dump(mode="json")})

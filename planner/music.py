@@ -30,10 +30,8 @@ DURATION_TOLERANCE_S = 0.5
 MIN_SHOT_S, MAX_SHOT_S = 1.0, 8.0
 
 
-async def intake_song(song: Path, lyrics: Path | None, brief: Brief, ctx: JobContext
-                      ) -> dict[str, Any]:
-    """Analyse the song and place the lyrics; returns the state update for `intake`."""
-    ctx.emit({"event": "stage", "stage": "analyse song"})
+async def read_song(song: Path, lyrics: Path | None, brief: Brief) -> dict[str, Any]:
+    """The song document the planners use: analysis, lyric lines and warnings."""
     analysis = await asyncio.to_thread(analyze_song, song)
     notes = []
     if brief.duration_s is not None and \
@@ -46,15 +44,25 @@ async def intake_song(song: Path, lyrics: Path | None, brief: Brief, ctx: JobCon
         lines, warnings = await asyncio.to_thread(
             load_lyrics, lyrics, duration_s=analysis.duration_s, vocal_sections=vocal)
         notes.extend(warnings)
+    return {"analysis": analysis.model_dump(mode="json"),
+            "lyrics": [asdict(line) for line in lines], "notes": notes}
+
+
+async def intake_song(song: Path, lyrics: Path | None, brief: Brief, ctx: JobContext
+                      ) -> dict[str, Any]:
+    """Analyse the song and place the lyrics; returns the state update for `intake`."""
+    ctx.emit({"event": "stage", "stage": "analyse song"})
+    document = await read_song(song, lyrics, brief)
+    analysis = analysis_of(document)
+    assert analysis is not None
     rights = brief.song.model_dump() if brief.song else None
     ctx.ledger.append(ctx.job_id, "song", data={
         "file": song.name, "sha256": analysis.sha256, "duration_s": analysis.duration_s,
         "tempo_bpm": analysis.tempo_bpm, "beats": len(analysis.beats_s),
         "sections": [s.model_dump() for s in analysis.sections], "rights": rights,
-        "lyrics": lyrics.name if lyrics else None, "lyric_lines": len(lines), "notes": notes})
-    return {"duration_s": analysis.duration_s,
-            "song_analysis": {"analysis": analysis.model_dump(mode="json"),
-                              "lyrics": [asdict(line) for line in lines], "notes": notes}}
+        "lyrics": lyrics.name if lyrics else None, "lyric_lines": len(document["lyrics"]),
+        "notes": document["notes"]})
+    return {"duration_s": analysis.duration_s, "song_analysis": document}
 
 
 def analysis_of(document: dict[str, Any]) -> SongAnalysis | None:
