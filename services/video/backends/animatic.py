@@ -3,13 +3,21 @@
 Translation moves (truck) shift near layers more than far ones; dolly scales near layers more;
 pan, tilt and zoom move every layer alike, as a real camera rotation or zoom does. The frame
 count is exactly round(duration_s * fps).
+
+Frames are drawn with OpenCV on 4-channel numpy pixels (bilinear warps, premultiplied "over"
+compositing of each overlay's opaque box; backdrop rows hidden edge to edge by an opaque overlay
+are not drawn), on a worker thread a few frames ahead of the encoder.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
+from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -52,9 +60,13 @@ class AnimaticBackend(VideoBackend):
         if len(layers) > 1 and not parallax:
             layers = [_flatten(layers)]
         total = job.frame_count
-        mp4, count = encode_mp4(_frames(layers, job.camera_move, total, size), job.fps, *size,
-                                on_frame=lambda n: progress("rendering", n, total),
-                                crf=ENCODE_CRF, preset=ENCODE_PRESET)
+        frames = _ahead(_frames(layers, job.camera_move, total, size))
+        try:
+            mp4, count = encode_mp4(frames, job.fps, *size,
+                                    on_frame=lambda n: progress("rendering", n, total),
+                                    crf=ENCODE_CRF, preset=ENCODE_PRESET)
+        finally:
+            frames.close()  # stops the drawing thread if encoding failed
         return RenderedVideo(mp4, count, job.fps, {"camera_move": job.camera_move,
                                                    "layers": [n for n, _, _ in layers],
                                                    "parallax": parallax})
@@ -106,63 +118,176 @@ def _transform(move: str, t: float, depth: float) -> tuple[float, float, float]:
     }.get(move, (1.0, 0.0, 0.0))
 
 
+def _ahead(frames: Iterator[np.ndarray], depth: int = 4) -> Generator[np.ndarray, None, None]:
+    """The same frames in the same order, drawn on a worker thread up to `depth` frames ahead, so
+    that drawing overlaps encoding (OpenCV and PyAV's encoder both release the GIL)."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(kind: str, item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((kind, item), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer is gone
+
+    def draw() -> None:
+        try:
+            for frame in frames:
+                if not hand("frame", frame):
+                    return
+            hand("end", None)
+        except BaseException as error:  # raised again in the consumer
+            hand("error", error)
+
+    worker = threading.Thread(target=draw, name="animatic-frames", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+class _Sprite(NamedTuple):
+    """An overlay layer, prepared once for all frames."""
+
+    pixels: np.ndarray  # premultiplied RGBA
+    clear: np.ndarray  # 255 - alpha: how much of what lies under each pixel shows through
+    solid: np.ndarray  # per row, the running count of fully opaque pixels (a column prefix sum)
+    box: tuple[int, int, int, int]  # bounding box of the visible part
+    depth: float
+
+
 def _frames(layers: list[tuple[str, Image.Image, float]], move: str, total: int,
             size: tuple[int, int]) -> Iterator[np.ndarray]:
+    width, height = size
     backdrop, *overlays = layers
-    backdrop = (backdrop[0], backdrop[1].convert("RGB"), backdrop[2])  # opaque: 3 channels
-    # Only the opaque part of an overlay is moved and pasted: often a small share of the frame.
-    boxes = [image.getchannel("A").getbbox() for _, image, _ in overlays]
+    # Layers are kept as 4-channel pixels: OpenCV warps 4 channels faster than 3. The backdrop
+    # is opaque, its alpha ignored (dropped in the end); overlays are premultiplied, so that
+    # resampling does not bleed the colour of transparent pixels and compositing is one
+    # multiply-add. Only the visible part (alpha > 0) of an overlay is moved and composited.
+    back = np.asarray(backdrop[1].convert("RGBA"))
+    sprites = []
+    for _, image, depth in overlays:
+        box = image.getchannel("A").getbbox()
+        if box is not None:
+            alpha = np.asarray(image.getchannel("A"))
+            solid = np.zeros((alpha.shape[0], alpha.shape[1] + 1), np.int32)
+            np.cumsum(alpha == 255, axis=1, out=solid[:, 1:])
+            sprites.append(_Sprite(np.asarray(image.convert("RGBa")), 255 - alpha, solid, box,
+                                   depth))
     for index in range(total):
         t = index / max(1, total - 1)
-        frame = _place(backdrop[1], *_transform(move, t, backdrop[2]), size)
-        for (_, image, depth), box in zip(overlays, boxes, strict=True):
-            if box is not None:
-                placed = _place_box(image, box, *_transform(move, t, depth), size)
-                if placed is not None:
-                    frame.paste(placed[0], placed[1], mask=placed[0])
-        yield np.asarray(frame)
+        placed = [(sprite, _transform(move, t, sprite.depth)) for sprite in sprites]
+        # Frame rows an overlay covers opaquely from edge to edge: what lies under them is hidden.
+        covered = [_hidden_rows(sprite, *transform, size) for sprite, transform in placed]
+        hidden = np.zeros(height, bool)
+        for rows in covered:
+            hidden |= rows
+        scale, dx, dy = _transform(move, t, backdrop[2])
+        left, top = _view(back, scale, dx, dy, size)
+        x, y = round(left), round(top)
+        if scale == 1.0 and not placed:  # a crop, copied by the conversion to RGB below
+            frame = back[y:y + height, x:x + width]
+        else:
+            frame = np.empty((height, width, 4), np.uint8)
+            for y0, y1 in _runs(~hidden):
+                if scale == 1.0:  # pure translation: a crop at whole pixels, no resampling
+                    frame[y0:y1] = back[y + y0:y + y1, x:x + width]
+                else:
+                    _warp(back, scale, left, top + y0 / scale, frame[y0:y1])
+        for (sprite, transform), opaque in zip(placed, covered, strict=True):
+            _composite(frame, sprite, *transform, size, opaque)
+        yield cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
 
 
-def _view(image: Image.Image, scale: float, dx: float, dy: float,
+def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a boolean vector."""
+    edges = np.flatnonzero(np.diff(rows, prepend=False, append=False)).tolist()
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def _hidden_rows(sprite: _Sprite, scale: float, dx: float, dy: float,
+                 size: tuple[int, int]) -> np.ndarray:
+    """Frame rows that the placed sprite covers fully opaquely across the whole frame width.
+
+    A frame pixel blends at most the 2 x 2 layer pixels around where it samples; a margin of one
+    more pixel on every side keeps the test safe from rounding in the warp's fixed point."""
+    width, height = size
+    rows, columns = sprite.clear.shape
+    left, top = _view(sprite.pixels, scale, dx, dy, size)
+    if scale == 1.0:
+        left, top = round(left), round(top)
+    # Layer columns and rows [start, end) that frame pixels may blend; past the layer's border
+    # the warp repeats its edge pixels, so the ranges are clamped to at least the edge.
+    c0 = min(max(0, math.floor(left + 0.5 / scale - 0.5) - 1), columns - 1)
+    c1 = max(min(columns, math.floor(left + (width - 0.5) / scale - 0.5) + 3), c0 + 1)
+    full = (sprite.solid[:, c1] - sprite.solid[:, c0]) == c1 - c0  # per layer row
+    counts = np.concatenate(([0], np.cumsum(full)))
+    y = np.floor(top + (np.arange(height) + 0.5) / scale - 0.5).astype(np.int64)
+    r0, r1 = np.clip(y - 1, 0, rows - 1), np.clip(y + 3, 1, rows)
+    return (counts[r1] - counts[r0]) == r1 - r0
+
+
+def _composite(frame: np.ndarray, sprite: _Sprite, scale: float, dx: float, dy: float,
+               size: tuple[int, int], opaque: np.ndarray) -> None:
+    """Place the opaque part of a sprite over the frame, in place (premultiplied "over"); rows
+    in `opaque` are copied, not blended."""
+    width, height = size
+    left, top = _view(sprite.pixels, scale, dx, dy, size)
+    if scale == 1.0:
+        left, top = round(left), round(top)
+    # The output rectangle is snapped to whole frame pixels and its source box computed from it,
+    # so every output pixel samples the layer exactly where the full-frame view would.
+    x0 = max(0, math.floor((sprite.box[0] - left) * scale))
+    y0 = max(0, math.floor((sprite.box[1] - top) * scale))
+    x1 = min(width, math.ceil((sprite.box[2] - left) * scale))
+    y1 = min(height, math.ceil((sprite.box[3] - top) * scale))
+    if x1 <= x0 or y1 <= y0:
+        return
+    under = frame[y0:y1, x0:x1]
+    if scale == 1.0:
+        x, y = int(left), int(top)
+        over = sprite.pixels[y + y0:y + y1, x + x0:x + x1]
+        clear = sprite.clear[y + y0:y + y1, x + x0:x + x1]
+    else:
+        over = _warp(sprite.pixels, scale, left + x0 / scale, top + y0 / scale,
+                     np.empty((y1 - y0, x1 - x0, 4), np.uint8))
+        clear = cv2.bitwise_not(cv2.extractChannel(over, 3))
+    for a, b in _runs(opaque[y0:y1]):
+        under[a:b] = over[a:b]
+    for a, b in _runs(~opaque[y0:y1]):
+        part = under[a:b]
+        cv2.multiply(part, cv2.cvtColor(clear[a:b], cv2.COLOR_GRAY2RGBA), dst=part, scale=1 / 255)
+        cv2.add(part, over[a:b], dst=part)
+
+
+def _view(pixels: np.ndarray, scale: float, dx: float, dy: float,
           size: tuple[int, int]) -> tuple[float, float]:
     """Top-left corner, in layer pixels, of the frame-sized view of an overscanned layer."""
     width, height = size
-    return (image.width / 2 - width / (2 * scale) - dx * width,
-            image.height / 2 - height / (2 * scale) - dy * height)
+    return (pixels.shape[1] / 2 - width / (2 * scale) - dx * width,
+            pixels.shape[0] / 2 - height / (2 * scale) - dy * height)
 
 
-def _place(image: Image.Image, scale: float, dx: float, dy: float,
-           size: tuple[int, int]) -> Image.Image:
-    """The frame-sized view of an overscanned layer, shifted by (dx, dy) and scaled around its
-    centre; the margin (OVERSCAN - 1) / 2 covers the largest shift and scale >= 1 shows no edge."""
-    width, height = size
-    left, top = _view(image, scale, dx, dy, size)
-    if scale == 1.0:  # pure translation: a crop at whole pixels, no resampling
-        x, y = round(left), round(top)
-        return image.crop((x, y, x + width, y + height))
-    # A separable resize of the visible box is several times faster than a general affine warp.
-    box = (left, top, left + width / scale, top + height / scale)
-    return image.resize(size, Image.Resampling.BILINEAR, box=box)
-
-
-def _place_box(image: Image.Image, bbox: tuple[int, int, int, int], scale: float, dx: float,
-               dy: float, size: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]] | None:
-    """Like `_place`, for the part of the layer inside `bbox` only: (picture, frame position).
-
-    The output rectangle is snapped to whole frame pixels and its source box computed from it,
-    so every output pixel samples the layer exactly where the full-frame view would.
-    """
-    width, height = size
-    left, top = _view(image, scale, dx, dy, size)
-    if scale == 1.0:
-        left, top = round(left), round(top)
-    x0 = max(0, math.floor((bbox[0] - left) * scale))
-    y0 = max(0, math.floor((bbox[1] - top) * scale))
-    x1 = min(width, math.ceil((bbox[2] - left) * scale))
-    y1 = min(height, math.ceil((bbox[3] - top) * scale))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    if scale == 1.0:
-        return image.crop((left + x0, top + y0, left + x1, top + y1)), (x0, y0)
-    box = (left + x0 / scale, top + y0 / scale, left + x1 / scale, top + y1 / scale)
-    return image.resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR, box=box), (x0, y0)
+def _warp(pixels: np.ndarray, scale: float, left: float, top: float,
+          out: np.ndarray) -> np.ndarray:
+    """Fill `out` with a bilinear view of `pixels` and return it: output pixel (x, y) covers layer
+    pixels (left + x / scale, top + y / scale) to (left + (x + 1) / scale, top + (y + 1) / scale),
+    as PIL's resize with a box does (scale >= 1); edge pixels repeat past the layer's border.
+    The view and the frame are related by the layer's overscan margin (OVERSCAN - 1) / 2, which
+    covers the largest shift, and scale >= 1 shows no edge."""
+    step = 1 / scale
+    matrix = np.array([[step, 0.0, left + step / 2 - 0.5], [0.0, step, top + step / 2 - 0.5]])
+    cv2.warpAffine(pixels, matrix, (out.shape[1], out.shape[0]), dst=out,
+                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return out
