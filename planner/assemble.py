@@ -33,6 +33,7 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, internal, invalid
+from kantoku.services._core.streaming import prefetch
 
 SAMPLE_RATE_HZ = 48_000
 AUDIO_LAYOUT = "stereo"
@@ -143,15 +144,25 @@ def _encode(path: Path, clips: Sequence[ClipInput], canvas: _Canvas, audio: np.n
     with av.open(str(path), mode="w", format="mp4",
                  options={"movflags": "+faststart"}) as container:
         muxer = _Muxer(container, canvas, audio)
-        for clip in clips:
-            for index, frame in enumerate(_clip_frames(clip, canvas, notes)):
-                if frame_hook is not None:
-                    frame = _apply_hook(frame_hook, muxer.frames, frame, canvas)
-                muxer.add(frame, keyframe=index == 0)
-                if on_progress is not None and (muxer.frames % PROGRESS_EVERY == 0
-                                                or muxer.frames == total):
-                    on_progress(muxer.frames, total)
+        # Frames are decoded (and drawn on) on a worker thread while this one encodes.
+        for first, frame in prefetch(_timeline_frames(clips, canvas, notes, frame_hook), 8):
+            muxer.add(frame, keyframe=first)
+            if on_progress is not None and (muxer.frames % PROGRESS_EVERY == 0
+                                            or muxer.frames == total):
+                on_progress(muxer.frames, total)
         muxer.finish()
+
+
+def _timeline_frames(clips: Sequence[ClipInput], canvas: _Canvas, notes: list[str],
+                     frame_hook: FrameHook | None) -> Iterator[tuple[bool, av.VideoFrame]]:
+    """(starts a shot, frame) for every frame of the video, hook applied."""
+    number = 0
+    for clip in clips:
+        for index, frame in enumerate(_clip_frames(clip, canvas, notes)):
+            if frame_hook is not None:
+                frame = _apply_hook(frame_hook, number, frame, canvas)
+            yield index == 0, frame
+            number += 1
 
 
 def _check_arguments(clips: Sequence[ClipInput], canvas: _Canvas) -> None:

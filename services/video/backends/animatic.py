@@ -12,16 +12,15 @@ are not drawn), on a worker thread a few frames ahead of the encoder.
 from __future__ import annotations
 
 import math
-import queue
-import threading
-from collections.abc import Generator, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from kantoku.services._core.registry import ModelRegistry
+from kantoku.services._core.streaming import prefetch
 from kantoku.services.video.backend import (
     Layer,
     ProgressFn,
@@ -60,7 +59,7 @@ class AnimaticBackend(VideoBackend):
         if len(layers) > 1 and not parallax:
             layers = [_flatten(layers)]
         total = job.frame_count
-        frames = _ahead(_frames(layers, job.camera_move, total, size))
+        frames = prefetch(_frames(layers, job.camera_move, total, size))
         try:
             mp4, count = encode_mp4(frames, job.fps, *size,
                                     on_frame=lambda n: progress("rendering", n, total),
@@ -116,45 +115,6 @@ def _transform(move: str, t: float, depth: float) -> tuple[float, float, float]:
         "dolly_in": (1.0 + 0.3 * ease * near, 0.0, 0.0),
         "dolly_out": (1.0 + 0.3 * (1 - ease) * near, 0.0, 0.0),
     }.get(move, (1.0, 0.0, 0.0))
-
-
-def _ahead(frames: Iterator[np.ndarray], depth: int = 4) -> Generator[np.ndarray, None, None]:
-    """The same frames in the same order, drawn on a worker thread up to `depth` frames ahead, so
-    that drawing overlaps encoding (OpenCV and PyAV's encoder both release the GIL)."""
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def hand(kind: str, item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put((kind, item), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False  # the consumer is gone
-
-    def draw() -> None:
-        try:
-            for frame in frames:
-                if not hand("frame", frame):
-                    return
-            hand("end", None)
-        except BaseException as error:  # raised again in the consumer
-            hand("error", error)
-
-    worker = threading.Thread(target=draw, name="animatic-frames", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = ready.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 class _Sprite(NamedTuple):
