@@ -211,6 +211,7 @@ class _Muxer:
         #: Frame timestamps are in frames; the muxer picks its own stream time base.
         self.time_base = Fraction(1, canvas.fps)
         self.video.options = {"crf": str(CRF), "preset": PRESET}
+        self.video.thread_type = "FRAME"  # x264 frame threads: more of the cores than slices
         self.sound = container.add_stream("aac", rate=SAMPLE_RATE_HZ, layout=AUDIO_LAYOUT)
         self.sound.bit_rate = AUDIO_BIT_RATE
         self.frames = 0
