@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -208,33 +209,42 @@ def test_a_policy_violation_stops_the_job_before_any_render(server: str, tmp_pat
     assert _rendered_steps(ledger_db, job_id(out)) == 0
 
 
-class GarbageLLM(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        self.rfile.read(int(self.headers["Content-Length"]))
-        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                           "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                               "role": "assistant", "content": "shots? lol {not json"}}]})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body.encode())
+@contextmanager
+def scripted_llm(content: str) -> Iterator[dict[str, str]]:
+    """A local OpenAI-compatible endpoint that answers every chat completion with `content`;
+    yields the environment that points kantoku at it."""
 
-    def log_message(self, *args: object) -> None:
-        pass
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"id": "x", "object": "chat.completion", "created": 0,
+                               "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+                                                          "message": {"role": "assistant",
+                                                                      "content": content}}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    llm = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=llm.serve_forever, daemon=True).start()
+    try:
+        yield {"OPENAI_BASE_URL": f"http://127.0.0.1:{llm.server_port}/v1",
+               "OPENAI_API_KEY": "test", "KANTOKU_LLM_MODEL": "scripted-1"}
+    finally:
+        llm.shutdown()
+        llm.server_close()
 
 
 def test_an_llm_that_answers_garbage_falls_back_to_the_heuristic_plan(server: str,
                                                                       tmp_path: Path) -> None:
-    llm = ThreadingHTTPServer(("127.0.0.1", 0), GarbageLLM)
-    threading.Thread(target=llm.serve_forever, daemon=True).start()
     out = tmp_path / "out"
-    try:
+    with scripted_llm("shots? lol {not json") as env:
         done = kantoku("mv", str(brief(tmp_path, seed=7)), "--out", str(out), "--yes",
-                       "--planner", "llm", "--server", server,
-                       env={"OPENAI_BASE_URL": f"http://127.0.0.1:{llm.server_port}/v1",
-                            "OPENAI_API_KEY": "test", "KANTOKU_LLM_MODEL": "garbage-1"})
-    finally:
-        llm.shutdown()
+                       "--planner", "llm", "--server", server, env=env)
     assert done.returncode == 0, done.stderr
     plan = json.loads((out / "plan.json").read_text())
     assert plan["planner"].startswith("heuristic (fallback")

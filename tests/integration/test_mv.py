@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.integration.test_jobs import kantoku, server  # noqa: F401 - the shared fixture
+from tests.integration.test_jobs import kantoku, scripted_llm, server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +115,28 @@ def test_lyrics_without_timestamps_are_spread_over_the_loud_sections(
     assert (plan["width_px"], plan["height_px"]) == (480, 854)
     assert any("no timestamps" in note for note in plan["notes"])
     assert (out / "lyrics.srt").read_text(encoding="utf-8").count("-->") == 3
+
+
+def test_the_llm_planners_cuts_are_snapped_to_the_beat(song: Path, tmp_path: Path) -> None:
+    from kantoku.planner.song import analyze_song
+
+    proposal = {"shots": [
+        {"start_s": 0, "end_s": 3.1, "section": "intro", "description": "dawn over the city",
+         "shot_size": "extreme_wide", "characters": []},
+        {"start_s": 3.1, "end_s": 7.3, "description": "Hana runs", "shot_size": "full",
+         "characters": ["Hana"], "camera_move": "truck_left"},
+        {"start_s": 7.3, "end_s": 11.8, "description": "Sora waits", "shot_size": "medium",
+         "characters": ["Sora"]},
+        {"start_s": 11.8, "end_s": 15, "description": "they meet", "shot_size": "wide",
+         "characters": ["Hana", "Sora"]}]}
+    out = tmp_path / "plan.json"
+    with scripted_llm(json.dumps(proposal)) as env:
+        done = kantoku("plan", str(BRIEF), "--song", str(song), "--planner", "llm", "--out",
+                       str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(out.read_text())
+    assert plan["planner"] == "llm" and len(plan["shots"]) == 4
+    beats = np.array(analyze_song(song).beats_s)
+    cuts = [shot["start_s"] for shot in plan["shots"][1:]]
+    assert all(np.min(np.abs(beats - t)) <= 1 / 30 + 1e-6 for t in cuts)
+    assert cuts != [3.1, 7.3, 11.8]  # the proposal was off the beat
