@@ -34,9 +34,8 @@ from kantoku.planner.jobs import (
     Reviewer,
     new_job_id,
     open_checkpointer,
-    pending_review,
     run_graph,
-    saved_state,
+    saved_job,
     write_job_file,
 )
 from kantoku.planner.plan import Plan
@@ -259,8 +258,7 @@ async def resume_mv(job_id: str, *, yes: bool, server: str | None, console: Cons
     from langgraph.types import Command
 
     async with open_checkpointer() as saver:
-        state = await saved_state(saver, job_id)
-        waiting = await pending_review(saver, job_id)
+        state, waiting = await saved_job(saver, job_id)
     graph_input: Any = None
     if waiting:
         if yes:

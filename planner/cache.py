@@ -23,10 +23,14 @@ from kantoku.services._core.errors import KantokuError
 from kantoku.v1 import common_pb2
 
 
+def message_dict(message: Message) -> dict[str, Any]:
+    """A message as JSON-ready data, with the proto's own field names."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
 def idempotency_key(kind: str, model_id: str, request: Message | dict[str, Any]) -> str:
     """sha256 over the step kind, the model and the full request (inputs by their sha256)."""
-    body = request if isinstance(request, dict) else json_format.MessageToDict(
-        request, preserving_proto_field_name=True)
+    body = request if isinstance(request, dict) else message_dict(request)
     canonical = json.dumps({"kind": kind, "model": model_id, "request": body}, sort_keys=True,
                            separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -78,8 +82,7 @@ class RenderCache:
     def put(self, key: str, parts: Mapping[str, Message]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        document = {name: json_format.MessageToDict(message, preserving_proto_field_name=True)
-                    for name, message in parts.items()}
+        document = {name: message_dict(message) for name, message in parts.items()}
         partial = path.with_suffix(f".{os.getpid()}.{id(parts)}.tmp")
         partial.write_text(json.dumps(document, ensure_ascii=False))
         partial.replace(path)

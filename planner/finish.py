@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import soundfile
-from google.protobuf import json_format
 
 from kantoku.planner import music
 from kantoku.planner.assemble import ClipInput, DialogueInput, assemble_video
 from kantoku.planner.brief import Brief
-from kantoku.planner.cache import idempotency_key
+from kantoku.planner.cache import idempotency_key, message_dict
 from kantoku.planner.context import JobContext
 from kantoku.planner.lyrics import write_srt, write_vtt
 from kantoku.planner.plan import Plan
@@ -44,10 +43,6 @@ from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2
 
 SHOTS_DIR = "shots"
-
-
-def asset(document: dict[str, Any]) -> common_pb2.AssetRef:
-    return json_format.ParseDict(document, common_pb2.AssetRef(), ignore_unknown_fields=True)
 
 
 def thread_progress(ctx: JobContext) -> Any:
@@ -67,12 +62,13 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     results = state["shots"]
     clips = [ClipInput(ctx.store.resolve(results[s.id]["clip"]["uri"]), plan.frames(s), s.id)
              for s in plan.shots]
+    spoken = [line for s in plan.shots for line in results[s.id]["dialogue"]]
     lines = [DialogueInput(ctx.store.resolve(line["wav"]["uri"]), line["start_s"])
-             for s in plan.shots for line in results[s.id]["dialogue"]]
+             for line in spoken]
     song = Path(state["song"]) if state.get("song") else None
     lyrics = music.lyric_lines(state.get("song_analysis") or {})
     inputs = {"clips": [(results[s.id]["clip"]["sha256"], plan.frames(s)) for s in plan.shots],
-              "dialogue": [(sha256_file(d.path), d.start_s) for d in lines],
+              "dialogue": [(line["wav"]["sha256"], line["start_s"]) for line in spoken],
               "song": sha256_file(song) if song else None, "fps": plan.fps,
               "size": [plan.width_px, plan.height_px],
               "subtitles": [asdict(line) for line in lyrics]}
@@ -94,13 +90,9 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     else:
         video = cached["video"]  # type: ignore[assignment]
     ctx.ledger.append(ctx.job_id, "assemble", cache_hit=cached is not None,
-                      data={"idempotency_key": key, "output": _as_dict(video), "notes": notes,
+                      data={"idempotency_key": key, "output": message_dict(video), "notes": notes,
                             "frames": sum(c.frames for c in clips)})
-    return {"video": _as_dict(video), "notes": notes}
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return {"video": message_dict(video), "notes": notes}
 
 
 def shot_files(plan: Plan, results: dict[str, Any], out_dir: Path

@@ -120,17 +120,11 @@ async def run_graph(saver: BaseCheckpointSaver, ctx: JobContext, graph_input: An
     return JobOutcome(ctx.job_id, ctx.out_dir, dict(snapshot.values))
 
 
-async def saved_state(saver: BaseCheckpointSaver, job_id: str) -> dict[str, Any]:
-    """The checkpointed state of `job_id`; a clear error when there is none."""
+async def saved_job(saver: BaseCheckpointSaver, job_id: str) -> tuple[dict[str, Any], bool]:
+    """The checkpointed state of `job_id` and whether it waits for its review."""
     graph = build_graph().compile(checkpointer=saver)
     snapshot = await graph.aget_state({"configurable": {"thread_id": job_id}})
     if not snapshot.values:
         raise not_found(f"{job_id}: no such job in the job store; check the id in OUT/job.json",
                         reason="JOB_NOT_FOUND")
-    return dict(snapshot.values)
-
-
-async def pending_review(saver: BaseCheckpointSaver, job_id: str) -> bool:
-    graph = build_graph().compile(checkpointer=saver)
-    snapshot = await graph.aget_state({"configurable": {"thread_id": job_id}})
-    return any(task.interrupts for task in snapshot.tasks)
+    return dict(snapshot.values), any(task.interrupts for task in snapshot.tasks)

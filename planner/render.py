@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from kantoku.agents.speech import synthesize
 from kantoku.agents.visual import generate_image, generate_video
 from kantoku.planner.brief import Brief
-from kantoku.planner.cache import idempotency_key
+from kantoku.planner.cache import idempotency_key, message_dict
 from kantoku.planner.context import JobContext
 from kantoku.planner.plan import Dialogue, Plan, Shot
 from kantoku.services._core.errors import KantokuError
@@ -26,10 +26,6 @@ from kantoku.v1 import common_pb2, image_pb2, motion_pb2, tts_pb2, video_pb2
 
 #: Viseme frames per second for dialogue motion (matches the video frame rate by default).
 MOTION_FPS = 30
-
-
-def as_dict(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
 async def cached_step(ctx: JobContext, kind: str, shot_id: str, model_id: str, request: Message,
@@ -46,7 +42,7 @@ async def cached_step(ctx: JobContext, kind: str, shot_id: str, model_id: str, r
         parts = await run()
         ctx.cache.put(key, parts)
     record = record_of(parts)
-    ctx.ledger.append(ctx.job_id, kind, shot_id=shot_id, cache_hit=hit, record=as_dict(record),
+    ctx.ledger.append(ctx.job_id, kind, shot_id=shot_id, cache_hit=hit, record=message_dict(record),
                       data={"idempotency_key": key})
     ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "done",
               "cache_hit": hit, "step_id": record.step_id})
@@ -157,7 +153,7 @@ async def render_line(ctx: JobContext, shot: Shot, brief: Brief, line: Dialogue
                               lambda p: p["response"].provenance)  # type: ignore[attr-defined]
     return {"speaker": line.speaker, "text": line.text, "voice": line.voice,
             "start_s": shot.start_s, "duration_s": spoken["track"].duration_s,  # type: ignore
-            "wav": as_dict(wav), "motion": as_dict(moved["document"]),
+            "wav": message_dict(wav), "motion": message_dict(moved["document"]),
             "step_ids": [spoken["provenance"].step_id,  # type: ignore[attr-defined]
                          moved["response"].provenance.step_id]}  # type: ignore[attr-defined]
 
@@ -175,7 +171,7 @@ async def render_shot(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief) -> 
         return [await render_line(ctx, shot, brief, line) for line in shot.dialogue]
 
     (image, clip), lines = await asyncio.gather(picture(), voices())
-    return {"shot_id": shot.id, "frames": plan.frames(shot), "image": as_dict(image.image),
-            "clip": as_dict(clip.video), "clip_frames": clip.frame_count, "dialogue": lines,
+    return {"shot_id": shot.id, "frames": plan.frames(shot), "image": message_dict(image.image),
+            "clip": message_dict(clip.video), "clip_frames": clip.frame_count, "dialogue": lines,
             "step_ids": [image.provenance.step_id, clip.provenance.step_id,
                          *(i for line in lines for i in line["step_ids"])], "notes": notes}
