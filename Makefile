@@ -30,7 +30,7 @@ protos: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy services agents
+	$(VENV)/bin/mypy services planner agents
 
 bench: setup
 	$(PY) bench/tts_rtf.py

@@ -49,8 +49,8 @@ def tts(
     server: ServerOpt = None,
 ) -> None:
     """Synthesize speech to OUT.wav and OUT.wav.json (timings and provenance)."""
-    from kantoku.agents.client import client_for
-    from kantoku.agents.speech import synthesize, write_speech
+    from kantoku.services._core.client import client_for
+    from kantoku.services.tts.client import synthesize, write_speech
     from kantoku.v1 import tts_pb2
 
     async def run() -> None:
@@ -71,7 +71,7 @@ def tts(
 @app.command()
 def voices(server: ServerOpt = None, language: str = "") -> None:
     """List the voices a TTS service offers, with license and rights holder."""
-    from kantoku.agents.client import client_for
+    from kantoku.services._core.client import client_for
 
     async def run() -> None:
         async with client_for(server) as client:
@@ -95,8 +95,8 @@ def motion(
     server: ServerOpt = None,
 ) -> None:
     """Viseme and gesture tracks for a speech file's timings."""
-    from kantoku.agents.client import client_for
-    from kantoku.agents.speech import load_timings, motion_document
+    from kantoku.services._core.client import client_for
+    from kantoku.services.motion.client import load_timings, motion_document
     from kantoku.v1 import motion_pb2
 
     track, inputs = load_timings(timings)
@@ -155,8 +155,8 @@ def image(
     server: ServerOpt = None,
 ) -> None:
     """Generate a still: OUT.png and OUT.png.json (layers and provenance)."""
-    from kantoku.agents.client import client_for
-    from kantoku.agents.visual import generate_image, reference_inputs, save_result
+    from kantoku.services._core.client import client_for, save_result
+    from kantoku.services.image.client import generate_image, reference_inputs
     from kantoku.v1 import common_pb2, image_pb2
 
     if shot_size not in SHOT_SIZES:
@@ -203,8 +203,8 @@ def video(
     server: ServerOpt = None,
 ) -> None:
     """Generate a clip: OUT.mp4 and OUT.mp4.json (provenance)."""
-    from kantoku.agents.client import client_for
-    from kantoku.agents.visual import generate_video, keyframe_inputs, save_result
+    from kantoku.services._core.client import client_for, save_result
+    from kantoku.services.video.client import generate_video, keyframe_inputs
     from kantoku.v1 import video_pb2
 
     if camera not in CAMERA_MOVES:
@@ -257,7 +257,7 @@ def up(
     gpus: Annotated[float | None, typer.Option(help="GPUs Ray may use; default: detect.")] = None,
 ) -> None:
     """Start a local Ray cluster with every service on Ray Serve's gRPC ingress."""
-    from kantoku.agents import stack
+    from kantoku.services import local_stack as stack
     from kantoku.services.catalog import SERVICES
 
     with _progress() as progress:
@@ -271,7 +271,7 @@ def up(
 @app.command()
 def status() -> None:
     """Show the local stack's services and their state."""
-    from kantoku.agents import stack
+    from kantoku.services import local_stack as stack
 
     record = stack.status()
     table = Table("service", "status", "address")
@@ -283,7 +283,7 @@ def status() -> None:
 @app.command()
 def down() -> None:
     """Stop the local stack."""
-    from kantoku.agents import stack
+    from kantoku.services import local_stack as stack
 
     stack.down(lambda step: errors.print(step))
     console.print("kantoku is down")
@@ -340,7 +340,7 @@ def models_add(
 def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out/demo")
          ) -> None:
     """Speech + motion demo on real gRPC servers: writes WAVs, timings, motion and a picture."""
-    from kantoku.agents.demo import run_demo
+    from kantoku.agents.avatar.demo import run_demo
 
     asyncio.run(run_demo(out, console, _progress))
 
@@ -352,7 +352,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve the plan with
 
 
 def _planner_choice(planner: str) -> str:
-    from kantoku.planner.llm import llm_configured
+    from kantoku.planner.planning.llm import llm_configured
 
     if planner == "auto":
         return "llm" if llm_configured() else "heuristic"
@@ -363,13 +363,13 @@ def _planner_choice(planner: str) -> str:
 
 def _reviewer() -> Any:
     """Ask at a terminal; without one (batch, CI) the job pauses at review until resumed."""
-    from kantoku.agents.mv import console_reviewer
+    from kantoku.agents.mv.review import console_reviewer
 
     return console_reviewer(errors, typer.confirm) if sys.stdin.isatty() else None
 
 
 def _finish_job(coro: Any) -> None:
-    from kantoku.agents.mv import print_outcome
+    from kantoku.agents.mv.review import print_outcome
 
     outcome, view = asyncio.run(coro)
     print_outcome(outcome, view, console)
@@ -393,7 +393,7 @@ def mv(
 ) -> None:
     """Make a video from a brief (and a song with lyrics): video.mp4, plan, timeline,
     storyboard and rights record."""
-    from kantoku.agents.mv import start_mv
+    from kantoku.agents.mv.run import start_mv
 
     overrides = {k: v for k, v in (("aspect", aspect), ("resolution", resolution)) if v}
     _finish_job(start_mv(brief, out, song=song, lyrics=lyrics, planner=_planner_choice(planner),
@@ -408,7 +408,7 @@ def resume(
     server: ServerOpt = None,
 ) -> None:
     """Finish a job after a crash, a kill or a review pause; finished steps are not redone."""
-    from kantoku.agents.mv import resume_mv
+    from kantoku.agents.mv.run import resume_mv
 
     _finish_job(resume_mv(job_id, yes=yes, server=server, console=errors, reviewer=_reviewer()))
 
@@ -422,8 +422,9 @@ def plan_command(
     planner: PlannerOpt = "auto",
 ) -> None:
     """Plan only: print the shot plan (and write it with --out); nothing is rendered."""
-    from kantoku.agents.mv import dumps, plan_document, plan_table
-    from kantoku.planner.plan import Plan
+    from kantoku.agents.mv.review import dumps, plan_table
+    from kantoku.agents.mv.run import plan_document
+    from kantoku.planner.planning.plan import Plan
 
     document = asyncio.run(plan_document(brief, _planner_choice(planner), song, lyrics))
     console.print(plan_table(Plan.model_validate(document)))

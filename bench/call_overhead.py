@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from kantoku.agents.client import ServiceClient
-from kantoku.agents.stack import free_port
+from kantoku.services._core.client import ServiceClient
+from kantoku.services._core.server import free_port
 from kantoku.services.catalog import SERVICES
 from kantoku.v1 import motion_pb2, tts_pb2
 

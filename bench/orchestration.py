@@ -22,12 +22,12 @@ from typing import Any
 WORK_HOME = Path(tempfile.mkdtemp(prefix="kantoku-bench-"))
 os.environ["KANTOKU_HOME"] = str(WORK_HOME)
 
-from kantoku.planner.brief import parse_brief  # noqa: E402
 from kantoku.planner.cache import RenderCache  # noqa: E402
 from kantoku.planner.context import JobContext  # noqa: E402
 from kantoku.planner.graph import build_graph  # noqa: E402
 from kantoku.planner.jobs import open_checkpointer  # noqa: E402
-from kantoku.planner.plan import Plan, Shot  # noqa: E402
+from kantoku.planner.planning.brief import parse_brief  # noqa: E402
+from kantoku.planner.planning.plan import Plan, Shot  # noqa: E402
 from kantoku.planner.rights.ledger import Ledger  # noqa: E402
 from kantoku.services._core.assets import AssetStore  # noqa: E402
 

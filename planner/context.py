@@ -13,10 +13,10 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
-from kantoku.agents.client import ServiceClient
 from kantoku.planner.cache import RenderCache
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import AssetStore
+from kantoku.services._core.client import ServiceClient
 from kantoku.v1 import common_pb2, image_pb2
 
 Event = dict[str, Any]

@@ -17,12 +17,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from kantoku.planner import finish, music
-from kantoku.planner.brief import Brief
 from kantoku.planner.context import JobContext
-from kantoku.planner.heuristic import heuristic_plan
-from kantoku.planner.llm import LLMPlanResult, plan_with_llm
-from kantoku.planner.plan import Plan, plan_problems
+from kantoku.planner.finish import steps as finish
+from kantoku.planner.music import steps as music
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.heuristic import heuristic_plan
+from kantoku.planner.planning.llm import LLMPlanResult, plan_with_llm
+from kantoku.planner.planning.plan import Plan, plan_problems
 from kantoku.planner.render import render_shot as render_shot_assets
 from kantoku.planner.rights.policy import check_policy, enforce
 from kantoku.planner.state import JobState, ShotTask

@@ -13,15 +13,17 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from kantoku.agents.speech import synthesize
-from kantoku.agents.visual import generate_image, generate_video
-from kantoku.planner.brief import Brief
 from kantoku.planner.cache import idempotency_key, message_dict
 from kantoku.planner.context import JobContext
-from kantoku.planner.plan import Dialogue, Plan, Shot
-from kantoku.services._core.errors import KantokuError
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.plan import Dialogue, Plan, Shot
+from kantoku.services._core.assets import AssetStore
+from kantoku.services._core.errors import KantokuError, invalid
 from kantoku.services._core.generation import allowed_frame_count
 from kantoku.services._core.registry import ModelRegistry
+from kantoku.services.image.client import generate_image
+from kantoku.services.tts.client import synthesize
+from kantoku.services.video.client import generate_video
 from kantoku.v1 import common_pb2, image_pb2, motion_pb2, tts_pb2, video_pb2
 
 #: Viseme frames per second for dialogue motion (matches the video frame rate by default).
@@ -175,3 +177,20 @@ async def render_shot(ctx: JobContext, shot: Shot, plan: Plan, brief: Brief) -> 
             "clip": message_dict(clip.video), "clip_frames": clip.frame_count, "dialogue": lines,
             "step_ids": [image.provenance.step_id, clip.provenance.step_id,
                          *(i for line in lines for i in line["step_ids"])], "notes": notes}
+
+
+def reference_images(brief: Brief, store: AssetStore) -> list[image_pb2.ReferenceImage]:
+    """Characters' reference pictures, put into the store with their holder and license."""
+    references = []
+    for index, character in enumerate(brief.characters):
+        ref = character.reference
+        if ref is None:
+            continue
+        if not ref.path.is_file():
+            raise invalid(f"characters[{index}].reference.path: {ref.path} is not a file",
+                          reason="FILE_NOT_FOUND")
+        asset = store.put_file(ref.path)
+        asset.rights.CopyFrom(common_pb2.RightsInfo(license=ref.license,
+                                                    rights_holder=ref.holder))
+        references.append(image_pb2.ReferenceImage(image=asset, character_name=character.name))
+    return references

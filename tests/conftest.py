@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kantoku.agents.stack import free_port
+from kantoku.services._core.server import free_port
 
 # Every test process gets its own home before anything reads settings.
 if "KANTOKU_TEST_HOME" not in os.environ:
@@ -86,7 +86,7 @@ async def secured_server(tts_servicer, motion_servicer) -> AsyncIterator:  # noq
 
 @pytest.fixture
 async def client(server) -> AsyncIterator:  # noqa: ANN001
-    from kantoku.agents.client import ServiceClient
+    from kantoku.services._core.client import ServiceClient
 
     async with ServiceClient(server.address, attempts=1) as c:
         yield c
@@ -118,7 +118,7 @@ def video_servicer(store):  # noqa: ANN001, ANN201
 
 @pytest.fixture
 async def visual_client(image_servicer, video_servicer) -> AsyncIterator:  # noqa: ANN001
-    from kantoku.agents.client import ServiceClient
+    from kantoku.services._core.client import ServiceClient
     from kantoku.services._core.server import ServiceBinding, start_server
     from kantoku.v1 import image_pb2_grpc, video_pb2_grpc
 

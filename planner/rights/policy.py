@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from kantoku.planner.brief import Brief
-from kantoku.planner.plan import Plan
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.plan import Plan
 from kantoku.services._core.errors import Category, KantokuError, not_found
 from kantoku.services._core.registry import ModelEntry, ModelRegistry
 from kantoku.services.tts.language import base_language

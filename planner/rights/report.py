@@ -14,8 +14,8 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
-from kantoku.planner.brief import Brief
-from kantoku.planner.plan import Plan
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.plan import Plan
 from kantoku.planner.rights.ledger import verify_entries
 from kantoku.planner.rights.policy import ItemKind, PolicyItem, PolicyReport, judge
 

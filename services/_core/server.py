@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,13 @@ from kantoku.services._core.auth import BearerTokenInterceptor
 from kantoku.services._core.settings import CoreSettings, core_settings
 
 log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for tests, benchmarks and the local stack)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from kantoku.agents.client import ServiceClient
-from kantoku.agents.visual import generate_image, generate_video
 from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.errors import Category, KantokuError
 from kantoku.services._core.registry import ModelRegistry, WeightsHasher, add_user_model
 from kantoku.services._core.server import ServiceBinding, start_server
+from kantoku.services.image.client import generate_image
+from kantoku.services.video.client import generate_video
 from kantoku.v1 import common_pb2, image_pb2, image_pb2_grpc, video_pb2, video_pb2_grpc
 from tests import tiny_models
 from tests.conftest import blob_count
@@ -339,7 +340,7 @@ def test_ip_adapter_registration_and_loading_refusals(registered, tmp_path: Path
 def test_cli_references_go_into_the_store(store, tmp_path: Path) -> None:  # noqa: ANN001
     from PIL import Image
 
-    from kantoku.agents.visual import reference_inputs
+    from kantoku.services.image.client import reference_inputs
 
     path = tmp_path / "aoi.png"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(path)

@@ -5,8 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from kantoku.agents.visual import generate_image
 from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services.image.client import generate_image
 from kantoku.v1 import common_pb2, image_pb2
 from tests.conftest import blob_count
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from kantoku.agents.speech import synthesize
 from kantoku.services._core.audio import float_to_pcm16, pcm16_wav_bytes
 from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services.tts.client import synthesize
 from kantoku.v1 import common_pb2, motion_pb2, tts_pb2
 
 

@@ -6,10 +6,10 @@ from io import BytesIO
 import grpc
 import pytest
 
-from kantoku.agents.client import ServiceClient
-from kantoku.agents.speech import synthesize
 from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services.tts.client import synthesize
 from kantoku.v1 import tts_pb2, tts_pb2_grpc
 
 

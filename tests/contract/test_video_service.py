@@ -2,8 +2,9 @@
 
 import pytest
 
-from kantoku.agents.visual import generate_image, generate_video
 from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services.image.client import generate_image
+from kantoku.services.video.client import generate_video
 from kantoku.services.video.encode import probe_mp4
 from kantoku.v1 import common_pb2, image_pb2, video_pb2
 from tests.conftest import blob_count

@@ -11,10 +11,10 @@ import pytest
 import soundfile
 from PIL import Image
 
-from kantoku.planner.assemble import ClipInput, DialogueInput, assemble_video
-from kantoku.planner.plan import Plan, Shot
-from kantoku.planner.storyboard import StoryboardFrame, make_storyboard, storyboard_layout
-from kantoku.planner.timeline import TimelineShot, read_timeline, write_timeline
+from kantoku.planner.finish.assemble import ClipInput, DialogueInput, assemble_video
+from kantoku.planner.finish.storyboard import StoryboardFrame, make_storyboard, storyboard_layout
+from kantoku.planner.finish.timeline import TimelineShot, read_timeline, write_timeline
+from kantoku.planner.planning.plan import Plan, Shot
 from kantoku.services._core.errors import KantokuError
 from kantoku.services.video.encode import encode_mp4
 

@@ -40,7 +40,7 @@ def brief(tmp_path: Path, name: str = "brief.yaml", **changes: object) -> Path:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    from kantoku.agents.stack import free_port
+    from kantoku.services._core.server import free_port
 
     port = free_port()
     process = subprocess.Popen([KANTOKU, "serve", "tts", "motion", "image", "video",
@@ -181,7 +181,7 @@ def test_without_a_terminal_the_job_waits_for_review_then_resumes(server: str,
 
 def test_a_service_that_is_down_fails_clearly_and_the_job_resumes(server: str,
                                                                  tmp_path: Path) -> None:
-    from kantoku.agents.stack import free_port
+    from kantoku.services._core.server import free_port
 
     out = tmp_path / "out"
     down = kantoku("mv", str(brief(tmp_path, seed=5)), "--out", str(out), "--yes",

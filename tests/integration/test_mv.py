@@ -43,7 +43,7 @@ def brief_with(tmp_path: Path, **changes: object) -> Path:
 
 def test_a_music_video_cuts_on_beats_shows_the_lyrics_and_keeps_the_song(
         server: str, song: Path, tmp_path: Path) -> None:  # noqa: F811
-    from kantoku.planner.song import analyze_song
+    from kantoku.planner.music.song import analyze_song
 
     lyrics = tmp_path / "song.lrc"
     lyrics.write_text("[ti:test]\n[00:04.00]窓をあけて 朝が来る\n"
@@ -118,7 +118,7 @@ def test_lyrics_without_timestamps_are_spread_over_the_loud_sections(
 
 
 def test_the_llm_planners_cuts_are_snapped_to_the_beat(song: Path, tmp_path: Path) -> None:
-    from kantoku.planner.song import analyze_song
+    from kantoku.planner.music.song import analyze_song
 
     proposal = {"shots": [
         {"start_s": 0, "end_s": 3.1, "section": "intro", "description": "dawn over the city",

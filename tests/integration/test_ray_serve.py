@@ -8,9 +8,9 @@ import os
 import grpc
 import pytest
 
-from kantoku.agents.client import ServiceClient
-from kantoku.agents.speech import synthesize
+from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services.tts.client import synthesize
 from kantoku.v1 import motion_pb2, tts_pb2
 
 pytestmark = pytest.mark.integration

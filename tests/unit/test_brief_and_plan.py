@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kantoku.planner.brief import MAX_DURATION_S, load_brief, parse_brief
-from kantoku.planner.heuristic import heuristic_plan
-from kantoku.planner.plan import MAX_SHOTS, MIN_SHOT_S, plan_problems
+from kantoku.planner.planning.brief import MAX_DURATION_S, load_brief, parse_brief
+from kantoku.planner.planning.heuristic import heuristic_plan
+from kantoku.planner.planning.plan import MAX_SHOTS, MIN_SHOT_S, plan_problems
 from kantoku.services._core.errors import Category, KantokuError
 
 GOOD = {"title": "Neon rain", "logline": "two friends race through a rainy night city",

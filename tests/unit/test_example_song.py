@@ -11,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from kantoku.planner.brief import load_brief
+from kantoku.planner.planning.brief import load_brief
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RATE = 44100
@@ -83,7 +83,7 @@ def test_example_brief_validates() -> None:
 
 
 def test_project_reads_the_lyrics_without_warnings() -> None:
-    lyrics = pytest.importorskip("kantoku.planner.lyrics")
+    lyrics = pytest.importorskip("kantoku.planner.music.lyrics")
     lines, warnings = lyrics.load_lyrics(EXAMPLES / "song.lrc", duration_s=30.0)
     assert warnings == []
     assert [line.start_s for line in lines] == [8.5, 12.25, 16.0, 20.0, 24.0]

@@ -13,17 +13,16 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from kantoku.planner.brief import Brief
-from kantoku.planner.heuristic import Section
-from kantoku.planner.llm import (
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.heuristic import Section
+from kantoku.planner.planning.llm import (
     LLMSettings,
-    extract_json,
     llm_configured,
     plan_with_llm,
-    repair_shots,
     shot_plan_schema,
 )
-from kantoku.planner.plan import MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_S, Plan, plan_problems
+from kantoku.planner.planning.plan import MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_S, Plan, plan_problems
+from kantoku.planner.planning.repair import extract_json, repair_shots
 
 Reply = tuple[int, dict[str, Any]]
 Script = Callable[[dict[str, Any]], Reply]

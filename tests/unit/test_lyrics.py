@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kantoku.planner.lyrics import (
+from kantoku.planner.music.lyrics import (
     MAX_LINE_S,
     LyricLine,
     clock,

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from kantoku.planner.brief import Brief, parse_brief
-from kantoku.planner.plan import Dialogue, Plan, Shot
+from kantoku.planner.planning.brief import Brief, parse_brief
+from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 from kantoku.planner.rights.policy import PolicyReport, check_policy, enforce
 from kantoku.services._core.errors import Category, KantokuError
 from kantoku.services._core.registry import ModelRegistry, add_user_model

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from kantoku.planner.brief import Brief, parse_brief
-from kantoku.planner.plan import Dialogue, Plan, Shot
+from kantoku.planner.planning.brief import Brief, parse_brief
+from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.planner.rights.policy import check_policy
 from kantoku.planner.rights.report import ATTRIBUTION_RULE, build_report, write_report

@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kantoku.planner.brief import Brief
-from kantoku.planner.heuristic import Section, heuristic_plan
-from kantoku.planner.plan import plan_problems
-from kantoku.planner.song import (
+from kantoku.planner.music.song import (
     MAX_SONG_S,
     SongAnalysis,
     SongSection,
@@ -25,6 +22,9 @@ from kantoku.planner.song import (
     sections_for_plan,
     snap_to_beats,
 )
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.heuristic import Section, heuristic_plan
+from kantoku.planner.planning.plan import plan_problems
 from kantoku.services._core.errors import Category, KantokuError
 
 RATE = 22_050

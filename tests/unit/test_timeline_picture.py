@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kantoku.planner.plan import Plan, Shot
-from kantoku.planner.timeline_picture import BACKGROUND, draw_timeline, wave_envelope, x_of
+from kantoku.planner.finish.timeline_picture import BACKGROUND, draw_timeline, wave_envelope, x_of
+from kantoku.planner.planning.plan import Plan, Shot
 
 RATE = 8000
 CUTS = [0.0, 2.0, 3.5, 6.0, 8.0]

@@ -70,8 +70,8 @@ import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field
 
-from kantoku.planner.brief import MAX_DURATION_S
-from kantoku.planner.heuristic import Section
+from kantoku.planner.planning.brief import MAX_DURATION_S
+from kantoku.planner.planning.heuristic import Section
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, invalid, not_found
 

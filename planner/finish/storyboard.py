@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from kantoku.planner.fonts import font
+from kantoku.planner.finish.fonts import font
 from kantoku.services._core.errors import invalid
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kantoku.planner.plan import Plan, Shot
+from kantoku.planner.planning.plan import Plan, Shot
 from kantoku.services._core.errors import KantokuError
 
 Color = tuple[int, int, int]
@@ -79,9 +79,9 @@ def _rows(has_wave: bool, lyric_lanes: int) -> _Rows:
 
 @functools.lru_cache(maxsize=16)
 def _font(size: int) -> Font:
-    """The project's CJK font when `kantoku.planner.fonts` provides it, else Pillow's default."""
+    """The project's CJK font when `finish.fonts` provides it, else Pillow's default."""
     try:
-        from kantoku.planner.fonts import font
+        from kantoku.planner.finish.fonts import font
     except ImportError:
         return ImageFont.load_default(size=size)
     try:

@@ -1,4 +1,11 @@
-"""gRPC clients for kantoku services: auth, Serve routing metadata, deadlines, retries."""
+"""The client side of every kantoku service: one channel, auth, Serve routing, retries.
+
+`ServiceClient` holds one channel to a standalone server or the Ray Serve gRPC ingress and has a
+typed method per RPC; each service's `client.py` (`services/tts/client.py`, ...) builds on it
+with what a caller wants back (a checked WAV, an image result with its progress reported).
+Inputs and outputs travel as AssetRefs through the shared asset store ($KANTOKU_HOME/assets), so
+the client and the services must share KANTOKU_HOME (the local stack and standalone servers do).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import json_format
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -16,11 +24,13 @@ from tenacity import (
     wait_exponential,
 )
 
-from kantoku.services._core.errors import KantokuError, unavailable
+from kantoku.services._core.assets import AssetStore
+from kantoku.services._core.errors import KantokuError, internal, unavailable
 from kantoku.services._core.rpc import error_from_rpc
 from kantoku.services._core.server import channel_options
 from kantoku.services._core.settings import CoreSettings, core_settings
 from kantoku.v1 import (
+    common_pb2,
     image_pb2,
     image_pb2_grpc,
     motion_pb2,
@@ -32,6 +42,7 @@ from kantoku.v1 import (
 )
 
 T = TypeVar("T")
+ProgressFn = Callable[[common_pb2.Progress], None]
 STACK_FILE = "stack.json"
 
 
@@ -160,3 +171,36 @@ def _retryable(exc: BaseException) -> bool:
 def client_for(server: str | None, timeout_s: float = 120.0) -> ServiceClient:
     settings = core_settings()
     return ServiceClient(resolve_server(server, settings), settings.token, timeout_s)
+
+
+def store() -> AssetStore:
+    return AssetStore(core_settings().assets_dir)
+
+
+async def stream_result(stream: AsyncIterator[Any], on_progress: ProgressFn | None,
+                        what: str) -> Any:
+    """Report a generation stream's progress events; return its final result."""
+    result = None
+    async for response in stream:
+        if response.HasField("progress") and on_progress:
+            on_progress(response.progress)
+        elif response.HasField("result"):
+            result = response.result
+    if result is None:
+        raise internal(f"the {what} stream ended without a result; try again",
+                       reason="STREAM_INCOMPLETE")
+    return result
+
+
+def _document(result: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(result, preserving_proto_field_name=True)
+
+
+def save_result(ref: common_pb2.AssetRef, result: Any, out: Path) -> Path:
+    """Copy the asset to `out` and write `out.json` (the result with its provenance)."""
+    data = store().read_bytes(ref)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    sidecar = out.with_name(out.name + ".json")
+    sidecar.write_text(json.dumps(_document(result), indent=2, ensure_ascii=False))
+    return sidecar

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kantoku.planner.fonts import font, missing_glyphs
-from kantoku.planner.lyrics import LyricLine, clock
+from kantoku.planner.finish.fonts import font, missing_glyphs
+from kantoku.planner.music.lyrics import LyricLine, clock
 from kantoku.services._core.errors import invalid
 
 FONT_FRACTION = 0.042

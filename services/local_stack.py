@@ -6,21 +6,15 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kantoku.agents.client import stack_file
+from kantoku.services._core.client import stack_file
 from kantoku.services._core.errors import unavailable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from kantoku.services._core.server import free_port
 
 
 def _ray_cli() -> str:

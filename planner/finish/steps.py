@@ -23,21 +23,21 @@ from typing import Any
 
 import soundfile
 
-from kantoku.planner import music
-from kantoku.planner.assemble import ClipInput, DialogueInput, assemble_video
-from kantoku.planner.brief import Brief
 from kantoku.planner.cache import idempotency_key, message_dict
 from kantoku.planner.context import JobContext
-from kantoku.planner.lyrics import write_srt, write_vtt
-from kantoku.planner.plan import Plan
+from kantoku.planner.finish.assemble import ClipInput, DialogueInput, assemble_video
+from kantoku.planner.finish.storyboard import StoryboardFrame, make_storyboard
+from kantoku.planner.finish.subtitles import SubtitleBurner
+from kantoku.planner.finish.timeline import TimelineShot, write_timeline
+from kantoku.planner.finish.timeline_picture import draw_timeline
+from kantoku.planner.music import steps as music
+from kantoku.planner.music.lyrics import write_srt, write_vtt
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.plan import Plan
 from kantoku.planner.rights.c2pa_sign import sign_file, signing_credentials
 from kantoku.planner.rights.policy import PolicyReport
 from kantoku.planner.rights.report import build_report, write_report
 from kantoku.planner.state import JobState
-from kantoku.planner.storyboard import StoryboardFrame, make_storyboard
-from kantoku.planner.subtitles import SubtitleBurner
-from kantoku.planner.timeline import TimelineShot, write_timeline
-from kantoku.planner.timeline_picture import draw_timeline
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kantoku.planner.brief import Brief
-from kantoku.planner.plan import MAX_SHOTS, MIN_SHOT_S, Dialogue, Plan, Shot
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.plan import MAX_SHOTS, MIN_SHOT_S, Dialogue, Plan, Shot
 
 #: Shot length the grammar aims for when nothing (beats, lyrics) says otherwise.
 TARGET_SHOT_S = 3.0

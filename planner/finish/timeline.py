@@ -18,7 +18,7 @@ from typing import Any
 
 import opentimelineio as otio
 
-from kantoku.planner.plan import Plan, Shot
+from kantoku.planner.planning.plan import Plan, Shot
 from kantoku.services._core.errors import invalid
 
 METADATA_KEY = "kantoku"

@@ -11,18 +11,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kantoku.planner.brief import Brief
 from kantoku.planner.context import JobContext
-from kantoku.planner.heuristic import Section
-from kantoku.planner.lyrics import LyricLine, load_lyrics
-from kantoku.planner.plan import Plan
-from kantoku.planner.song import (
+from kantoku.planner.music.lyrics import LyricLine, load_lyrics
+from kantoku.planner.music.song import (
     SongAnalysis,
     analyze_song,
     choose_cuts,
     sections_for_plan,
     snap_to_beats,
 )
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.heuristic import Section
+from kantoku.planner.planning.plan import Plan
 
 #: A brief's duration_s within this of the song's counts as agreeing.
 DURATION_TOLERANCE_S = 0.5

@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from kantoku.agents.client import ServiceClient
-from kantoku.agents.motion_sheet import render
-from kantoku.agents.speech import load_timings, motion_document, synthesize, write_speech
+from kantoku.agents.avatar.motion_sheet import render
+from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.server import ServiceBinding, start_server
 from kantoku.services._core.settings import core_settings
 from kantoku.services.catalog import SERVICES
+from kantoku.services.motion.client import load_timings, motion_document
+from kantoku.services.tts.client import synthesize, write_speech
 from kantoku.v1 import motion_pb2, tts_pb2
 
 LINES = [

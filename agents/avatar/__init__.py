@@ -1,0 +1,1 @@
+"""The virtual human. For now: the speech + motion demo (`kantoku demo`) and its motion sheet."""

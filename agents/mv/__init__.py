@@ -1,0 +1,1 @@
+"""The music-video producer (`kantoku mv`, `plan`, `resume`)."""

@@ -1,0 +1,125 @@
+"""`kantoku mv`, `plan`, `resume`: run a music video's job graph with progress and a review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from kantoku.agents.mv.progress import ProgressView, progress_bars
+from kantoku.agents.services import job_services
+from kantoku.planner.cache import RenderCache
+from kantoku.planner.context import Event, JobContext
+from kantoku.planner.jobs import (
+    JobOutcome,
+    Reviewer,
+    new_job_id,
+    open_checkpointer,
+    run_graph,
+    saved_job,
+    write_job_file,
+)
+from kantoku.planner.planning.brief import Brief, load_brief, parse_brief
+from kantoku.planner.planning.plan import Plan
+from kantoku.planner.render import reference_images
+from kantoku.planner.rights.ledger import Ledger
+from kantoku.services._core.assets import AssetStore
+from kantoku.services._core.errors import Category, KantokuError, invalid
+from kantoku.services._core.settings import core_settings
+
+
+async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | None,
+                  console: Console, reviewer: Reviewer | None) -> tuple[JobOutcome, ProgressView]:
+    settings = core_settings()
+    store = AssetStore(settings.assets_dir)
+    with progress_bars(console) as progress:
+        view = ProgressView(progress)
+        brief = Brief.model_validate(ctx_args["brief"])
+        if ctx_args.get("plan"):  # resuming after planning
+            view.plan_ready(Plan.model_validate(ctx_args["plan"]))
+
+        def on_event(event: Event) -> None:
+            if event.get("event") == "plan_ready":
+                view.plan_ready(Plan.model_validate(event["plan"]))
+            view(event)
+
+        plan = ctx_args.get("plan")
+        # An LLM may write dialogue the brief did not have; heuristic plans speak the brief's.
+        speech = (bool(brief.dialogue) or ctx_args.get("planner") == "llm") if plan is None \
+            else any(shot["dialogue"] for shot in plan["shots"])
+        async with job_services(server, speech) as client, open_checkpointer() as saver:
+            ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
+                             client=client, store=store,
+                             cache=RenderCache(settings.home_dir / "cache", store),
+                             ledger=Ledger(settings.home_dir / "ledger.sqlite"),
+                             references=reference_images(brief, store))
+            try:
+                outcome = await run_graph(saver, ctx, graph_input, reviewer, on_event)
+            except KantokuError as exc:
+                if exc.transient or exc.category is Category.INTERNAL:
+                    exc.message += (f"\n  the job is saved; once that is fixed, run "
+                                    f"`kantoku resume {ctx.job_id}`")
+                raise
+        view.finish()
+    return outcome, view
+
+
+async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Path | None,
+                   planner: str, yes: bool, server: str | None, console: Console,
+                   reviewer: Reviewer | None, overrides: dict[str, Any] | None = None
+                   ) -> tuple[JobOutcome, ProgressView]:
+    brief = load_brief(brief_path)
+    if overrides:  # command-line options win over the brief, checked by the same rules
+        brief = parse_brief({**brief.model_dump(mode="json"), **overrides}, "command-line options")
+    for flag, path in (("--song", song), ("--lyrics", lyrics)):
+        if path is not None and not path.is_file():
+            raise invalid(f"{flag}: {path} is not a file", reason="FILE_NOT_FOUND")
+    job_id = new_job_id()
+    out = out.resolve()
+    write_job_file(out, job_id, "created", brief=str(brief_path.resolve()),
+                   out_dir=str(out), resume=f"kantoku resume {job_id}")
+    state = {"job_id": job_id, "out_dir": str(out), "brief": brief.model_dump(mode="json"),
+             "song": str(song.resolve()) if song else None,
+             "lyrics": str(lyrics.resolve()) if lyrics else None,
+             "planner": planner, "auto_approve": yes, "shots": {}, "notes": []}
+    return await run_job(state, state, server=server, console=console,
+                         reviewer=None if yes else reviewer)
+
+
+async def resume_mv(job_id: str, *, yes: bool, server: str | None, console: Console,
+                    reviewer: Reviewer | None) -> tuple[JobOutcome, ProgressView]:
+    from langgraph.types import Command
+
+    async with open_checkpointer() as saver:
+        state, waiting = await saved_job(saver, job_id)
+    graph_input: Any = None
+    if waiting:
+        if yes:
+            graph_input = Command(resume=True)
+        elif reviewer is None:
+            raise KantokuError(f"{job_id} waits for its plan review; resume with --yes to "
+                               "approve it", "REVIEW_PENDING")
+        else:
+            graph_input = Command(resume=await reviewer({"plan": state["plan"]}))
+    return await run_job(state, graph_input, server=server, console=console, reviewer=reviewer)
+
+
+async def plan_document(brief_path: Path, planner: str, song: Path | None = None,
+                        lyrics: Path | None = None) -> dict[str, Any]:
+    """`kantoku plan`: the plan for a brief (and song), without rendering anything."""
+    from kantoku.planner.graph import make_plan
+    from kantoku.planner.music import steps as music
+
+    brief = load_brief(brief_path)
+    document: dict[str, Any] = {}
+    if song is not None:
+        document = await music.read_song(song, lyrics, brief)
+        duration = float(document["analysis"]["duration_s"])
+    elif brief.duration_s is None:
+        raise invalid("duration_s: required when there is no song; add it to the brief or pass "
+                      "--song", reason="DURATION_MISSING")
+    else:
+        duration = brief.duration_s
+    plan, _ = await make_plan(brief, duration, document, planner)
+    return plan.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Finishing: assembly, burned-in lyrics, timeline, storyboard, and the job's last steps."""
