@@ -433,6 +433,21 @@ def plan_command(
         console.print(f"wrote {out}")
 
 
+@app.command("export")
+def export_command(
+    job_dir: Annotated[Path, typer.Argument(help="A finished job's output folder.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="fcp7, fcpx, aaf, edl or kdenlive.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="File to write (default: JOB_DIR/export/timeline.EXT).")] = None,
+) -> None:
+    """Write the job's timeline as a project file for an editor (through the OTIO adapters)."""
+    from kantoku.planner.finish.export import FORMATS, export_timeline
+
+    written = export_timeline(job_dir, fmt, out)
+    console.print(f"wrote {', '.join(str(p) for p in written)} (opens in "
+                  f"{FORMATS[fmt].editors})")
+
+
 rights_app = typer.Typer(help="Rights records.", no_args_is_help=True)
 app.add_typer(rights_app, name="rights")
 

@@ -6,7 +6,8 @@ Output folder:
     plan.json        the plan that was rendered
     timeline.png     shots against the waveform, beats, sections and lyrics
     lyrics.srt/.vtt  the lyrics at their times (music videos)
-    timeline.otio    one clip per shot, media pointing into shots/, provenance ids in metadata
+    timeline.otio    shots, song, dialogue and lyric markers; media inside this folder
+    song.EXT         a copy of the song, for the timeline (music videos)
     storyboard.png   contact sheet of the keyframes
     ledger.jsonl     the job's hash-chained ledger
     rights.json/.html  verdict, per-asset table, attribution shares
@@ -17,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from kantoku.planner.context import JobContext
 from kantoku.planner.finish.assemble import ClipInput, DialogueInput, assemble_video
 from kantoku.planner.finish.storyboard import StoryboardFrame, make_storyboard
 from kantoku.planner.finish.subtitles import SubtitleBurner
-from kantoku.planner.finish.timeline import TimelineShot, write_timeline
+from kantoku.planner.finish.timeline import TimelineLine, TimelineShot, write_timeline
 from kantoku.planner.finish.timeline_picture import draw_timeline
 from kantoku.planner.music import steps as music
 from kantoku.planner.music.lyrics import write_srt, write_vtt
@@ -111,6 +114,29 @@ def shot_files(plan: Plan, results: dict[str, Any], out_dir: Path
     return files
 
 
+def dialogue_lines(plan: Plan, results: dict[str, Any], out_dir: Path) -> list[TimelineLine]:
+    """Every spoken line's signed WAV in shots/, with its start time, speaker and text."""
+    lines = []
+    for shot in plan.shots:
+        for index, (line, spoken) in enumerate(zip(shot.dialogue, results[shot.id]["dialogue"],
+                                                   strict=True), start=1):
+            lines.append(TimelineLine(shot.id, out_dir / SHOTS_DIR / f"{shot.id}.line{index}.wav",
+                                      float(spoken["start_s"]), line.speaker, line.text))
+    return lines
+
+
+def song_in_folder(song: Path, out_dir: Path) -> Path:
+    """A copy of the song inside the job folder (`song.EXT`), so the folder handed to an editor
+    carries its own audio. A copy, not a hard link: an edit to one must not reach the other."""
+    target = out_dir / f"song{song.suffix.lower()}"
+    if target.exists() and sha256_file(target) == sha256_file(song):
+        return target
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(song, partial)
+    os.replace(partial, target)
+    return target
+
+
 async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     """C2PA-sign every shot asset into shots/, then the video with them as ingredients."""
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
@@ -186,15 +212,17 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
                              signed[f"{SHOTS_DIR}/{s.id}.mp4"], state["shots"][s.id]["step_ids"])
                 for s in plan.shots]
     song = Path(state["song"]) if state.get("song") else None
-    await asyncio.to_thread(write_timeline, plan, timeline, out / "timeline.otio", song=song,
-                            video=out / "video.mp4")
+    song_copy = await asyncio.to_thread(song_in_folder, song, out) if song else None
+    song_doc = state.get("song_analysis") or {}
+    lyrics = music.lyric_lines(song_doc)
+    await asyncio.to_thread(write_timeline, plan, timeline, out / "timeline.otio",
+                            song=song_copy, video=out / "video.mp4",
+                            dialogue=dialogue_lines(plan, state["shots"], out), lyrics=lyrics)
     frames = [StoryboardFrame(s.id, s.start_s, s.end_s, shots_dir / f"{s.id}.png",
                               s.description) for s in plan.shots]
     drafts = out / ".work"
     drafts.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(make_storyboard, frames, drafts / "storyboard.png", title=plan.title)
-    song_doc = state.get("song_analysis") or {}
-    lyrics = music.lyric_lines(song_doc)
     if lyrics:
         write_srt(lyrics, out / "lyrics.srt")
         write_vtt(lyrics, out / "lyrics.vtt")
