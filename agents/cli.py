@@ -369,9 +369,12 @@ def _reviewer() -> Any:
 
 
 def _finish_job(coro: Any) -> None:
+    _print_outcome(*asyncio.run(coro))
+
+
+def _print_outcome(outcome: Any, view: Any) -> None:
     from kantoku.agents.mv.review import print_outcome
 
-    outcome, view = asyncio.run(coro)
     print_outcome(outcome, view, console)
     if outcome.paused:
         sys.exit(3)
@@ -411,6 +414,25 @@ def resume(
     from kantoku.agents.mv.run import resume_mv
 
     _finish_job(resume_mv(job_id, yes=yes, server=server, console=errors, reviewer=_reviewer()))
+
+
+@app.command()
+def edit(
+    out: Annotated[Path, typer.Argument(help="A finished job's output folder.")],
+    timeline: Annotated[Path, typer.Option(
+        "--timeline", "-t", help="The edited timeline: .otio, or .xml/.fcpxml/.aaf/.edl "
+        "from an editor.")],
+    yes: YesOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Re-render only what an edited timeline changed; the previous version is kept in
+    OUT/versions/."""
+    from kantoku.agents.mv.edit import edit_mv
+
+    result = asyncio.run(edit_mv(out, timeline, yes=yes, server=server, console=errors,
+                                 ask=typer.confirm if sys.stdin.isatty() else None))
+    if result is not None:
+        _print_outcome(*result)
 
 
 @app.command("plan")

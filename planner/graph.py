@@ -79,6 +79,8 @@ async def make_plan(brief: Brief, duration_s: float, song: dict[str, Any], plann
 async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
     brief, ctx = brief_of(state), runtime.context
     ctx.emit({"event": "stage", "stage": "plan"})
+    if state.get("edit"):
+        return planned_edit(state, ctx)
     plan, result = await make_plan(brief, state["duration_s"], state.get("song_analysis") or {},
                                    state.get("planner", "heuristic"))
     if result is not None:
@@ -88,6 +90,18 @@ async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str,
             ctx.ledger.append(ctx.job_id, "repair", data={"repair": repair})
         if result.fallback_reason:
             ctx.ledger.append(ctx.job_id, "fallback", data={"reason": result.fallback_reason})
+    ctx.ledger.append(ctx.job_id, "plan", data={"planner": plan.planner,
+                                                "shots": len(plan.shots), "notes": plan.notes})
+    ctx.emit({"event": "plan_ready", "plan": plan.model_dump(mode="json")})
+    return {"plan": plan.model_dump(mode="json")}
+
+
+def planned_edit(state: JobState, ctx: JobContext) -> dict[str, Any]:
+    """An edited plan (from a timeline or the studio) instead of a planner's: its lyrics are
+    placed on the new cut, and the edit (parent job, its ledger head, the diff) is recorded."""
+    edit = state["edit"]
+    plan = music.with_lyrics(Plan.model_validate(edit["plan"]), state.get("song_analysis") or {})
+    ctx.ledger.append(ctx.job_id, "edit", data={k: v for k, v in edit.items() if k != "plan"})
     ctx.ledger.append(ctx.job_id, "plan", data={"planner": plan.planner,
                                                 "shots": len(plan.shots), "notes": plan.notes})
     ctx.emit({"event": "plan_ready", "plan": plan.model_dump(mode="json")})

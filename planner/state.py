@@ -25,6 +25,8 @@ class JobState(TypedDict, total=False):
     #: Song analysis (tempo, beats, sections, lyric lines), when there is a song.
     song_analysis: dict[str, Any]
     plan: dict[str, Any]
+    #: An edited plan to render instead of planning: {"plan", "parent_job", "diff", ...}.
+    edit: dict[str, Any]
     policy: dict[str, Any]
     #: shot id -> that shot's assets and step ids.
     shots: Annotated[dict[str, dict[str, Any]], merge_dicts]

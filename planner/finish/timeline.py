@@ -10,7 +10,8 @@ the clips; the frame size is also where the FCP 7 XML and AAF adapters look for 
 `samplecharacteristics`, the AAF essence descriptor), so converted projects are vertical when
 the video is. Media paths are relative to the timeline's folder, so the job folder can be moved
 as a whole. Each shot clip carries `metadata["kantoku"]`: shot id, description, start and end
-times, the provenance step ids that made it and the clip's sha256.
+times, the provenance step ids that made it, the clip's sha256 and the shot's editable fields
+(`EDITABLE_FIELDS`: prompt, seed, size, move, dialogue, ...), which `kantoku edit` reads back.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ SONG_TRACK = "song"
 DIALOGUE_TRACK = "dialogue"
 ADAPTER = "otio_json"
 LYRIC_MARKER_COLOR = otio.schema.MarkerColor.YELLOW
+#: Shot fields each shot clip carries in `metadata["kantoku"]`; `kantoku edit` reads them back.
+EDITABLE_FIELDS = ("description", "shot_size", "camera_angle", "camera_move", "characters",
+                   "location", "time_of_day", "dialogue", "image_prompt", "seed", "transition",
+                   "section")
 
 
 @dataclass(frozen=True)
@@ -204,9 +209,10 @@ def _reference(path: Path, folder: Path, fps: int, used_frames: int,
 
 
 def _shot_clip(plan: Plan, shot: Shot, rendered: TimelineShot, folder: Path) -> otio.schema.Clip:
-    metadata = {"shot_id": shot.id, "description": shot.description, "start_s": shot.start_s,
-                "end_s": shot.end_s, "provenance_ids": [str(i) for i in rendered.provenance_ids],
-                "sha256": rendered.sha256}
+    metadata = {"shot_id": shot.id, "start_s": shot.start_s, "end_s": shot.end_s,
+                "provenance_ids": [str(i) for i in rendered.provenance_ids],
+                "sha256": rendered.sha256,
+                **shot.model_dump(mode="json", include=set(EDITABLE_FIELDS))}
     frames = plan.frames(shot)
     return otio.schema.Clip(
         name=shot.id,

@@ -13,6 +13,7 @@ from kantoku.planner.rights.c2pa_sign import (
     verify_file,
 )
 from kantoku.planner.rights.ledger import verify_jsonl
+from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import not_found
 from kantoku.services._core.settings import core_settings
 
@@ -36,9 +37,15 @@ def verify_path(path: Path, trust_pem: bytes | None = None) -> tuple[list[str], 
     for name in REQUIRED:
         if not (path / name).is_file():
             problems.append(f"{name}: missing from {path}")
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and _checkable(p)):
+    songs = _song_copies(path)
+    song_files = {song for found in songs.values() for song in found}
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and _checkable(p)
+                       and p not in song_files):
         checked.append(str(file.relative_to(path)))
         problems.extend(_check(file, trust_pem))
+    for folder, copies in songs.items():
+        checked += [str(song.relative_to(path)) for song in copies]
+        problems += _song_problems(folder, copies, path)
     if not problems:
         problems.extend(_anchor_problems(path / "video.mp4", path / "ledger.jsonl", trust_pem))
     return checked, problems
@@ -56,6 +63,25 @@ def _anchor_problems(video: Path, ledger: Path, trust_pem: bytes) -> list[str]:
         return [f"{ledger.name}: entry seq {head['seq']} signed into {video.name} is missing or "
                 "changed; the chain was truncated or rewritten"]
     return []
+
+
+def _song_copies(root: Path) -> dict[Path, list[Path]]:
+    """Each job folder (this one and the versions kept inside it) and its copies of the song.
+
+    The song is the holder's file, copied as it is: it carries no manifest of ours, so it is
+    checked against the sha256 the job's ledger recorded for it instead."""
+    folders = [root, *(p.parent for p in root.rglob("ledger.jsonl") if p.parent != root)]
+    return {folder: copies for folder in folders
+            if (copies := sorted(p for p in folder.glob("song.*") if p.is_file()))}
+
+
+def _song_problems(folder: Path, copies: list[Path], root: Path) -> list[str]:
+    ledger = folder / "ledger.jsonl"
+    entries = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()] \
+        if ledger.is_file() else []
+    recorded = {e.get("data", {}).get("sha256") for e in entries if e.get("kind") == "song"}
+    return [f"{song.relative_to(root)}: not the song this job used (its sha256 is not the one "
+            "the ledger recorded)" for song in copies if sha256_file(song) not in recorded]
 
 
 def _checkable(path: Path) -> bool:

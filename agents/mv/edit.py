@@ -1,0 +1,122 @@
+"""`kantoku edit`: a timeline changed in an editor becomes the next version of the video.
+
+The edited timeline is read into a new plan, the difference is shown (which shots change,
+which stay, how many render steps), and on approval the current outputs move to
+`OUT/versions/vN/` (still readable, still verifiable) and a new job renders the new plan into
+OUT: unchanged shots come from the render cache, changed ones are rendered, the video is
+assembled, signed and reported again, and the new ledger starts with the edit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from kantoku.agents.mv.progress import ProgressView
+from kantoku.agents.mv.run import run_job
+from kantoku.planner.finish.timeline_import import plan_from_timeline, read_editor_timeline
+from kantoku.planner.jobs import (
+    JobOutcome,
+    new_job_id,
+    open_checkpointer,
+    saved_job,
+    write_job_file,
+)
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.diff import PlanDiff, diff_plans
+from kantoku.planner.planning.plan import Plan
+from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.errors import KantokuError, invalid, not_found
+
+VERSIONS_DIR = "versions"
+
+
+def diff_table(diff: PlanDiff) -> Table:
+    table = Table("shot", "change", "renders", title=f"edit: {diff.summary()}")
+    for change in diff.changes:
+        table.add_row(change.shot_id, change.describe(),
+                      ", ".join(change.renders) or "none (from the cache)")
+    return table
+
+
+def archive_version(out: Path) -> Path:
+    """Move the current outputs into `out/versions/vN/` (N = the next number)."""
+    versions = out / VERSIONS_DIR
+    versions.mkdir(exist_ok=True)
+    number = 1 + max((int(p.name[1:]) for p in versions.iterdir()
+                      if p.name[:1] == "v" and p.name[1:].isdigit()), default=0)
+    target = versions / f"v{number}"
+    target.mkdir()
+    for entry in sorted(out.iterdir()):
+        if entry.name != VERSIONS_DIR:
+            os.replace(entry, target / entry.name)
+    return target
+
+
+async def edit_mv(out: Path, timeline_path: Path, *, yes: bool, server: str | None,
+                  console: Console, ask: Any | None
+                  ) -> tuple[JobOutcome, ProgressView] | None:
+    """Render the edit in `timeline_path` as a new version of the job in `out`.
+
+    Returns None when nothing changed or the edit was not approved.
+
+    Raises:
+        KantokuError: NOT_FOUND when `out` holds no finished job; INVALID_REQUEST for a
+            timeline that cannot become a plan (the message names the clip and the rule).
+    """
+    out = out.resolve()
+    job_file = out / "job.json"
+    if not job_file.is_file():
+        raise not_found(f"{out}: no job.json; pass the output folder of a finished job",
+                        reason="JOB_NOT_FOUND")
+    job = json.loads(job_file.read_text())
+    if job.get("status") != "done":
+        raise invalid(f"{job['job_id']} is {job.get('status')}; finish it first with "
+                      f"`kantoku resume {job['job_id']}`", reason="JOB_NOT_DONE")
+    async with open_checkpointer() as saver:
+        state, _ = await saved_job(saver, job["job_id"])
+    previous = Plan.model_validate(state["plan"])
+    brief = Brief.model_validate(state["brief"])
+    edited = plan_from_timeline(read_editor_timeline(timeline_path, previous.fps), previous,
+                                {c.name for c in brief.characters})
+    diff = diff_plans(previous, edited.plan, edited.source_ids)
+    console.print(diff_table(diff))
+    for note in edited.notes:
+        console.print(f"note: {note}")
+    if not diff.changed:
+        console.print("the timeline changes nothing; no new version")
+        return None
+    if not yes:
+        if ask is None:
+            raise KantokuError("the edit waits for approval; run again with --yes to render "
+                               "it", "REVIEW_PENDING")
+        if not ask("Render this edit?", default=True):
+            return None
+    edit = {"plan": edited.plan.model_dump(mode="json"), "parent_job": job["job_id"],
+            "parent_ledger_head": _ledger_head(out / "ledger.jsonl"),
+            "timeline": timeline_path.name, "timeline_sha256": sha256_file(timeline_path),
+            "diff": [vars(change) for change in diff.changes], "notes": edited.notes}
+    archived = archive_version(out)
+    job_id = new_job_id()
+    write_job_file(out, job_id, "created", parent_job=job["job_id"],
+                   previous_version=str(archived.relative_to(out)),
+                   resume=f"kantoku resume {job_id}")
+    new_state = {"job_id": job_id, "out_dir": str(out), "brief": state["brief"],
+                 "song": state.get("song"), "lyrics": state.get("lyrics"),
+                 "planner": state.get("planner", "heuristic"), "auto_approve": True,
+                 "edit": edit, "shots": {}, "notes": []}
+    return await run_job(new_state, new_state, server=server, console=console, reviewer=None)
+
+
+def _ledger_head(path: Path) -> dict[str, Any] | None:
+    lines = [line for line in path.read_text().splitlines() if line.strip()] \
+        if path.is_file() else []
+    if not lines:
+        return None
+    last = json.loads(lines[-1])
+    return {"seq": last.get("seq"), "hash": last.get("hash")}
