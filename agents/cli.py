@@ -34,6 +34,31 @@ errors = Console(stderr=True, soft_wrap=True)
 ServerOpt = Annotated[str | None, typer.Option("--server", help="HOST:PORT; default: `kantoku up`")]
 
 
+def package_version() -> str:
+    """The installed kantoku's version, or ``unknown`` when it runs from a bare source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kantoku")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"kantoku {package_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_print_version,
+        is_eager=True)] = False,
+) -> None:
+    """kantoku: AI video production with a signed rights record."""
+
+
 def _progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     TimeElapsedColumn(), console=errors, transient=True)

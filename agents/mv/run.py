@@ -77,8 +77,10 @@ async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Pa
             raise invalid(f"{flag}: {path} is not a file", reason="FILE_NOT_FOUND")
     job_id = new_job_id()
     out = out.resolve()
-    write_job_file(out, job_id, "created", brief=str(brief_path.resolve()),
-                   out_dir=str(out), resume=f"kantoku resume {job_id}")
+    # job.json is handed on with the video: names, never this machine's paths. What resume
+    # needs (the output folder, the song's path) lives in the job's checkpointed state.
+    write_job_file(out, job_id, "created", brief=brief_path.name, title=brief.title,
+                   resume=f"kantoku resume {job_id}")
     state = {"job_id": job_id, "out_dir": str(out), "brief": brief.model_dump(mode="json"),
              "song": str(song.resolve()) if song else None,
              "lyrics": str(lyrics.resolve()) if lyrics else None,

@@ -109,9 +109,10 @@ def load_lyrics(path: Path, *, duration_s: float,
         raise invalid(f"the lyrics file {path} is not UTF-8 text (byte {exc.start} cannot be "
                       "read; Shift_JIS or UTF-16?); save it as UTF-8 and try again",
                       reason="LYRICS_NOT_UTF8", path=str(path)) from None
+    # Warnings name the file, not its path: they end up in plan.json and rights.json.
     if has_timestamps(text):
-        return parse_lrc(text, duration_s=duration_s, origin=str(path))
-    return parse_plain(text, sections=vocal_sections, duration_s=duration_s, origin=str(path))
+        return parse_lrc(text, duration_s=duration_s, origin=path.name)
+    return parse_plain(text, sections=vocal_sections, duration_s=duration_s, origin=path.name)
 
 
 def has_timestamps(text: str) -> bool:

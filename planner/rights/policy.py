@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.plan import Plan
+from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import Category, KantokuError, not_found
 from kantoku.services._core.registry import ModelEntry, ModelRegistry
 from kantoku.services.tts.language import base_language
@@ -43,7 +44,8 @@ class PolicyItem(BaseModel):
     """One checked model or asset and the verdict on it."""
 
     kind: ItemKind
-    #: Registry id, or the file path for references and songs.
+    #: Registry id, or the file's name for references and songs (never its path: the reports
+    #: that carry it are handed on to other machines and people).
     id: str
     #: Where the brief or plan names it, e.g. ``models.image``, ``characters[1].voice``.
     fields: list[str] = Field(default_factory=list)
@@ -56,6 +58,8 @@ class PolicyItem(BaseModel):
     training_data: str | None = None
     #: References only: the holder agreed to this use.
     consent: bool | None = None
+    #: References and songs: the sha256 of the file, which identifies it wherever it lies.
+    sha256: str | None = None
     #: False for a song file whose rights the brief does not state.
     rights_known: bool = True
     ok: bool = True
@@ -238,9 +242,10 @@ def _reference_items(brief: Brief) -> list[PolicyItem]:
             raise not_found(f"{where}.path: {reference.path} does not exist; fix the path in "
                             "the brief (relative paths start at the brief's folder)",
                             reason="REFERENCE_NOT_FOUND", path=str(reference.path))
-        items.append(PolicyItem(kind="reference", id=str(reference.path), fields=[where],
-                                license=reference.license, holder=reference.holder,
-                                commercial_use=reference.consent, consent=reference.consent))
+        items.append(PolicyItem(kind="reference", id=reference.path.name, fields=[where],
+                                sha256=sha256_file(reference.path), license=reference.license,
+                                holder=reference.holder, commercial_use=reference.consent,
+                                consent=reference.consent))
     return items
 
 
@@ -248,9 +253,11 @@ def _song_item(brief: Brief, song: Path) -> PolicyItem:
     if not song.is_file():
         raise not_found(f"--song: {song} does not exist; check the path",
                         reason="SONG_NOT_FOUND", path=str(song))
-    rights = brief.song
+    rights, digest = brief.song, sha256_file(song)
     if rights is None:
-        return PolicyItem(kind="song", id=str(song), fields=["--song"], license="unknown",
-                          holder="unknown", commercial_use=False, rights_known=False)
-    return PolicyItem(kind="song", id=str(song), fields=["--song", "song"], license=rights.license,
-                      holder=rights.holder, commercial_use=rights.commercial_use)
+        return PolicyItem(kind="song", id=song.name, fields=["--song"], sha256=digest,
+                          license="unknown", holder="unknown", commercial_use=False,
+                          rights_known=False)
+    return PolicyItem(kind="song", id=song.name, fields=["--song", "song"], sha256=digest,
+                      license=rights.license, holder=rights.holder,
+                      commercial_use=rights.commercial_use)

@@ -12,6 +12,7 @@ import pytest
 import soundfile
 
 from tests.integration.test_jobs import kantoku, scripted_llm, server  # noqa: F401 - fixture
+from tests.unit.test_report import paths_in
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,15 @@ def test_a_music_video_cuts_on_beats_shows_the_lyrics_and_keeps_the_song(
     assert (out / "lyrics.vtt").read_text(encoding="utf-8").startswith("WEBVTT")
     rights = json.loads((out / "rights.json").read_text())
     assert "kantoku project" in json.dumps(rights["attribution"]["soundtrack"], ensure_ascii=False)
+    soundtrack = rights["attribution"]["soundtrack"][0]
+    assert (soundtrack["file"], soundtrack["sha256"]) == (song.name, analyze_song(song).sha256)
+    assert rights["contributors"] and rights["date"]
+    job = json.loads((out / "job.json").read_text())
+    for document in (rights, job):  # files handed on name no path of this machine
+        assert paths_in(document, tmp_path, song.parent) == []
+    html = (out / "rights.html").read_text(encoding="utf-8")
+    assert html.index('id="contributors"') < html.index('id="assets"')
+    assert str(tmp_path) not in html and str(song.parent) not in html
     song_entries = [e for e in (json.loads(line) for line in
                                 (out / "ledger.jsonl").read_text().splitlines())
                     if e["kind"] == "song"]

@@ -77,6 +77,19 @@ def test_health_per_service(served) -> None:  # noqa: ANN001
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_health_watch_streams_each_services_status(served) -> None:  # noqa: ANN001
+    address, _ = served
+    expected = {"": health_pb2.HealthCheckResponse.SERVING,
+                "kantoku.v1.TtsService": health_pb2.HealthCheckResponse.SERVING,
+                "kantoku.v1.Nope": health_pb2.HealthCheckResponse.SERVICE_UNKNOWN}
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for name, status in expected.items():
+            watch = stub.Watch(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            assert next(watch).status == status, name
+            watch.cancel()  # a watch stays open for changes until the client leaves
+
+
 def test_reflection_lists_and_describes_services(served) -> None:  # noqa: ANN001
     address, _ = served
     with grpc.insecure_channel(address) as channel:

@@ -6,6 +6,7 @@ import pytest
 from kantoku.planner.planning.brief import Brief, parse_brief
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 from kantoku.planner.rights.policy import PolicyReport, check_policy, enforce
+from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import Category, KantokuError
 from kantoku.services._core.registry import ModelRegistry, add_user_model
 from kantoku.services._core.settings import CoreSettings
@@ -168,6 +169,21 @@ def test_song_without_rights_fails(registry: ModelRegistry, tmp_path: Path) -> N
     enforce(internal)
 
 
+def test_files_are_named_by_name_and_hash_never_by_path(registry: ModelRegistry,
+                                                        tmp_path: Path) -> None:
+    song = tmp_path / "song.wav"
+    song.write_bytes(b"RIFF")
+    brief = _brief(characters=[_reference(tmp_path, True), {"name": "Bo"}],
+                   song={"title": "Rain", "holder": "Label", "license": "CC0-1.0",
+                         "commercial_use": True})
+    report = check_policy(brief, _plan(), registry, song=song)
+    files = {item.kind: item for item in report.items if item.kind in ("song", "reference")}
+    assert (files["song"].id, files["song"].sha256) == ("song.wav", sha256_file(song))
+    assert (files["reference"].id, files["reference"].sha256) == (
+        "ann.png", sha256_file(tmp_path / "ann.png"))
+    assert str(tmp_path) not in report.model_dump_json()
+
+
 def test_song_rights_decide_commercial_use(registry: ModelRegistry, tmp_path: Path) -> None:
     song = tmp_path / "song.wav"
     song.write_bytes(b"RIFF")
@@ -204,5 +220,4 @@ def test_every_violation_is_listed(registry: ModelRegistry, tmp_path: Path) -> N
     report = check_policy(brief, _plan(), registry, song=None)
     lines = _refused(report).message.splitlines()[1:]
     assert len(lines) == 4  # nc-image twice (commercial, opt-in), the reference, jm_kumo
-    assert {item.id for item in report.violations} == {"nc-image", str(tmp_path / "ann.png"),
-                                                       "jm_kumo"}
+    assert {item.id for item in report.violations} == {"nc-image", "ann.png", "jm_kumo"}

@@ -1,0 +1,29 @@
+"""The `kantoku` command line as a user types it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from kantoku.agents import cli
+
+
+def test_version_prints_the_installed_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "kantoku.agents.cli", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"kantoku {importlib.metadata.version('kantoku')}\n"
+
+
+def test_version_without_package_metadata_still_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    result = CliRunner().invoke(cli.app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == "kantoku unknown\n"
