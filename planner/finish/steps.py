@@ -1,8 +1,10 @@
 """The job's last three steps: assemble the video, sign every output, write the reports.
 
 Output folder:
-    video.mp4        the finished video (C2PA: composite, every shot asset as an ingredient)
-    shots/           each shot's keyframe, clip and dialogue audio, each C2PA-signed
+    video.mp4        the finished video (C2PA: composite; every clip, dialogue line and the song
+                     as an ingredient)
+    shots/           each shot's keyframe, clip (its keyframe as an ingredient) and dialogue
+                     audio, each C2PA-signed
     plan.json        the plan that was rendered
     timeline.png     shots against the waveform, beats, sections and lyrics
     lyrics.srt/.vtt  the lyrics at their times (music videos)
@@ -37,11 +39,17 @@ from kantoku.planner.music import steps as music
 from kantoku.planner.music.lyrics import write_srt, write_vtt
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.plan import Plan
-from kantoku.planner.rights.c2pa_sign import sign_file, signing_credentials
+from kantoku.planner.rights.c2pa_sign import (
+    Ingredient,
+    made_by_trained_model,
+    sign_file,
+    signing_credentials,
+)
 from kantoku.planner.rights.policy import PolicyReport
 from kantoku.planner.rights.report import build_report, write_report
 from kantoku.planner.state import JobState
 from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.registry import ModelRegistry
 from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2
 
@@ -138,35 +146,71 @@ def song_in_folder(song: Path, out_dir: Path) -> Path:
 
 
 async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
-    """C2PA-sign every shot asset into shots/, then the video with them as ingredients."""
+    """C2PA-sign every shot asset into shots/, then the video with its parts as ingredients.
+
+    Each file's digital source type comes from its step's provenance record and the model
+    registry (trained or procedural model); the video lists every clip, every dialogue line and
+    the song, which is read, never rewritten.
+    """
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     credentials = signing_credentials(core_settings().home_dir)
+    registry = ModelRegistry()
     entries = ctx.ledger.entries(ctx.job_id)
     records = {e["record"]["step_id"]: e["record"] for e in entries
                if e.get("record") and e["record"].get("step_id")}
     files = shot_files(plan, state["shots"], ctx.out_dir)
     (ctx.out_dir / SHOTS_DIR).mkdir(parents=True, exist_ok=True)
     signed: dict[str, str] = {}
-    for shot_id, ref, dst, step_id in files:
+    for shot_id, ref, dst, step_id in files:  # per shot: keyframe, then clip, then lines
         ctx.emit({"event": "sign", "file": dst.name})
+        record = records.get(step_id)
         await asyncio.to_thread(
             sign_file, ctx.store.resolve(ref["uri"]), dst, title=f"{brief.title} · {shot_id}",
-            generated=True, assertions=_provenance_summary(records.get(step_id)),
+            generated=True, trained=made_by_trained_model(record, registry),
+            assertions=_provenance_summary(record), ingredients=_made_from(dst),
             credentials=credentials)
         signed[f"{SHOTS_DIR}/{dst.name}"] = sha256_file(dst)
+    song = Path(state["song"]) if state.get("song") else None
+    parts = [Ingredient(dst) for *_, dst, _ in files if dst.suffix in (".mp4", ".wav")]
+    summary: dict[str, Any] = {"job_id": ctx.job_id, "shots": len(plan.shots),
+                               "planner": plan.planner}
+    if song is not None:
+        # The holder's file, unsigned as a rule: c2pa records it by title and format, and the
+        # sha256 here ties the manifest to those exact bytes.
+        rights = brief.song
+        title = rights.title if rights and rights.title else song.name
+        parts.append(Ingredient(song, title=title))
+        summary["song"] = {"title": title, "sha256": sha256_file(song),
+                           **({"holder": rights.holder, "license": rights.license} if rights
+                              else {})}
+    # The ledger's head at signing time anchors the chain: `rights verify` checks that
+    # ledger.jsonl still contains it, so a truncated or rewritten chain is found.
+    summary["ledger_head"] = {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}
     video = ctx.out_dir / "video.mp4"
+    # No model of its own (trained=False): the label is composite with trained media exactly
+    # when a part's manifest says a trained model made it.
     await asyncio.to_thread(
         sign_file, ctx.store.resolve(state["assembly"]["video"]["uri"]), video,
-        title=brief.title, generated=False,
-        # The ledger's head at signing time anchors the chain: `rights verify` checks that
-        # ledger.jsonl still contains it, so a truncated or rewritten chain is found.
-        assertions={"job_id": ctx.job_id, "shots": len(plan.shots), "planner": plan.planner,
-                    "ledger_head": {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}},
-        ingredients=[dst for *_, dst, _ in files if dst.suffix in (".mp4", ".wav")],
-        credentials=credentials)
+        title=brief.title, generated=False, trained=False, assertions=summary,
+        ingredients=parts, credentials=credentials)
     signed["video.mp4"] = sha256_file(video)
     ctx.ledger.append(ctx.job_id, "sign", data={"files": signed})
     return {"files": signed}
+
+
+def _made_from(dst: Path) -> list[Ingredient]:
+    """What a shot file was made from: a clip, from its keyframe (signed just before it).
+
+    The keyframe is ``inputTo`` its clip, the C2PA relationship for an ingredient "used as input
+    to a computational process, such as an AI/ML model, that led to the creation" of the asset:
+    the image-to-video model (or the animatic's camera) takes the keyframe and creates the clip.
+    Not ``parentOf``, which says the clip is an edit or rendition of the picture and goes with a
+    ``c2pa.opened`` action, while a clip is ``c2pa.created``; not ``componentOf``, which says the
+    picture was placed into the clip as one of its parts (``c2pa.placed``).
+    """
+    if dst.suffix != ".mp4":
+        return []
+    return [Ingredient(dst.with_suffix(".png"), relationship="inputTo")]
 
 
 def timeline_picture(plan: Plan, song: Path | None, song_doc: dict[str, Any], out: Path) -> None:

@@ -7,6 +7,10 @@ CA is only trusted where it is passed as ``trust_pem``; c2pa then reports the fi
 Written against c2pa-python 0.38 (c2pa-rs 0.91): ``Signer.from_info(C2paSignerInfo(...))``,
 ``Builder.from_json(manifest, context)``, ``Reader.try_create(format, stream, None, context)``
 and a ``Context`` whose settings carry ``trust.user_anchors``.
+
+The manifest lives inside the file (a ``uuid`` box in MP4, a chunk in PNG and WAV). Any tool that
+writes a new file from the media, a re-encode or a plain remux (what every upload does), leaves
+it behind; :func:`verify_file` says so for a file that carries none.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import c2pa
 from cryptography import x509
@@ -30,18 +34,31 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kantoku.services._core.errors import internal, invalid, not_found
+from kantoku.services._core.errors import KantokuError, internal, invalid, not_found
+from kantoku.services._core.registry import ModelRegistry
 
 CERT_ENV = "KANTOKU_C2PA_CERT"
 KEY_ENV = "KANTOKU_C2PA_KEY"
 PROVENANCE_LABEL = "dev.kantoku.provenance"
 GENERATOR_NAME = "kantoku"
 
+# IPTC NewsCodes, Digital Source Type (https://cv.iptc.org/newscodes/digitalsourcetype/).
 _IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-#: A file a model produced (an image, a shot, a voice line).
+#: A file a model with learned weights produced (a diffusion model's image or clip, a neural
+#: voice's line). IPTC: "created algorithmically using a model derived from sampled content".
 TRAINED_ALGORITHMIC_MEDIA = _IPTC + "trainedAlgorithmicMedia"
-#: A file assembled from generated parts (the final edit of generated shots).
+#: A file an algorithm with no training data produced (previz, animatic, rule-based motion).
+#: IPTC: "created purely by an algorithm not based on any sampled training data".
+ALGORITHMIC_MEDIA = _IPTC + "algorithmicMedia"
+#: A file assembled from parts at least one of which a trained model made.
 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = _IPTC + "compositeWithTrainedAlgorithmicMedia"
+#: A file assembled from parts none of which a trained model made. IPTC's term for a "mix or
+#: composite of several elements, at least one of which is synthetic" (kantoku's parts are
+#: algorithmic media at least); plain ``composite`` ("any of which may or may not be generative
+#: AI") would say nothing either way.
+COMPOSITE_SYNTHETIC = _IPTC + "compositeSynthetic"
+#: The labels that say a trained model made the file or a part of it.
+_TRAINED_SOURCES = frozenset({TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA})
 
 MEDIA_TYPES: dict[str, str] = {
     ".png": "image/png",
@@ -55,6 +72,13 @@ MEDIA_TYPES: dict[str, str] = {
     ".mp4": "video/mp4",
     ".mov": "video/quicktime",
 }
+#: Formats c2pa records as an ingredient (by title and format) but can neither sign nor read.
+INGREDIENT_ONLY_TYPES: dict[str, str] = {".ogg": "audio/ogg"}
+
+#: Why a file has no manifest, for someone holding a copy of a signed file.
+NO_MANIFEST = ("no C2PA manifest: this file carries no content credentials. Re-encoding or "
+               "even remuxing a signed file (what every upload to a platform does) removes its "
+               "manifest; verify the signed original from the job's folder")
 
 _LOCAL_DIR = "c2pa"
 _CA_FILE, _LEAF_FILE, _KEY_FILE = "ca.pem", "leaf.pem", "leaf.key"
@@ -278,26 +302,90 @@ def media_type(path: Path) -> str:
                       reason="C2PA_FORMAT_UNSUPPORTED", file=str(path)) from None
 
 
+@dataclass(frozen=True)
+class Ingredient:
+    """A file the signed one was made from, and how it went in.
+
+    ``componentOf``: the file is a part of the signed one (a clip, a dialogue line or the song in
+    the video); a ``c2pa.placed`` action names it. ``inputTo``: the file was an input to the
+    model step that created the signed one (a keyframe to its clip); the ``c2pa.created``
+    action names it.
+    """
+
+    path: Path
+    relationship: Literal["componentOf", "inputTo"] = "componentOf"
+    #: What C2PA readers show for it; the file name when empty.
+    title: str = ""
+
+
+def digital_source_type(*, generated: bool, trained: bool) -> str:
+    """The IPTC digital source type of a file kantoku signs.
+
+    Args:
+        generated: True for one step's output, False for an assembly of parts (the video).
+        trained: True when a model with learned weights made the file or one of its parts.
+
+    Returns:
+        trainedAlgorithmicMedia, algorithmicMedia, compositeWithTrainedAlgorithmicMedia or
+        compositeSynthetic, as a URI.
+    """
+    if generated:
+        return TRAINED_ALGORITHMIC_MEDIA if trained else ALGORITHMIC_MEDIA
+    return COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA if trained else COMPOSITE_SYNTHETIC
+
+
+def made_by_trained_model(record: Mapping[str, Any] | None, registry: ModelRegistry) -> bool:
+    """Whether a step's output came from learned weights, judged from its provenance record.
+
+    The record names the step's model and adapters by registry id, and each registry entry says
+    whether it has learned weights (``ModelEntry.learned_weights``). A missing record, or an id
+    the registry does not know, counts as trained: a file is labelled free of trained models
+    only when the registry says so.
+
+    Args:
+        record: The step's ProvenanceRecord as a dict with the proto's field names (the ledger's).
+        registry: The model registry.
+
+    Returns:
+        True when the model or an adapter has learned weights, or when that cannot be told.
+    """
+    if not record:
+        return True
+    ids = [record.get("model", {}).get("model_id", "")]
+    ids += [use.get("adapter", {}).get("model_id", "") for use in record.get("adapters", [])]
+    for model_id in ids:
+        try:
+            if registry.get(model_id).learned_weights:
+                return True
+        except KantokuError:
+            return True
+    return False
+
+
 def sign_file(
     src: Path,
     dst: Path,
     *,
     title: str,
     generated: bool,
+    trained: bool = True,
     assertions: dict[str, Any] | None = None,
-    ingredients: Sequence[Path] = (),
+    ingredients: Sequence[Path | Ingredient] = (),
     credentials: SigningCredentials,
 ) -> None:
     """Write a C2PA-signed copy of ``src`` at ``dst``.
 
     The manifest names kantoku as claim generator, carries ``title``, a ``c2pa.created`` action
-    whose digitalSourceType is trainedAlgorithmicMedia (``generated``) or
-    compositeWithTrainedAlgorithmicMedia (an edit of generated parts), one ``c2pa.placed``
-    action per ingredient, and ``assertions`` as the custom ``dev.kantoku.provenance`` assertion.
-    Each ingredient is added as ``componentOf`` from the (signed) file, so its manifest is
-    embedded and the chain can be followed. A signed ingredient whose content or manifest was
-    altered is refused (a signer we do not trust alone is not: c2pa records it as untrusted);
-    an unsigned one (e.g. licensed stock audio) is recorded by hash only.
+    whose digitalSourceType says how the file was made (:func:`digital_source_type`), one
+    ``c2pa.placed`` action per ``componentOf`` ingredient, and ``assertions`` as the custom
+    ``dev.kantoku.provenance`` assertion. The file counts as trained when ``trained`` says so or
+    when an ingredient's manifest says a trained model made it or a part of it (a clip animated
+    from a diffusion model's keyframe, a video with a neural voice's line).
+
+    Each ingredient is added from its file, and only read. A signed one's manifest is embedded,
+    so the chain can be followed; one whose content or manifest was altered is refused (a signer
+    we do not trust alone is not: c2pa records it as untrusted). An unsigned one (a song from its
+    holder) is recorded by its title and format.
 
     ``dst`` must differ from ``src`` (c2pa reads the source while writing the output); it is
     written through a temporary file in its folder and replaced atomically, so a failed signing
@@ -307,9 +395,11 @@ def sign_file(
         src: The unsigned (or previously signed) media file.
         dst: Where the signed copy goes.
         title: Human-readable title stored in the manifest.
-        generated: True for model output, False for a composite of generated parts.
+        generated: True for one step's output, False for an assembly of parts (the video).
+        trained: Whether the step's own model has learned weights (:func:`made_by_trained_model`);
+            the default claims it, for callers that cannot tell.
         assertions: The step's provenance record (JSON-serializable dict), or None.
-        ingredients: Files this one was built from, in order (e.g. the signed shots).
+        ingredients: Files this one was made from, in order; a plain path is ``componentOf``.
         credentials: From :func:`signing_credentials`.
 
     Raises:
@@ -319,14 +409,16 @@ def sign_file(
             leaf, key not matching the certificate); INTERNAL when c2pa fails otherwise.
     """
     fmt = _check_paths(src, dst)
-    ingredient_formats = [_check_ingredient(path, credentials) for path in ingredients]
-    manifest = _manifest(src, title, generated, assertions, len(ingredients))
+    parts = [i if isinstance(i, Ingredient) else Ingredient(i) for i in ingredients]
+    checked = [_check_ingredient(part.path, credentials) for part in parts]
+    trained = trained or any(part_trained for _, part_trained in checked)
+    manifest = _manifest(src, title, digital_source_type(generated=generated, trained=trained),
+                         assertions, parts)
     with _context(credentials.anchor_pem) as context:
         try:
             with c2pa.Builder.from_json(manifest, context) as builder:
-                for index, (path, ingredient_fmt) in enumerate(
-                        zip(ingredients, ingredient_formats, strict=True)):
-                    _add_ingredient(builder, index, path, ingredient_fmt)
+                for index, (part, (part_fmt, _)) in enumerate(zip(parts, checked, strict=True)):
+                    _add_ingredient(builder, index, part, part_fmt)
                 _sign_to(builder, credentials, fmt, src, dst)
         except c2pa.C2paError.Signature as exc:
             raise invalid(f"{src}: the C2PA signing credentials were rejected ({exc}); the "
@@ -351,26 +443,44 @@ def _check_paths(src: Path, dst: Path) -> str:
     return fmt
 
 
-def _check_ingredient(path: Path, credentials: SigningCredentials) -> str:
+def _check_ingredient(path: Path, credentials: SigningCredentials) -> tuple[str, bool]:
+    """The ingredient's MIME type, and whether its manifest says a trained model made it."""
     if not path.is_file():
         raise not_found(f"{path}: ingredient file not found", reason="C2PA_INGREDIENT_MISSING",
                         file=str(path))
+    if path.suffix.lower() in INGREDIENT_ONLY_TYPES:
+        return INGREDIENT_ONLY_TYPES[path.suffix.lower()], False  # c2pa cannot read a manifest
     fmt = media_type(path)
     # Integrity matters; a third-party signer we do not trust is recorded as such, not refused.
-    problems = _problems(path, credentials.anchor_pem, require_manifest=False,
-                         ignore=frozenset({"signingCredential.untrusted"}))
+    problems, store = _inspect(path, credentials.anchor_pem, require_manifest=False,
+                               ignore=frozenset({"signingCredential.untrusted"}))
     if problems:
         raise invalid(f"ingredient {path}: " + "; ".join(problems),
                       reason="C2PA_INGREDIENT_INVALID", file=str(path))
-    return fmt
+    return fmt, store is not None and _created_source_type(store) in _TRAINED_SOURCES
 
 
-def _manifest(src: Path, title: str, generated: bool, assertions: dict[str, Any] | None,
-              n_ingredients: int) -> dict[str, Any]:
-    source = TRAINED_ALGORITHMIC_MEDIA if generated else COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
-    actions: list[dict[str, Any]] = [{"action": "c2pa.created", "digitalSourceType": source}]
-    actions += [{"action": "c2pa.placed", "parameters": {"ingredientIds": [_ingredient_id(i)]}}
-                for i in range(n_ingredients)]
+def _created_source_type(store: dict[str, Any]) -> str:
+    """The digitalSourceType of the active manifest's ``c2pa.created`` action, or ""."""
+    manifest = store.get("manifests", {}).get(store.get("active_manifest"), {})
+    for assertion in manifest.get("assertions", []):
+        if str(assertion.get("label", "")).startswith("c2pa.actions"):
+            for action in assertion.get("data", {}).get("actions", []):
+                if action.get("action") == "c2pa.created":
+                    return str(action.get("digitalSourceType", ""))
+    return ""
+
+
+def _manifest(src: Path, title: str, source_type: str, assertions: dict[str, Any] | None,
+              ingredients: Sequence[Ingredient]) -> dict[str, Any]:
+    created: dict[str, Any] = {"action": "c2pa.created", "digitalSourceType": source_type}
+    inputs = [_ingredient_id(i) for i, part in enumerate(ingredients)
+              if part.relationship == "inputTo"]
+    if inputs:
+        created["parameters"] = {"ingredientIds": inputs}
+    actions = [created] + [
+        {"action": "c2pa.placed", "parameters": {"ingredientIds": [_ingredient_id(i)]}}
+        for i, part in enumerate(ingredients) if part.relationship == "componentOf"]
     manifest_assertions: list[dict[str, Any]] = [
         {"label": "c2pa.actions", "data": {"actions": actions}}]
     if assertions is not None:
@@ -398,10 +508,10 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _add_ingredient(builder: Any, index: int, path: Path, fmt: str) -> None:
-    ingredient = {"title": path.name, "relationship": "componentOf",
+def _add_ingredient(builder: Any, index: int, part: Ingredient, fmt: str) -> None:
+    ingredient = {"title": part.title or part.path.name, "relationship": part.relationship,
                   "label": _ingredient_id(index)}
-    with path.open("rb") as stream:
+    with part.path.open("rb") as stream:
         builder.add_ingredient(ingredient, fmt, stream)
 
 
@@ -470,7 +580,7 @@ def read_manifest(path: Path, trust_pem: bytes | None = None) -> dict[str, Any]:
     try:
         with _store(path, trust_pem) as found:
             if found is None:
-                raise invalid(f"{path}: no C2PA manifest", reason="C2PA_MANIFEST_MISSING",
+                raise invalid(f"{path}: {NO_MANIFEST}", reason="C2PA_MANIFEST_MISSING",
                               file=str(path))
             store, _ = found
     except c2pa.C2paError as exc:
@@ -493,6 +603,9 @@ def verify_file(path: Path, trust_pem: bytes | None = None) -> list[str]:
         path: The file to check.
         trust_pem: CA certificate(s) (PEM) added as trust anchors; None trusts nothing.
 
+    A file with no manifest at all gets one problem that says so and why a copy may have none
+    (:data:`NO_MANIFEST`): re-encoding or remuxing, as every upload does, removes it.
+
     Returns:
         Human-readable problems, each naming the file, e.g.
         ``"video.mp4: content changed after signing (assertion.bmffHash.mismatch)"``.
@@ -500,25 +613,26 @@ def verify_file(path: Path, trust_pem: bytes | None = None) -> list[str]:
     Raises:
         KantokuError: INVALID_REQUEST for an unsupported suffix or a malformed ``trust_pem``.
     """
-    return _problems(path, trust_pem, require_manifest=True)
+    return _inspect(path, trust_pem, require_manifest=True)[0]
 
 
-def _problems(path: Path, trust_pem: bytes | None, *, require_manifest: bool,
-              ignore: frozenset[str] = frozenset()) -> list[str]:
+def _inspect(path: Path, trust_pem: bytes | None, *, require_manifest: bool,
+             ignore: frozenset[str] = frozenset()) -> tuple[list[str], dict[str, Any] | None]:
+    """(problems, manifest store) of a file; the store is None when there is none to read."""
     if not path.is_file():
-        return [f"{path.name}: file not found"]
+        return [f"{path.name}: file not found"], None
     try:
         with _store(path, trust_pem) as found:
             if found is None:
-                return [f"{path.name}: no C2PA manifest"] if require_manifest else []
+                return [f"{path.name}: {NO_MANIFEST}"] if require_manifest else [], None
             store, state = found
     except c2pa.C2paError as exc:
-        return [f"{path.name}: unreadable C2PA manifest ({exc})"]
+        return [f"{path.name}: unreadable C2PA manifest ({exc})"], None
     problems = [_describe(path.name, status, trust_pem) for status in _failures(store)
                 if status.get("code") not in ignore]
     if not problems and not ignore and state not in ("Valid", "Trusted"):
         problems.append(f"{path.name}: C2PA validation state is {state or 'unknown'}")
-    return problems
+    return problems, store
 
 
 def _failures(store: dict[str, Any]) -> list[dict[str, Any]]:
@@ -544,13 +658,20 @@ def _describe(name: str, status: dict[str, Any], trust_pem: bytes | None) -> str
 
 
 __all__ = [
+    "ALGORITHMIC_MEDIA",
     "CERT_ENV",
+    "COMPOSITE_SYNTHETIC",
     "COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA",
+    "INGREDIENT_ONLY_TYPES",
     "KEY_ENV",
     "MEDIA_TYPES",
+    "NO_MANIFEST",
     "PROVENANCE_LABEL",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "Ingredient",
     "SigningCredentials",
+    "digital_source_type",
+    "made_by_trained_model",
     "media_type",
     "read_manifest",
     "sign_file",

@@ -1,4 +1,8 @@
-"""`kantoku rights verify`: the ledger's hash chain and every C2PA manifest in a job's output."""
+"""`kantoku rights verify`: the ledger's hash chain and every C2PA manifest in a job's output.
+
+A media file with no manifest, such as a re-encoded or remuxed copy of ``video.mp4`` (what an
+upload makes), is reported as carrying none, with why (``c2pa_sign.NO_MANIFEST``).
+"""
 
 from __future__ import annotations
 

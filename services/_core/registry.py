@@ -51,6 +51,13 @@ class ModelEntry(BaseModel):
     path: str | None = None  # model directory for user-registered models
     #: Image models: registry id of the IP-Adapter (kind "ip_adapter") that reads reference images.
     ip_adapter: str | None = None
+    #: The model's output comes from weights learned from sampled data (a diffusion model, a
+    #: neural voice, a LoRA). False for procedural renderers and rule sets (previz, animatic, the
+    #: viseme rules): C2PA then labels their output ``algorithmicMedia``, not
+    #: ``trainedAlgorithmicMedia``. Stated, not derived from ``weights``: a weights list says which
+    #: files were hashed, and a hosted model may list none and still be trained. Defaults to true,
+    #: so an entry that does not say is never labelled as free of generative AI.
+    learned_weights: bool = True
 
     def to_card(self) -> common_pb2.ModelCard:
         return common_pb2.ModelCard(

@@ -1,7 +1,9 @@
-"""C2PA signing: local chain, manifests on PNG/WAV/MP4, ingredients, tamper detection."""
+"""C2PA signing: local chain, manifests on PNG/WAV/MP4, ingredients, source types, tampering."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import stat
 import struct
 import wave
@@ -10,24 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import av
+import c2pa
 import numpy as np
 import pytest
+import soundfile
 from PIL import Image
 
 from kantoku.planner.rights import c2pa_sign
 from kantoku.planner.rights.c2pa_sign import (
+    ALGORITHMIC_MEDIA,
     CERT_ENV,
+    COMPOSITE_SYNTHETIC,
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     KEY_ENV,
+    NO_MANIFEST,
     PROVENANCE_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
+    Ingredient,
     SigningCredentials,
+    made_by_trained_model,
     read_manifest,
     sign_file,
     signing_credentials,
     verify_file,
 )
 from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services._core.registry import ModelRegistry
+from kantoku.services._core.settings import CoreSettings
 
 PROVENANCE = {"model_id": "black-forest-labs/FLUX.1-schnell", "weights_sha256": "ab" * 32,
               "license": "apache-2.0", "seed": 1234, "parameters": {"steps": 4}}
@@ -122,6 +133,53 @@ def actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return result
 
 
+def c2pa_manifest(path: Path) -> dict[str, Any]:
+    """The active manifest as c2pa-python's own Reader reads it (no kantoku helper), network off.
+
+    Raises:
+        c2pa.C2paError.ManifestNotFound: The file carries no manifest.
+    """
+    settings = {"verify": {"ocsp_fetch": False, "remote_manifest_fetch": False}}
+    with c2pa.Context.from_dict(settings) as context, path.open("rb") as stream, \
+            c2pa.Reader(c2pa_sign.media_type(path), stream, None, context) as reader:
+        store = json.loads(reader.json())
+    manifest: dict[str, Any] = store["manifests"][store["active_manifest"]]
+    return manifest
+
+
+def source_type(path: Path) -> str:
+    """The digitalSourceType of a file's c2pa.created action, read with c2pa's Reader."""
+    created = [a for a in actions(c2pa_manifest(path)) if a["action"] == "c2pa.created"]
+    assert len(created) == 1
+    return str(created[0]["digitalSourceType"])
+
+
+def remux(src: Path, dst: Path) -> Path:
+    """Stream-copy every packet into a new MP4, as an upload's remux does (no re-encoding)."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in source.streams
+                   if s.type in ("video", "audio")}
+        for packet in source.demux():
+            if packet.dts is not None and packet.stream.index in streams:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return dst
+
+
+def reencode(src: Path, dst: Path, frames: int = 4) -> Path:
+    """The first `frames` frames decoded and encoded again into a new MP4."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        video = source.streams.video[0]
+        stream = out.add_stream("h264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        for index, frame in enumerate(source.decode(video=0)):
+            if index == frames:
+                break
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode())
+    return dst
+
+
 # --- signing and reading back --------------------------------------------------------------
 
 
@@ -160,6 +218,130 @@ def test_composite_lists_signed_ingredients(tmp_path: Path, creds: SigningCreden
     assert verify_file(final, creds.anchor_pem) == []
 
 
+def test_a_keyframe_is_an_input_to_its_clip(tmp_path: Path, creds: SigningCredentials) -> None:
+    keyframe = signed(tmp_path, creds, ".png", name="s001")
+    clip = signed(tmp_path, creds, ".mp4", name="s001",
+                  ingredients=[Ingredient(keyframe, relationship="inputTo")])
+
+    manifest = c2pa_manifest(clip)
+    [ingredient] = manifest["ingredients"]
+    assert (ingredient["title"], ingredient["relationship"]) == ("s001.png", "inputTo")
+    assert ingredient["active_manifest"] == c2pa_manifest(keyframe)["label"]
+    created = actions(manifest)[0]
+    assert created["action"] == "c2pa.created"
+    assert [ref["url"] for ref in created["parameters"]["ingredients"]] == [
+        f"self#jumbf=c2pa.assertions/{ingredient['label']}"]
+    assert verify_file(clip, creds.anchor_pem) == []
+
+
+def test_procedural_files_and_their_edit_name_no_trained_model(tmp_path: Path,
+                                                              creds: SigningCredentials) -> None:
+    keyframe = signed(tmp_path, creds, ".png", name="s001", trained=False)
+    clip = signed(tmp_path, creds, ".mp4", name="s001", trained=False,
+                  ingredients=[Ingredient(keyframe, relationship="inputTo")])
+    final = tmp_path / "final.mp4"
+
+    sign_file(make_mp4(tmp_path / "edit.raw.mp4"), final, title="final cut", generated=False,
+              trained=False, ingredients=[clip], credentials=creds)
+
+    assert source_type(keyframe) == ALGORITHMIC_MEDIA
+    assert source_type(clip) == ALGORITHMIC_MEDIA
+    assert source_type(final) == COMPOSITE_SYNTHETIC
+    assert verify_file(final, creds.anchor_pem) == []
+
+
+def test_one_trained_part_is_enough_to_say_so(tmp_path: Path, creds: SigningCredentials) -> None:
+    keyframe = signed(tmp_path, creds, ".png", name="s001", trained=True)
+    clip = signed(tmp_path, creds, ".mp4", name="s001", trained=False,
+                  ingredients=[Ingredient(keyframe, relationship="inputTo")])
+    still = signed(tmp_path, creds, ".mp4", name="s002", trained=False)
+    voice = signed(tmp_path, creds, ".wav", name="s002.line1", trained=True)
+    final = tmp_path / "final.mp4"
+
+    sign_file(make_mp4(tmp_path / "edit.raw.mp4"), final, title="final cut", generated=False,
+              trained=False, ingredients=[still, voice], credentials=creds)
+
+    assert source_type(clip) == TRAINED_ALGORITHMIC_MEDIA  # animated from a model's picture
+    assert source_type(voice) == TRAINED_ALGORITHMIC_MEDIA
+    assert source_type(final) == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+
+
+@pytest.mark.parametrize(("suffix", "fmt"), [(".wav", "audio/wav"), (".ogg", "audio/ogg")])
+def test_an_unsigned_song_is_listed_by_its_title_and_left_untouched(
+        tmp_path: Path, creds: SigningCredentials, suffix: str, fmt: str) -> None:
+    song = tmp_path / f"song{suffix}"
+    soundfile.write(song, (np.sin(np.arange(16000) / 5.0) * 0.3).astype("float32"), 16000)
+    before = hashlib.sha256(song.read_bytes()).hexdigest()
+    final = tmp_path / "final.mp4"
+
+    sign_file(make_mp4(tmp_path / "edit.raw.mp4"), final, title="final cut", generated=False,
+              trained=False, ingredients=[Ingredient(song, title="光の中へ")], credentials=creds)
+
+    [ingredient] = c2pa_manifest(final)["ingredients"]
+    assert (ingredient["title"], ingredient["relationship"]) == ("光の中へ", "componentOf")
+    assert ingredient["format"] == fmt and "active_manifest" not in ingredient
+    assert hashlib.sha256(song.read_bytes()).hexdigest() == before
+    assert verify_file(final, creds.anchor_pem) == []
+
+
+USER_MODELS = """
+models:
+  - {id: my-dit, kind: image, version: "1", family: FluxPipeline, source: local,
+     license: apache-2.0, commercial_use: true, rights_holder: Lab, training_data: web images}
+  - {id: my-lora, kind: adapter, version: "1", family: lora, source: local,
+     license: CC-BY-4.0, commercial_use: true, rights_holder: Me, training_data: my drawings}
+  - {id: my-rules, kind: motion, version: "1", family: rules, source: local,
+     license: MIT, commercial_use: true, rights_holder: Me, training_data: none,
+     learned_weights: false}
+"""
+
+
+def provenance(model_id: str, *adapters: str) -> dict[str, Any]:
+    """A step's ProvenanceRecord as the ledger holds it (the proto's field names)."""
+    return {"step_id": "f" * 32, "kind": "image", "model": {"model_id": model_id, "version": "1"},
+            "adapters": [{"adapter": {"model_id": a}, "weight": 0.8} for a in adapters],
+            "seed": 7}
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> ModelRegistry:
+    home = tmp_path / "registry-home"
+    home.mkdir()
+    (home / "models.yaml").write_text(USER_MODELS)
+    return ModelRegistry(CoreSettings(home=home))
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    (provenance("my-dit"), TRAINED_ALGORITHMIC_MEDIA),
+    (provenance("jm_kumo"), TRAINED_ALGORITHMIC_MEDIA),  # a neural voice
+    (provenance("previz-v1"), ALGORITHMIC_MEDIA),
+    (provenance("my-rules"), ALGORITHMIC_MEDIA),
+    (provenance("previz-v1", "my-lora"), TRAINED_ALGORITHMIC_MEDIA),
+    (provenance("not-registered"), TRAINED_ALGORITHMIC_MEDIA),  # unknown: never claim none
+    (None, TRAINED_ALGORITHMIC_MEDIA),
+])
+def test_the_registry_decides_whether_a_trained_model_made_a_file(
+        tmp_path: Path, creds: SigningCredentials, registry: ModelRegistry,
+        record: dict[str, Any] | None, expected: str) -> None:
+    picture = signed(tmp_path, creds, ".png", trained=made_by_trained_model(record, registry),
+                     assertions=record)
+
+    assert source_type(picture) == expected
+
+
+@pytest.mark.parametrize("copy", [remux, reencode])
+def test_a_remuxed_or_reencoded_copy_says_it_has_no_manifest(
+        tmp_path: Path, creds: SigningCredentials, copy: Callable[[Path, Path], Path]) -> None:
+    video = signed(tmp_path, creds, ".mp4", name="video")
+    uploaded = copy(video, tmp_path / "uploaded.mp4")
+
+    with pytest.raises(c2pa.C2paError.ManifestNotFound):
+        c2pa_manifest(uploaded)
+    [problem] = verify_file(uploaded, creds.anchor_pem)
+    assert problem.startswith("uploaded.mp4: no C2PA manifest")
+    assert "Re-encoding or even remuxing" in problem and "signed original" in problem
+
+
 @pytest.mark.parametrize("suffix", [".png", ".wav", ".mp4"])
 def test_altered_bytes_are_reported(tmp_path: Path, creds: SigningCredentials,
                                     suffix: str) -> None:
@@ -191,7 +373,7 @@ def test_untrusted_and_unsigned_files_are_problems(tmp_path: Path,
     assert any("signingCredential.untrusted" in p for p in verify_file(dst, None))
     assert any("signingCredential.untrusted" in p for p in verify_file(dst, other.anchor_pem))
     assert verify_file(make_png(tmp_path / "plain.png"), creds.anchor_pem) == [
-        "plain.png: no C2PA manifest"]
+        f"plain.png: {NO_MANIFEST}"]
 
 
 def test_bad_arguments_name_the_file(tmp_path: Path, creds: SigningCredentials) -> None:

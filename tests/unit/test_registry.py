@@ -67,3 +67,10 @@ def test_weights_hash_is_cached_by_path_size_mtime(tmp_path: Path) -> None:
     assert hasher.cache_file.exists()
     blob.write_bytes(b"abcd")  # size changes: the cache key changes
     assert hasher.sha256(blob) != first
+
+
+def test_only_the_procedural_shipped_models_lack_learned_weights(tmp_path: Path) -> None:
+    registry = ModelRegistry(CoreSettings(home=tmp_path))
+    procedural = {e.id for e in registry.list() if not e.learned_weights}
+    assert procedural == {"previz-v1", "animatic-v1", "kantoku-visemes-v1"}
+    assert registry.get("jf_alpha").learned_weights  # Kokoro-82M, a neural voice
