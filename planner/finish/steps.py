@@ -156,8 +156,7 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     credentials = signing_credentials(core_settings().home_dir)
     registry = ModelRegistry()
     entries = ctx.ledger.entries(ctx.job_id)
-    records = {e["record"]["step_id"]: e["record"] for e in entries
-               if e.get("record") and e["record"].get("step_id")}
+    records = step_records(entries)
     files = shot_files(plan, state["shots"], ctx.out_dir)
     (ctx.out_dir / SHOTS_DIR).mkdir(parents=True, exist_ok=True)
     signed: dict[str, str] = {}
@@ -245,6 +244,19 @@ def _provenance_summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
             "seed": record.get("seed"), "output_sha256": record.get("output", {}).get("sha256")}
 
 
+def step_records(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Step id -> ProvenanceRecord, for the ledger entries that carry one."""
+    return {e["record"]["step_id"]: e["record"] for e in entries
+            if e.get("record") and e["record"].get("step_id")}
+
+
+def _keyframes_trained(plan: Plan, results: dict[str, Any], ctx: JobContext) -> bool:
+    records = step_records(ctx.ledger.entries(ctx.job_id))
+    registry = ModelRegistry()
+    return any(made_by_trained_model(records.get(results[shot.id]["step_ids"][0]), registry)
+               for shot in plan.shots)
+
+
 async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     """plan.json, timeline.otio, storyboard.png, ledger.jsonl and rights.json/html."""
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
@@ -271,9 +283,14 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
         write_srt(lyrics, out / "lyrics.srt")
         write_vtt(lyrics, out / "lyrics.vtt")
     await asyncio.to_thread(timeline_picture, plan, song, song_doc, drafts / "timeline.png")
-    for name, what in (("storyboard.png", "storyboard"), ("timeline.png", "timeline")):
+    # The storyboard shows the keyframes (trained when a keyframe's model was); the timeline
+    # picture is drawn by kantoku from the plan and the waveform.
+    keyframes_trained = _keyframes_trained(plan, state["shots"], ctx)
+    for name, what, trained in (("storyboard.png", "storyboard", keyframes_trained),
+                                ("timeline.png", "timeline", False)):
         await asyncio.to_thread(sign_file, drafts / name, out / name,
                                 title=f"{plan.title} · {what}", generated=False,
+                                trained=trained,
                                 credentials=signing_credentials(core_settings().home_dir))
         (drafts / name).unlink()
     drafts.rmdir()

@@ -107,7 +107,8 @@ _TEMPLATE = """{% macro yn(value) -%}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Rights report: {{ r.title }}</title>
 <style>
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f;
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "Hiragino Sans",
+       "Yu Gothic UI", "Noto Sans JP", "Noto Sans CJK JP", sans-serif; color: #1d1d1f;
        max-width: 1100px; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2rem; font-size: 1.2rem; }
 .meta, .note { color: #555; } .note { font-size: .9rem; }
