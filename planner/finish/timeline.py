@@ -10,7 +10,6 @@ start and end times, the provenance step ids that made it and the clip's sha256.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import opentimelineio as otio
 
 from kantoku.planner.planning.plan import Plan, Shot
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.files import write_text_atomic
 
 METADATA_KEY = "kantoku"
 SHOTS_TRACK = "shots"
@@ -150,11 +150,4 @@ def _song_track(plan: Plan, song: Path, folder: Path) -> otio.schema.Track:
 
 
 def _write_text(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(name, out)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    write_text_atomic(out, text)
