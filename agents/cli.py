@@ -416,17 +416,23 @@ def mv(
                       ] = None,
     resolution: Annotated[str | None, typer.Option(
         help="480p, 720p or 1080p: the short side (default: the brief's)")] = None,
+    loudness: Annotated[float, typer.Option(
+        help="Integrated loudness of the soundtrack in LUFS, -30 to -5; true peaks stay at or "
+        "under -1 dBTP")] = -14.0,
+    lyrics_mode: Annotated[str, typer.Option(
+        "--lyrics-mode", help="burn: lyrics drawn into the picture; soft: a subtitle track in "
+        "video.mp4 that players show with captions on")] = "burn",
     yes: YesOpt = False,
     server: ServerOpt = None,
 ) -> None:
     """Make a video from a brief (and a song with lyrics): video.mp4, plan, timeline,
     storyboard and rights record."""
-    from kantoku.agents.mv.run import start_mv
+    from kantoku.agents.mv.run import Delivery, start_mv
 
     overrides = {k: v for k, v in (("aspect", aspect), ("resolution", resolution)) if v}
     _finish_job(start_mv(brief, out, song=song, lyrics=lyrics, planner=_planner_choice(planner),
                          yes=yes, server=server, console=errors, reviewer=_reviewer(),
-                         overrides=overrides))
+                         overrides=overrides, delivery=Delivery(loudness, lyrics_mode)))
 
 
 @app.command()

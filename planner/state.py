@@ -20,6 +20,10 @@ class JobState(TypedDict, total=False):
     lyrics: str | None
     #: "heuristic" or "llm".
     planner: str
+    #: Integrated loudness the video's soundtrack is normalised to (LUFS; default -14).
+    loudness_lufs: float
+    #: "burn" (lyrics drawn into the picture, the default) or "soft" (a subtitle track).
+    lyrics_mode: str
     auto_approve: bool
     duration_s: float
     #: Song analysis (tempo, beats, sections, lyric lines), when there is a song.

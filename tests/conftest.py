@@ -135,3 +135,16 @@ async def visual_client(image_servicer, video_servicer) -> AsyncIterator:  # noq
 
 def blob_count(root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file())
+
+
+def make_song(path: Path, seconds: float) -> Path:
+    """The example song (`examples/make_song.py`) at `seconds`, written as a WAV to `path`."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "make_song.py"
+    spec = importlib.util.spec_from_file_location("make_song", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_wav(path, module.synthesize(seconds))
+    return path

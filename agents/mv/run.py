@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from kantoku.agents.mv.progress import ProgressView, progress_bars
 from kantoku.agents.services import job_services
 from kantoku.planner.cache import RenderCache
 from kantoku.planner.context import Event, JobContext
+from kantoku.planner.finish.loudness import DEFAULT_TARGET_LUFS, check_target
+from kantoku.planner.finish.steps import LYRICS_BURN, LYRICS_MODES
 from kantoku.planner.jobs import (
     JobOutcome,
     Reviewer,
@@ -27,6 +30,22 @@ from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import Category, KantokuError, invalid
 from kantoku.services._core.settings import core_settings
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How the finished video is made for where it goes: `kantoku mv --loudness --lyrics-mode`."""
+
+    loudness_lufs: float = DEFAULT_TARGET_LUFS
+    lyrics_mode: str = LYRICS_BURN
+
+    def check(self) -> None:
+        """Raises INVALID_REQUEST naming the option when a value is not usable."""
+        check_target(self.loudness_lufs, "--loudness")
+        if self.lyrics_mode not in LYRICS_MODES:
+            raise invalid(f"--lyrics-mode: {self.lyrics_mode!r} is not burn (drawn into the "
+                          "picture) or soft (a subtitle track in video.mp4)",
+                          reason="LYRICS_MODE_INVALID")
 
 
 async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | None,
@@ -67,8 +86,9 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
 
 async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Path | None,
                    planner: str, yes: bool, server: str | None, console: Console,
-                   reviewer: Reviewer | None, overrides: dict[str, Any] | None = None
-                   ) -> tuple[JobOutcome, ProgressView]:
+                   reviewer: Reviewer | None, overrides: dict[str, Any] | None = None,
+                   delivery: Delivery = Delivery()) -> tuple[JobOutcome, ProgressView]:
+    delivery.check()
     brief = load_brief(brief_path)
     if overrides:  # command-line options win over the brief, checked by the same rules
         brief = parse_brief({**brief.model_dump(mode="json"), **overrides}, "command-line options")
@@ -84,7 +104,8 @@ async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Pa
     state = {"job_id": job_id, "out_dir": str(out), "brief": brief.model_dump(mode="json"),
              "song": str(song.resolve()) if song else None,
              "lyrics": str(lyrics.resolve()) if lyrics else None,
-             "planner": planner, "auto_approve": yes, "shots": {}, "notes": []}
+             "planner": planner, "auto_approve": yes, "shots": {}, "notes": [],
+             "loudness_lufs": delivery.loudness_lufs, "lyrics_mode": delivery.lyrics_mode}
     return await run_job(state, state, server=server, console=console,
                          reviewer=None if yes else reviewer)
 

@@ -1,17 +1,20 @@
-"""Assemble the finished video: shot clips concatenated frame-accurately, song and dialogue mixed.
+"""Assemble the finished video: shot clips concatenated frame-accurately, with the soundtrack.
 
 Video: every clip is decoded with PyAV and exactly `ClipInput.frames` frames are taken from it
 (the last frame is held when a clip is short, extra frames are dropped when it is long), scaled
 and letterboxed when its size differs, and encoded as one H.264 stream (libx264, yuv420p,
 preset `veryfast`, CRF 20, `+faststart`, the settings of `kantoku.services.video.encode`) with
 pts = frame index at exactly `fps`. Every shot starts on a keyframe, so an editor can seek to it.
+Colour is BT.709 throughout, limited range, and tagged so: clips already in it pass through
+unconverted, others (untagged clips read as BT.601, FFmpeg's default) and frames drawn in RGB
+are converted with the BT.709 matrix.
 
-Audio: one AAC track (48 kHz stereo) exactly as long as the video. The song is decoded as it is
-(resampled only when its rate is not 48 kHz, mono duplicated to both channels), then padded with
-silence or trimmed to the video. Mixing: under each dialogue line the song is ducked by 6 dB
-(50 ms linear ramps either side), the lines are added at their own level, and only if the sum
-would still clip (a sample over full scale) a look-ahead peak limiter (5 ms attack and release)
-brings it under full scale. A song alone is never touched unless it clips itself.
+Audio: one AAC track (48 kHz stereo) exactly as long as the video: the song and the dialogue
+mixed and, by default, normalised to -14 LUFS with true peaks at most -1 dBTP (see
+`soundtrack`). The track is encoded and measured before the video, then copied into the MP4.
+
+Lyrics, optionally: a `mov_text` subtitle track (see `subtitle_track`), for players to show with
+captions on, instead of lyrics burned into the picture by a frame hook.
 
 Every change the assembler makes to its inputs is written to `AssemblyReport.notes`.
 """
@@ -19,8 +22,8 @@ Every change the assembler makes to its inputs is written to `AssemblyReport.not
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,24 +31,30 @@ from pathlib import Path
 import av
 import numpy as np
 from av.container import InputContainer, OutputContainer
+from av.packet import Packet
 from av.video.frame import PictureType
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from kantoku.planner.finish.loudness import PLATFORM_TARGET, LoudnessTarget
+from kantoku.planner.finish.soundtrack import (
+    DialogueInput,
+    LoudnessReport,
+    mix_audio,
+    samples_for,
+    write_soundtrack,
+)
+from kantoku.planner.finish.subtitle_track import SubtitleMuxer, SubtitleTrack
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, internal, invalid
+from kantoku.services._core.files import partial_file, require_file
 from kantoku.services._core.streaming import prefetch
+from kantoku.services.video.encode import bt709_yuv420p, tag_bt709, tagged_bt709
 
-SAMPLE_RATE_HZ = 48_000
-AUDIO_LAYOUT = "stereo"
-AUDIO_BIT_RATE = 192_000
+__all__ = ["AssemblyReport", "ClipInput", "DialogueInput", "assemble_video"]
+
 #: x264 speed/size trade-off; the same as the per-shot clips (`services/video/encode.py`).
 PRESET = "veryfast"
 CRF = 20
 PROGRESS_EVERY = 30
-DUCK_DB = -6.0
-DUCK_RAMP_S = 0.05
-LIMIT_CEILING = 1.0
-LIMIT_WINDOW_S = 0.005
 
 #: `hook(frame_index, rgb) -> rgb`. A hook that also has `burn_yuv(frame_index, planes) -> bool`
 #: (see `subtitles.SubtitleBurner`) draws straight into yuv420p frames instead.
@@ -62,14 +71,6 @@ class ClipInput:
     shot_id: str
 
 
-@dataclass(frozen=True)
-class DialogueInput:
-    """One spoken line (a WAV file) placed at `start_s` seconds into the video."""
-
-    path: Path
-    start_s: float
-
-
 @dataclass
 class AssemblyReport:
     """What was written, and every change made to the inputs on the way."""
@@ -79,6 +80,8 @@ class AssemblyReport:
     duration_s: float
     sha256: str
     notes: list[str] = field(default_factory=list)
+    #: The soundtrack's loudness before and after normalising; None when it kept its level.
+    loudness: LoudnessReport | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class _Canvas:
 def assemble_video(clips: Sequence[ClipInput], *, fps: int, width_px: int, height_px: int,
                    out: Path, song: Path | None = None, dialogue: Sequence[DialogueInput] = (),
                    frame_hook: FrameHook | None = None,
+                   loudness: LoudnessTarget | None = PLATFORM_TARGET,
+                   subtitles: SubtitleTrack | None = None,
                    on_progress: Progress | None = None) -> AssemblyReport:
     """Concatenate `clips` into one MP4 at `out` with the song and dialogue mixed under it.
 
@@ -101,15 +106,18 @@ def assemble_video(clips: Sequence[ClipInput], *, fps: int, width_px: int, heigh
         height_px: output height.
         out: the MP4 to write; written under a temporary name and renamed when complete, so a
             failure never leaves a half-written file.
-        song: an audio file (WAV, FLAC, MP3, OGG, ...) to play under the whole video.
+        song: an audio file (WAV, FLAC, MP3, OGG, ...) to play under the whole video; only read.
         dialogue: spoken lines to mix over the song (or over silence).
         frame_hook: called as `frame_hook(global_frame_index, rgb)` for every frame; returns the
             RGB frame to encode (same shape), e.g. with subtitles burnt in.
+        loudness: what the soundtrack is normalised to (default -14 LUFS, -1 dBTP); None keeps
+            the mix's own level.
+        subtitles: lyric lines to mux as a mov_text subtitle track.
         on_progress: called as `on_progress(done_frames, total_frames)` every 30 frames and at
             the end.
 
     Returns:
-        The report: path, frame count, duration, sha256 of the file and notes.
+        The report: path, frame count, duration, sha256 of the file, notes and loudness.
 
     Raises:
         KantokuError: INVALID_REQUEST when a clip, the song or a dialogue line is missing or
@@ -118,38 +126,56 @@ def assemble_video(clips: Sequence[ClipInput], *, fps: int, width_px: int, heigh
     canvas = _Canvas(width_px, height_px, fps)
     _check_arguments(clips, canvas)
     for clip in clips:
-        _require_file(clip.path, f"the clip of shot {clip.shot_id}",
-                      "render the shot again or fix its path")
+        require_file(clip.path, f"the clip of shot {clip.shot_id}",
+                     "render the shot again or fix its path")
     total = sum(clip.frames for clip in clips)
     notes: list[str] = []
-    audio = mix_audio(_samples_for(total, fps), song, dialogue, notes)
+    mix = mix_audio(samples_for(total, fps), song, dialogue, notes)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_path(out)
     try:
-        _encode(partial, clips, canvas, audio, notes, frame_hook, on_progress)
-        os.replace(partial, out)
+        with partial_file(out) as partial, partial_file(out.with_suffix(".m4a")) as sound:
+            measured = write_soundtrack(mix, sound, loudness, notes)
+            del mix
+            _encode(partial, clips, canvas, _Extras(sound, subtitles, frame_hook), notes,
+                    on_progress)
+            os.replace(partial, out)
     except av.FFmpegError as exc:
         raise internal(f"could not write {out.name} ({exc}); check free disk space and that "
                        "the folder is writable", reason="ASSEMBLY_FAILED") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return AssemblyReport(out, total, total / fps, sha256_file(out), notes)
+    return AssemblyReport(out, total, total / fps, sha256_file(out), notes, measured)
 
 
-def _encode(path: Path, clips: Sequence[ClipInput], canvas: _Canvas, audio: np.ndarray,
-            notes: list[str], frame_hook: FrameHook | None, on_progress: Progress | None) -> None:
-    """Writes the MP4 (video frames of every clip in order, audio interleaved) to `path`."""
+@dataclass(frozen=True)
+class _Extras:
+    """What goes into the MP4 besides the clips' frames."""
+
+    soundtrack: Path
+    subtitles: SubtitleTrack | None
+    frame_hook: FrameHook | None
+
+
+def _encode(path: Path, clips: Sequence[ClipInput], canvas: _Canvas, extras: _Extras,
+            notes: list[str], on_progress: Progress | None) -> None:
+    """Writes the MP4 (video frames of every clip in order, audio and cues interleaved)."""
     total = sum(clip.frames for clip in clips)
-    with av.open(str(path), mode="w", format="mp4",
-                 options={"movflags": "+faststart"}) as container:
-        muxer = _Muxer(container, canvas, audio)
+    with ExitStack() as stack:
+        container = stack.enter_context(av.open(str(path), mode="w", format="mp4",
+                                                options={"movflags": "+faststart"}))
+        sound = stack.enter_context(av.open(str(extras.soundtrack)))
+        muxer = _Muxer(container, canvas, sound)
+        captions = None if extras.subtitles is None else SubtitleMuxer(
+            container, extras.subtitles, total / canvas.fps, notes)
         # Frames are decoded (and drawn on) on a worker thread while this one encodes.
-        for first, frame in prefetch(_timeline_frames(clips, canvas, notes, frame_hook), 8):
+        for first, frame in prefetch(_timeline_frames(clips, canvas, notes, extras.frame_hook),
+                                     8):
             muxer.add(frame, keyframe=first)
+            if captions is not None:
+                container.mux(captions.until(muxer.frames / canvas.fps))
             if on_progress is not None and (muxer.frames % PROGRESS_EVERY == 0
                                             or muxer.frames == total):
                 on_progress(muxer.frames, total)
+        if captions is not None:
+            container.mux(captions.until(float("inf")))
         muxer.finish()
 
 
@@ -179,68 +205,49 @@ def _check_arguments(clips: Sequence[ClipInput], canvas: _Canvas) -> None:
                           "at least one", reason="FRAMES_INVALID")
 
 
-def _require_file(path: Path, what: str, todo: str) -> None:
-    if not Path(path).is_file():
-        raise invalid(f"{what} ({path}) does not exist; {todo}", reason="FILE_MISSING",
-                      path=str(path))
-
-
-def _partial_path(out: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    os.close(fd)
-    return Path(name)
-
-
-
-def _samples_for(frames: int, fps: int) -> int:
-    """Audio samples at 48 kHz that last exactly as long as `frames` video frames (rounded)."""
-    return (frames * SAMPLE_RATE_HZ + fps // 2) // fps
-
-
 # --- video -----------------------------------------------------------------------------------
 
 
 class _Muxer:
-    """Encodes video frames with pts = frame index and interleaves the audio with them."""
+    """Encodes video frames with pts = frame index and interleaves the audio track's packets."""
 
-    def __init__(self, container: OutputContainer, canvas: _Canvas, audio: np.ndarray) -> None:
-        self.container, self.canvas, self.audio = container, canvas, audio
+    def __init__(self, container: OutputContainer, canvas: _Canvas,
+                 sound: InputContainer) -> None:
+        self.container, self.canvas = container, canvas
         self.video = container.add_stream("libx264", rate=canvas.fps)
         self.video.width, self.video.height = canvas.width, canvas.height
         self.video.pix_fmt = "yuv420p"
+        tag_bt709(self.video)
         #: Frame timestamps are in frames; the muxer picks its own stream time base.
         self.time_base = Fraction(1, canvas.fps)
         self.video.options = {"crf": str(CRF), "preset": PRESET}
         self.video.thread_type = "FRAME"  # x264 frame threads: more of the cores than slices
-        self.sound = container.add_stream("aac", rate=SAMPLE_RATE_HZ, layout=AUDIO_LAYOUT)
-        self.sound.bit_rate = AUDIO_BIT_RATE
+        self.sound = container.add_stream_from_template(sound.streams.audio[0])
+        self._packets = (packet for packet in sound.demux(sound.streams.audio[0])
+                         if packet.dts is not None)
+        self._next: Packet | None = next(self._packets, None)
         self.frames = 0
-        self.samples = 0
 
     def add(self, frame: av.VideoFrame, *, keyframe: bool) -> None:
+        frame = bt709_yuv420p(frame)
         frame.pts, frame.duration = self.frames, 1
         frame.time_base = self.time_base
         frame.pict_type = PictureType.I if keyframe else PictureType.NONE
         self.container.mux(self.video.encode(frame))
         self.frames += 1
-        self._audio_until(_samples_for(self.frames, self.canvas.fps))
+        self._audio_until(Fraction(self.frames, self.canvas.fps))
 
     def finish(self) -> None:
-        self._audio_until(self.audio.shape[1])
+        self._audio_until(None)
         self.container.mux(self.video.encode(None))
-        self.container.mux(self.sound.encode(None))
 
-    def _audio_until(self, end: int) -> None:
-        end = min(end, self.audio.shape[1])
-        if end <= self.samples:
-            return
-        chunk = np.ascontiguousarray(self.audio[:, self.samples:end])
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=AUDIO_LAYOUT)
-        frame.sample_rate = SAMPLE_RATE_HZ
-        frame.pts = self.samples
-        frame.time_base = Fraction(1, SAMPLE_RATE_HZ)
-        self.container.mux(self.sound.encode(frame))
-        self.samples = end
+    def _audio_until(self, time_s: Fraction | None) -> None:
+        """Muxes the audio packets that start before `time_s` (None: all that are left)."""
+        while self._next is not None and (
+                time_s is None or (self._next.dts or 0) * self._next.time_base < time_s):
+            self._next.stream = self.sound
+            self.container.mux(self._next)
+            self._next = next(self._packets, None)
 
 
 def _clip_frames(clip: ClipInput, canvas: _Canvas, notes: list[str]) -> Iterator[av.VideoFrame]:
@@ -326,10 +333,11 @@ def _fit(frame: av.VideoFrame, canvas: _Canvas) -> av.VideoFrame:
 def _apply_hook(hook: FrameHook, index: int, frame: av.VideoFrame,
                 canvas: _Canvas) -> av.VideoFrame:
     burn_yuv = getattr(hook, "burn_yuv", None)
-    if burn_yuv is not None and frame.format.name == "yuv420p":
+    if burn_yuv is not None:
         # The hook draws into the planes the encoder takes: no colour conversion per frame.
+        frame = bt709_yuv420p(frame)
         planes = frame.to_ndarray()
-        return av.VideoFrame.from_ndarray(planes, format="yuv420p") \
+        return tagged_bt709(av.VideoFrame.from_ndarray(planes, format="yuv420p")) \
             if burn_yuv(index, planes) else frame
     rgb = hook(index, frame.to_ndarray(format="rgb24"))
     expected = (canvas.height, canvas.width, 3)
@@ -340,132 +348,3 @@ def _apply_hook(hook: FrameHook, index: int, frame: av.VideoFrame,
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
 
 
-# --- audio -----------------------------------------------------------------------------------
-
-
-def mix_audio(samples: int, song: Path | None, dialogue: Sequence[DialogueInput],
-              notes: list[str]) -> np.ndarray:
-    """The soundtrack: (2, samples) float32 at 48 kHz; see the module docstring for the mix.
-
-    Args:
-        samples: length of the soundtrack (the video's duration at 48 kHz).
-        song: audio file played from the start, padded with silence or trimmed to `samples`.
-        dialogue: lines placed at their start times; a line running past the end is trimmed.
-        notes: receives a line for every padding, trimming, dropped line and peak limiting.
-    """
-    mix = np.zeros((2, samples), dtype=np.float32)
-    if song is not None:
-        _place_song(mix, decode_audio(song, "the song", "pass a WAV, FLAC, MP3 or OGG file"),
-                    song, notes)
-    if dialogue:
-        voices, duck = _place_dialogue(samples, dialogue, notes)
-        if song is not None:
-            mix *= duck
-        mix += voices
-    return _limit_peaks(mix, notes)
-
-
-def decode_audio(path: Path, what: str, todo: str) -> np.ndarray:
-    """(2, n) float32 samples of an audio file at 48 kHz, decoded with PyAV (FFmpeg).
-
-    Samples are converted to float exactly; the rate is converted only when it is not 48 kHz;
-    mono is duplicated to both channels and more than two channels are downmixed to stereo.
-
-    Raises:
-        KantokuError: INVALID_REQUEST naming `path` when it is missing or not decodable audio.
-    """
-    _require_file(path, f"{what}", todo)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise _bad_audio(path, what, "has no audio stream", todo)
-            chunks = _decode_stream(container)
-    except av.FFmpegError as exc:
-        raise _bad_audio(path, what, f"is not readable audio ({exc})", todo) from None
-    if not chunks:
-        raise _bad_audio(path, what, "decodes to no samples", todo)
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if samples.shape[0] == 1:
-        samples = np.repeat(samples, 2, axis=0)
-    return samples
-
-
-def _decode_stream(container: InputContainer) -> list[np.ndarray]:
-    stream = container.streams.audio[0]
-    resampler = av.AudioResampler(
-        format="fltp", layout=AUDIO_LAYOUT if stream.channels > 2 else None,
-        rate=SAMPLE_RATE_HZ if stream.rate != SAMPLE_RATE_HZ else None)
-    chunks: list[np.ndarray] = []
-    for frame in container.decode(stream):
-        chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-    chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    return [chunk for chunk in chunks if chunk.shape[1]]
-
-
-def _bad_audio(path: Path, what: str, problem: str, todo: str) -> KantokuError:
-    return invalid(f"{what} ({path}) {problem}; {todo}", reason="AUDIO_INVALID", path=str(path))
-
-
-def _place_song(mix: np.ndarray, song: np.ndarray, path: Path, notes: list[str]) -> None:
-    length = min(song.shape[1], mix.shape[1])
-    mix[:, :length] = song[:, :length]
-    difference = (song.shape[1] - mix.shape[1]) / SAMPLE_RATE_HZ
-    if difference > 0:
-        notes.append(f"song {path.name}: trimmed the last {difference:.3f} s to the video length")
-    elif difference < 0:
-        notes.append(f"song {path.name}: {-difference:.3f} s shorter than the video; padded "
-                     "with silence")
-
-
-def _place_dialogue(samples: int, dialogue: Sequence[DialogueInput],
-                    notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The dialogue lines summed at their places, and the song's ducking gain (1 = none)."""
-    voices = np.zeros((2, samples), dtype=np.float32)
-    duck = np.ones(samples, dtype=np.float32)
-    for line in dialogue:
-        if line.start_s < 0:
-            raise invalid(f"dialogue {line.path} starts at {line.start_s} s; pass a start time "
-                          "of 0 or more", reason="DIALOGUE_INVALID")
-        audio = decode_audio(line.path, "the dialogue line", "synthesize the line again")
-        start = round(line.start_s * SAMPLE_RATE_HZ)
-        length = min(audio.shape[1], samples - start)
-        if length <= 0:
-            notes.append(f"dialogue {line.path.name} at {line.start_s:.3f} s: starts after the "
-                         "end of the video; left out")
-            continue
-        if length < audio.shape[1]:
-            notes.append(f"dialogue {line.path.name} at {line.start_s:.3f} s: trimmed the last "
-                         f"{(audio.shape[1] - length) / SAMPLE_RATE_HZ:.3f} s at the end of the "
-                         "video")
-        voices[:, start:start + length] += audio[:, :length]
-        _duck(duck, start, start + length)
-    return voices, duck
-
-
-def _duck(gain: np.ndarray, start: int, end: int) -> None:
-    """Lowers `gain` to DUCK_DB over [start, end) with linear ramps of DUCK_RAMP_S either side."""
-    ramp = round(DUCK_RAMP_S * SAMPLE_RATE_HZ)
-    low, high = max(0, start - ramp), min(gain.shape[0], end + ramp)
-    level = 10 ** (DUCK_DB / 20)
-    shape = np.interp(np.arange(low, high), [start - ramp, start, end, end + ramp],
-                      [1.0, level, level, 1.0]).astype(np.float32)
-    np.minimum(gain[low:high], shape, out=gain[low:high])
-
-
-def _limit_peaks(mix: np.ndarray, notes: list[str]) -> np.ndarray:
-    """A look-ahead limiter that acts only where a sample would exceed LIMIT_CEILING.
-
-    The gain is the needed gain's running minimum over ±window, smoothed by a moving average over
-    the same ±window, so it never exceeds the needed gain and changes over ~2 windows.
-    """
-    peaks = np.abs(mix).max(axis=0, initial=0.0)
-    peak = float(peaks.max(initial=0.0))
-    if peak <= LIMIT_CEILING:
-        return mix
-    needed = np.minimum(1.0, LIMIT_CEILING / np.maximum(peaks, 1e-9))
-    size = 2 * round(LIMIT_WINDOW_S * SAMPLE_RATE_HZ) + 1
-    gain = uniform_filter1d(minimum_filter1d(needed, size, mode="nearest"), size, mode="nearest")
-    gain = np.minimum(gain, needed).astype(np.float32)
-    notes.append(f"audio: the mix peaked at {20 * np.log10(peak):+.1f} dBFS; limited to "
-                 f"{20 * np.log10(LIMIT_CEILING):+.1f} dBFS")
-    return mix * gain

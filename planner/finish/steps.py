@@ -27,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import soundfile
+from google.protobuf import json_format, struct_pb2
 
 from kantoku.planner.cache import idempotency_key, message_dict
 from kantoku.planner.context import JobContext
 from kantoku.planner.finish.assemble import ClipInput, DialogueInput, assemble_video
+from kantoku.planner.finish.loudness import DEFAULT_TARGET_LUFS, LoudnessTarget
 from kantoku.planner.finish.storyboard import StoryboardFrame, make_storyboard
+from kantoku.planner.finish.subtitle_track import SubtitleTrack
 from kantoku.planner.finish.subtitles import SubtitleBurner
 from kantoku.planner.finish.timeline import TimelineLine, TimelineShot, write_timeline
 from kantoku.planner.finish.timeline_picture import draw_timeline
@@ -54,6 +57,9 @@ from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2
 
 SHOTS_DIR = "shots"
+#: `lyrics_mode`: lyrics burned into the picture, or carried as a subtitle track in video.mp4.
+LYRICS_BURN, LYRICS_SOFT = "burn", "soft"
+LYRICS_MODES = (LYRICS_BURN, LYRICS_SOFT)
 
 
 def thread_progress(ctx: JobContext) -> Any:
@@ -68,8 +74,12 @@ def thread_progress(ctx: JobContext) -> Any:
 
 
 async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
-    """Concatenate the shot clips with the song and dialogue; cached like a render step."""
-    plan = Plan.model_validate(state["plan"])
+    """Concatenate the shot clips with the song and dialogue; cached like a render step.
+
+    The lyrics are burned into the picture, or muxed as a subtitle track with `lyrics_mode`
+    "soft"; the soundtrack is normalised to the job's `loudness_lufs` (default -14 LUFS).
+    """
+    plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     results = state["shots"]
     clips = [ClipInput(ctx.store.resolve(results[s.id]["clip"]["uri"]), plan.frames(s), s.id)
              for s in plan.shots]
@@ -78,32 +88,43 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
              for line in spoken]
     song = Path(state["song"]) if state.get("song") else None
     lyrics = music.lyric_lines(state.get("song_analysis") or {})
+    mode = state.get("lyrics_mode", LYRICS_BURN)
+    loudness = LoudnessTarget(state.get("loudness_lufs", DEFAULT_TARGET_LUFS))
     inputs = {"clips": [(results[s.id]["clip"]["sha256"], plan.frames(s)) for s in plan.shots],
               "dialogue": [(line["wav"]["sha256"], line["start_s"]) for line in spoken],
               "song": sha256_file(song) if song else None, "fps": plan.fps,
               "size": [plan.width_px, plan.height_px],
-              "subtitles": [asdict(line) for line in lyrics]}
+              "subtitles": [asdict(line) for line in lyrics], "lyrics_mode": mode,
+              "language": brief.language, "loudness": asdict(loudness),
+              # What the assembler writes: videos cached before it tagged BT.709 are made again.
+              "colour": "bt709"}
     key = idempotency_key("assemble", "kantoku-assemble", inputs)
-    cached = ctx.cache.get(key, {"video": common_pb2.AssetRef})
-    notes: list[str] = []
+    cached = ctx.cache.get(key, {"video": common_pb2.AssetRef, "report": struct_pb2.Struct})
     if cached is None:
+        burn = bool(lyrics) and mode == LYRICS_BURN
         burner = SubtitleBurner(lyrics, fps=plan.fps, width_px=plan.width_px,
-                                height_px=plan.height_px) if lyrics else None
+                                height_px=plan.height_px) if burn else None
         out = ctx.out_dir / ".work" / "assembled.mp4"
         report = await asyncio.to_thread(
             assemble_video, clips, fps=plan.fps, width_px=plan.width_px,
             height_px=plan.height_px, out=out, song=song, dialogue=lines, frame_hook=burner,
-            on_progress=thread_progress(ctx))
-        notes = [*(burner.warnings if burner else []), *report.notes]
+            loudness=loudness, on_progress=thread_progress(ctx),
+            subtitles=SubtitleTrack(lyrics, brief.language) if lyrics and not burn else None)
+        facts = {"notes": [*(burner.warnings if burner else []), *report.notes],
+                 "frames": report.frames, "lyrics_mode": mode,
+                 "loudness": report.loudness.as_dict() if report.loudness else None}
         video = ctx.store.put_file(report.path, "video/mp4")
         out.unlink()
-        ctx.cache.put(key, {"video": video})
+        summary = struct_pb2.Struct()
+        summary.update(facts)
+        ctx.cache.put(key, {"video": video, "report": summary})
     else:
         video = cached["video"]  # type: ignore[assignment]
+        facts = json_format.MessageToDict(cached["report"])
+        facts["frames"] = int(facts["frames"])  # a Struct keeps numbers as floats
     ctx.ledger.append(ctx.job_id, "assemble", cache_hit=cached is not None,
-                      data={"idempotency_key": key, "output": message_dict(video), "notes": notes,
-                            "frames": sum(c.frames for c in clips)})
-    return {"video": message_dict(video), "notes": notes}
+                      data={"idempotency_key": key, "output": message_dict(video), **facts})
+    return {"video": message_dict(video), "notes": facts["notes"]}
 
 
 def shot_files(plan: Plan, results: dict[str, Any], out_dir: Path

@@ -6,8 +6,6 @@ Pillow only. Every piece of text is drawn with `caption_font`, the one place to 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from kantoku.planner.finish.fonts import font
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.files import write_atomic
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -203,11 +202,4 @@ def _render(font: Font, text: str) -> bytes:
 
 
 def _save_png(image: Image.Image, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
-        os.replace(name, out)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    write_atomic(out, lambda handle: image.save(handle, format="PNG"))

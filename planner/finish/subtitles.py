@@ -42,6 +42,8 @@ RADIUS_FRACTION = 0.3
 TEXT_RGBA = (255, 255, 255, 255)
 STROKE_RGBA = (0, 0, 0, 255)
 BAND_RGBA = (0, 0, 0, 110)
+#: BT.709 luma weights of red and blue: the matrix of the frames `burn_yuv` draws into.
+KR, KB = 0.2126, 0.0722
 
 _CJK = (r"\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
         r"\uf900-\ufaff\uff00-\uffef")
@@ -87,7 +89,7 @@ class Sprite:
 
 @dataclass(frozen=True)
 class YuvSprite:
-    """A sprite's blend terms in BT.601 limited-range yuv420p, at even coordinates.
+    """A sprite's blend terms in BT.709 limited-range yuv420p, at even coordinates.
 
     Blending in the planes the video already has skips two colour conversions per frame.
     """
@@ -174,8 +176,8 @@ class SubtitleBurner:
 
         Args:
             frame_index: the frame's index in the video.
-            planes: the frame as PyAV's `to_ndarray()` gives yuv420p: uint8 (height * 3 / 2,
-                width), the Y plane then the U and V planes.
+            planes: the frame as PyAV's `to_ndarray()` gives yuv420p (limited-range BT.709):
+                uint8 (height * 3 / 2, width), the Y plane then the U and V planes.
 
         Returns:
             Whether a line was drawn (False: `planes` is untouched).
@@ -352,7 +354,7 @@ def _blend(rgb: np.ndarray, sprite: Sprite) -> None:
 
 
 def _to_yuv(sprite: Sprite) -> YuvSprite:
-    """The sprite's colour and alpha in limited-range BT.601, padded to even coordinates."""
+    """The sprite's colour and alpha in limited-range BT.709, padded to even coordinates."""
     top, left = sprite.top - sprite.top % 2, sprite.left - sprite.left % 2
     height = sprite.height + sprite.top % 2
     width = sprite.width + sprite.left % 2
@@ -365,10 +367,11 @@ def _to_yuv(sprite: Sprite) -> YuvSprite:
     with np.errstate(divide="ignore", invalid="ignore"):
         colour = (sprite.premultiplied - 128.0) / (255.0 - sprite.inverse_alpha)
     rgb[rows, cols] = np.nan_to_num(colour)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    r, g, b = rgb[..., 0] / 255, rgb[..., 1] / 255, rgb[..., 2] / 255
+    luma = KR * r + (1 - KR - KB) * g + KB * b
+    y = 16 + 219 * luma
+    u = 128 + 224 * (b - luma) / (2 * (1 - KB))
+    v = 128 + 224 * (r - luma) / (2 * (1 - KR))
 
     def pooled(values: np.ndarray) -> np.ndarray:
         return values.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))

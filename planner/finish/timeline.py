@@ -17,7 +17,6 @@ times, the provenance step ids that made it, the clip's sha256 and the shot's ed
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import opentimelineio as otio
 from kantoku.planner.music.lyrics import LyricLine
 from kantoku.planner.planning.plan import Plan, Shot
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.files import write_text_atomic
 
 METADATA_KEY = "kantoku"
 SHOTS_TRACK = "shots"
@@ -274,11 +274,4 @@ def _lyric_marker(line: LyricLine, fps: int) -> otio.schema.Marker:
 
 
 def _write_text(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(name, out)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    write_text_atomic(out, text)

@@ -16,9 +16,7 @@ lines in proportion to their length.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from kantoku.services._core.errors import KantokuError, invalid, not_found
+from kantoku.services._core.files import write_text_atomic
 
 #: Longest time a line stays on screen when the next stamp is later than this (seconds).
 MAX_LINE_S = 6.0
@@ -320,7 +319,7 @@ def write_srt(lines: Sequence[LyricLine], path: Path) -> None:
     """Write SubRip subtitles: numbered cues, `00:00:01,500 --> 00:00:04,000`, UTF-8."""
     cues = [f"{number}\n{_timestamp(line.start_s, ',')} --> {_timestamp(line.end_s, ',')}\n"
             f"{line.text}\n" for number, line in enumerate(lines, start=1)]
-    _write_text(Path(path), "\n".join(cues))
+    write_text_atomic(Path(path), "\n".join(cues))
 
 
 def write_vtt(lines: Sequence[LyricLine], path: Path) -> None:
@@ -330,7 +329,7 @@ def write_vtt(lines: Sequence[LyricLine], path: Path) -> None:
     """
     cues = [f"{_timestamp(line.start_s, '.')} --> {_timestamp(line.end_s, '.')}\n"
             f"{_vtt_escape(line.text)}\n" for line in lines]
-    _write_text(Path(path), "\n".join(["WEBVTT\n", *cues]))
+    write_text_atomic(Path(path), "\n".join(["WEBVTT\n", *cues]))
 
 
 def clock(seconds: float) -> str:
@@ -350,18 +349,6 @@ def _timestamp(seconds: float, separator: str) -> str:
 
 def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Writes `text` as UTF-8 with \\n line ends, under a temporary name renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 # --- shared ----------------------------------------------------------------------------------

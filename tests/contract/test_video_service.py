@@ -29,6 +29,8 @@ async def test_exact_frames_h264_faststart(visual_client, store, still, duration
     info = probe_mp4(data)
     assert info["frames"] == frames == result.frame_count
     assert (info["codec"], info["pix_fmt"]) == ("h264", "yuv420p")
+    assert (info["color_primaries"], info["color_trc"], info["colorspace"],
+            info["color_range"]) == (1, 1, 1, 1)  # BT.709 primaries, transfer, matrix; "tv"
     assert (info["width"], info["height"]) == (320, 576)
     assert data.index(b"moov") < data.index(b"mdat")  # faststart
     assert result.provenance.parameters["parallax"] is True

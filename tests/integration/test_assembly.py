@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import pyloudnorm
 import pytest
 import soundfile
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc
 from PIL import Image
+from scipy.signal import resample_poly
 
 from kantoku.planner.finish.assemble import ClipInput, DialogueInput, assemble_video
+from kantoku.planner.finish.loudness import LoudnessTarget
 from kantoku.planner.finish.storyboard import StoryboardFrame, make_storyboard, storyboard_layout
+from kantoku.planner.finish.subtitle_track import SubtitleTrack
+from kantoku.planner.finish.subtitles import SubtitleBurner
 from kantoku.planner.finish.timeline import TimelineShot, read_timeline, write_timeline
+from kantoku.planner.music.lyrics import LyricLine
 from kantoku.planner.planning.plan import Plan, Shot
 from kantoku.services._core.errors import KantokuError
-from kantoku.services.video.encode import encode_mp4
+from kantoku.services.video.encode import AVCOL_SPC_BT709, encode_mp4
+from tests.conftest import make_song
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +114,8 @@ def test_concatenates_frame_accurately_with_song_and_dialogue(media: Path,
                             song=media / "song.wav",
                             dialogue=[DialogueInput(media / "line.wav", 0.2),
                                       DialogueInput(media / "line.wav", 0.8)],
-                            frame_hook=hook, on_progress=lambda d, t: progress.append((d, t)))
+                            frame_hook=hook, loudness=None,
+                            on_progress=lambda d, t: progress.append((d, t)))
 
     assert (report.frames, report.duration_s, report.path) == (30, 1.0, out)
     assert len(report.sha256) == 64
@@ -190,6 +200,112 @@ def test_corrupt_song_names_the_file(media: Path, tmp_path: Path) -> None:
                        song=song)
     assert "song.wav" in str(error.value) and error.value.reason == "AUDIO_INVALID"
     assert not out.exists()
+
+
+def loudness_of(path: Path) -> tuple[float, float]:
+    """(integrated LUFS by pyloudnorm, true peak in dBTP at 4x) of a file's first audio stream."""
+    with av.open(str(path)) as container:
+        audio = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    peak = np.abs(resample_poly(audio.astype(np.float64), 4, 1, axis=1)).max()
+    rate = 48_000
+    return (pyloudnorm.Meter(rate).integrated_loudness(audio.T.astype(np.float64)),
+            20 * float(np.log10(peak)))
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_song(tmp_path_factory.mktemp("song") / "song8.wav", 8)
+
+
+@pytest.mark.parametrize("target", [None, -18.0])
+def test_the_soundtrack_is_normalised_for_the_platforms(media: Path, song: Path, tmp_path: Path,
+                                                        target: float | None) -> None:
+    clips = [ClipInput(media / f"s00{i + 1}.mp4", 80, f"s00{i + 1}") for i in range(3)]
+    song_bytes = song.read_bytes()
+    samples, rate = soundfile.read(song, dtype="float64")
+    song_lufs = pyloudnorm.Meter(rate).integrated_loudness(samples)
+    out = tmp_path / "loud.mp4"
+
+    report = assemble_video(clips, fps=FPS, width_px=WIDTH, height_px=HEIGHT, out=out, song=song,
+                            **({} if target is None else {"loudness": LoudnessTarget(target)}))
+
+    lufs, peak = loudness_of(out)
+    expected = -14.0 if target is None else target
+    assert abs(lufs - expected) <= 1.0 and peak <= -1.0
+    assert report.loudness is not None
+    assert report.loudness.target.integrated_lufs == expected
+    assert report.loudness.after.integrated_lufs == pytest.approx(lufs, abs=0.05)
+    assert report.loudness.after.true_peak_dbtp == pytest.approx(peak, abs=0.05)
+    assert report.loudness.before.integrated_lufs == pytest.approx(song_lufs, abs=0.1)
+    assert any("normalised to" in note for note in report.notes)
+    assert song.read_bytes() == song_bytes
+
+
+def test_clips_in_other_colours_come_out_bt709_and_tagged(tmp_path: Path) -> None:
+    colour = (220, 40, 30)
+    untagged = tmp_path / "bt601.mp4"  # PyAV's defaults: BT.601 pixels, no tags
+    with av.open(str(untagged), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for index in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((HEIGHT, WIDTH, 3), colour, np.uint8),
+                                               format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, FPS)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = tmp_path / "final.mp4"
+
+    assemble_video([ClipInput(untagged, 5, "s001")], fps=FPS, width_px=WIDTH, height_px=HEIGHT,
+                   out=out)
+
+    with av.open(str(out)) as container:
+        video = container.streams.video[0]
+        assert (video.color_primaries, video.color_trc, video.colorspace, video.color_range) == (
+            ColorPrimaries.BT709, ColorTrc.BT709, AVCOL_SPC_BT709, ColorRange.MPEG)
+        frame = next(container.decode(video))
+        rgb = frame.to_ndarray(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG")
+    assert _close(rgb[32:96].reshape(-1, 3).mean(axis=0), colour, tolerance=4)
+
+
+LYRICS = [LyricLine(0.2, 0.6, "窓をあけて\nOpen the window"), LyricLine(0.6, 2.0, "光の中へ")]
+
+
+def subtitle_cues(path: Path) -> tuple[str, str, list[tuple[float, float, str]]]:
+    """The subtitle stream's codec, language and (start, end, text) of every cue."""
+    with av.open(str(path)) as container:
+        stream = container.streams.subtitles[0]
+        cues = []
+        for packet in container.demux(stream):
+            data = bytes(packet)
+            length = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+            if length and packet.pts is not None and packet.duration:
+                start = float(packet.pts * packet.time_base)
+                cues.append((round(start, 3), round(start + float(packet.duration
+                                                                  * packet.time_base), 3),
+                             data[2:2 + length].decode()))
+        return stream.codec_context.name, stream.metadata.get("language", ""), cues
+
+
+def test_soft_lyrics_are_a_subtitle_track_over_a_clean_picture(media: Path,
+                                                                tmp_path: Path) -> None:
+    plain, soft, burned = tmp_path / "plain.mp4", tmp_path / "soft.mp4", tmp_path / "burn.mp4"
+    arguments = {"fps": FPS, "width_px": WIDTH, "height_px": HEIGHT}
+    assemble_video(_clips(media), out=plain, **arguments)  # type: ignore[arg-type]
+    assemble_video(_clips(media), out=soft, subtitles=SubtitleTrack(LYRICS, "ja"),
+                   **arguments)  # type: ignore[arg-type]
+    assemble_video(_clips(media), out=burned, frame_hook=SubtitleBurner(LYRICS, **arguments),
+                   **arguments)  # type: ignore[arg-type]
+
+    codec, language, cues = subtitle_cues(soft)
+    assert (codec, language) == ("mov_text", "jpn")
+    # The second line runs past the 1 s video and is cut at its end.
+    assert cues == [(0.2, 0.6, "窓をあけて\nOpen the window"), (0.6, 1.0, "光の中へ")]
+    clean, soft_frames, burned_frames = (_decode(path)[0] for path in (plain, soft, burned))
+    for index in (6, 20):  # lines showing
+        assert np.abs(soft_frames[index].astype(int) - clean[index]).max() <= 2
+        assert np.abs(burned_frames[index].astype(int) - clean[index]).max() > 60
+    with av.open(str(burned)) as container:
+        assert not container.streams.subtitles
 
 
 def _plan() -> Plan:

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import stat
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import soundfile
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc
 
+from kantoku.services.video.encode import AVCOL_SPC_BT709
+from tests.conftest import make_song
+from tests.integration.test_assembly import loudness_of, subtitle_cues
 from tests.integration.test_jobs import kantoku, scripted_llm, server  # noqa: F401 - fixture
 from tests.unit.test_report import paths_in
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BRIEF = ROOT / "examples" / "brief.yaml"
-
-
-def make_song(path: Path, seconds: float) -> Path:
-    spec = importlib.util.spec_from_file_location("make_song", ROOT / "examples" / "make_song.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_wav(path, module.synthesize(seconds))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +87,74 @@ def test_a_music_video_cuts_on_beats_shows_the_lyrics_and_keeps_the_song(
     assert song_entries and song_entries[0]["data"]["sha256"] == analyze_song(song).sha256
     assert (out / "timeline.png").is_file()
     assert kantoku("rights", "verify", str(out)).returncode == 0
+
+    # Platform-ready: -14 LUFS, peaks under -1 dBTP, as the ledger says; BT.709 tagged; lyrics
+    # burned in and not also a subtitle track; every file readable like any other.
+    lufs, peak = loudness_of(out / "video.mp4")
+    assert abs(lufs + 14) <= 1 and peak <= -1
+    level = assemble_entry(out)["loudness"]
+    assert (level["target_lufs"], level["ceiling_dbtp"]) == (-14, -1)
+    assert level["after"]["integrated_lufs"] == pytest.approx(lufs, abs=0.05)
+    assert level["after"]["true_peak_dbtp"] == pytest.approx(peak, abs=0.05)
+    assert level["before"]["integrated_lufs"] < level["after"]["integrated_lufs"]
+    for name in ("video.mp4", "shots/s001.mp4"):
+        with av.open(str(out / name)) as container:
+            video = container.streams.video[0]
+            assert (video.color_primaries, video.color_trc, video.colorspace) == (
+                ColorPrimaries.BT709, ColorTrc.BT709, AVCOL_SPC_BT709), name
+            assert video.color_range == ColorRange.MPEG, name
+            assert not container.streams.subtitles
+    assert file_modes(out) == {open_mode(tmp_path)}
+
+
+def file_modes(folder: Path) -> set[int]:
+    """The permission bits of every file under `folder`."""
+    return {stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*") if p.is_file()}
+
+
+def open_mode(folder: Path) -> int:
+    """The permission bits open() gives a new file (0666 less this process's umask)."""
+    with open(folder / "opened.txt", "w") as handle:
+        handle.write("x")
+    return stat.S_IMODE((folder / "opened.txt").stat().st_mode)
+
+
+def assemble_entry(out: Path) -> dict:
+    entries = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    return next(e for e in entries if e["kind"] == "assemble")["data"]
+
+
+def test_soft_lyrics_and_a_quieter_mix_survive_a_review_pause(server: str, song: Path,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    lyrics = tmp_path / "song.lrc"
+    lyrics.write_text("[00:02.00]窓をあけて\n[00:02.00]Open the window\n[00:06.50]光の中へ\n",
+                      encoding="utf-8")
+    out = tmp_path / "out"
+    paused = kantoku("mv", str(BRIEF), "--song", str(song),
+                     "--lyrics", str(lyrics), "--out", str(out), "--server", server,
+                     "--lyrics-mode", "soft", "--loudness", "-18")
+    assert paused.returncode == 3, paused.stderr  # no terminal: waits for its review
+    job = json.loads((out / "job.json").read_text())["job_id"]
+    done = kantoku("resume", job, "--yes", "--server", server)
+    assert done.returncode == 0, done.stderr
+
+    codec, language, cues = subtitle_cues(out / "video.mp4")
+    assert (codec, language) == ("mov_text", "jpn")
+    assert cues == [(2.0, 6.5, "窓をあけて\nOpen the window"), (6.5, 12.5, "光の中へ")]
+    lufs, peak = loudness_of(out / "video.mp4")
+    assert abs(lufs + 18) <= 1 and peak <= -1
+    entry = assemble_entry(out)
+    assert entry["lyrics_mode"] == "soft" and entry["loudness"]["target_lufs"] == -18
+    srt = (out / "lyrics.srt").read_text(encoding="utf-8")  # the sidecar is still there
+    assert "00:00:02,000 --> 00:00:06,500" in srt
+
+
+@pytest.mark.parametrize(("option", "value"), [("--loudness", "-40"),
+                                               ("--lyrics-mode", "karaoke")])
+def test_an_unusable_delivery_option_is_named(tmp_path: Path, option: str, value: str) -> None:
+    done = kantoku("mv", str(BRIEF), "--out", str(tmp_path / "out"), option, value, "--yes")
+    assert done.returncode == 2 and option in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("content", "expected"), [

@@ -122,19 +122,21 @@ def test_overlapping_lines_show_the_later_one_and_warn_about_missing_glyphs() ->
 def test_burning_into_yuv_planes_matches_burning_into_rgb() -> None:
     import av
 
+    from kantoku.services.video.encode import bt709_yuv420p, tagged_bt709
+
     width, height = 360, 640
     burner = SubtitleBurner([LyricLine(0.0, 1.0, "光の中へ Into the light")], fps=30,
                             width_px=width, height_px=height)
     rgb = np.full((height, width, 3), (90, 140, 200), dtype=np.uint8)
-    expected = av.VideoFrame.from_ndarray(burner(0, rgb.copy()), format="rgb24") \
-        .reformat(format="yuv420p").to_ndarray(format="rgb24").astype(int)
-    planes = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p") \
-        .to_ndarray()
+    expected = bt709_yuv420p(av.VideoFrame.from_ndarray(burner(0, rgb.copy()), format="rgb24")) \
+        .to_ndarray(format="rgb24").astype(int)
+    planes = bt709_yuv420p(av.VideoFrame.from_ndarray(rgb, format="rgb24")).to_ndarray()
     untouched = planes.copy()
     assert not burner.burn_yuv(45, planes)  # no line at 1.5 s
     assert np.array_equal(planes, untouched)
     assert burner.burn_yuv(0, planes)
-    burned = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="rgb24")
+    burned = tagged_bt709(av.VideoFrame.from_ndarray(planes, format="yuv420p")) \
+        .to_ndarray(format="rgb24")
     difference = np.abs(burned.astype(int) - expected)
     assert difference.mean() < 0.5 and np.percentile(difference, 99.9) <= 8
     assert not np.array_equal(planes, untouched)

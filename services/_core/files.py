@@ -1,0 +1,76 @@
+"""Files written whole (under a temporary name in the same folder, then renamed into place), and
+files that must exist.
+
+A reader never sees half a file, and a failure leaves none behind. The temporary file is created
+the way `open(path, "w")` creates one (mode 0666 less the umask), so the finished file has the
+same permissions as every other file a job writes, unlike `tempfile.mkstemp`'s 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from kantoku.services._core.errors import invalid
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` as UTF-8 with `\\n` line ends to `path`, replacing it whole."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, replacing it whole."""
+    write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call `write(handle)` on a new file that is renamed to `path` once `write` returns.
+
+    Args:
+        path: the file to write; its folder is created when missing.
+        write: writes the content into the binary handle it is given.
+    """
+    with partial_file(Path(path)) as partial:
+        with open(partial, "wb") as handle:
+            write(handle)
+        os.replace(partial, path)
+
+
+@contextmanager
+def partial_file(path: Path) -> Iterator[Path]:
+    """A new, empty file beside `path` (`.NAME.XXXX.partial`), removed again on the way out.
+
+    Rename it to `path` inside the block to keep it; whatever is left at the end is deleted.
+    Its mode is what `open()` gives a new file (0666 less the umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:  # another writer picked the same name; pick again
+            continue
+    try:
+        yield partial
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def require_file(path: Path, what: str, todo: str) -> None:
+    """Raises INVALID_REQUEST (FILE_MISSING) naming `what` and `path` when it is not a file.
+
+    Args:
+        path: the file that must exist.
+        what: how the message names it ("the song").
+        todo: what the user should do about it.
+    """
+    if not Path(path).is_file():
+        raise invalid(f"{what} ({path}) does not exist; {todo}", reason="FILE_MISSING",
+                      path=str(path))
