@@ -100,7 +100,7 @@ def write_timeline(plan: Plan, shots: Sequence[TimelineShot], out: Path, *,
         timeline.tracks.append(_dialogue_track(name, lines, plan.fps, folder))
     for line in lyrics:
         timeline.tracks.markers.append(_lyric_marker(line, plan.fps))
-    _write_text(out, otio.adapters.write_to_string(timeline, ADAPTER))
+    write_text_atomic(out, otio.adapters.write_to_string(timeline, ADAPTER))
 
 
 def read_timeline(path: Path) -> otio.schema.Timeline:
@@ -271,7 +271,3 @@ def _lyric_marker(line: LyricLine, fps: int) -> otio.schema.Marker:
         color=LYRIC_MARKER_COLOR,
         metadata={METADATA_KEY: {"lyric": line.text, "start_s": line.start_s,
                                  "end_s": line.end_s}})
-
-
-def _write_text(out: Path, text: str) -> None:
-    write_text_atomic(out, text)

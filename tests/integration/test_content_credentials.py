@@ -23,8 +23,8 @@ from kantoku.planner.rights.c2pa_sign import (
     PROVENANCE_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
 )
+from tests.conftest import make_song
 from tests.integration.test_jobs import kantoku
-from tests.integration.test_mv import make_song
 from tests.unit.test_c2pa_sign import c2pa_manifest, reencode, remux, source_type
 
 pytestmark = pytest.mark.integration

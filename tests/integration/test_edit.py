@@ -10,8 +10,8 @@ import av
 import opentimelineio as otio
 import pytest
 
+from tests.conftest import make_song
 from tests.integration.test_jobs import kantoku, ledger, server  # noqa: F401 - fixture
-from tests.integration.test_mv import make_song
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

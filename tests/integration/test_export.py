@@ -14,8 +14,8 @@ from urllib.parse import unquote
 import opentimelineio as otio
 import pytest
 
+from tests.conftest import make_song
 from tests.integration.test_jobs import brief, kantoku, server  # noqa: F401 - fixture
-from tests.integration.test_mv import make_song
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
