@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/previz_animatic.py
 	$(PY) bench/orchestration.py
 	$(PY) bench/mv_e2e.py
+	$(PY) bench/timeline_edit.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

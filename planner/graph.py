@@ -47,7 +47,7 @@ async def intake(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any
     if state.get("song"):
         lyrics = state.get("lyrics")
         return await music.intake_song(Path(state["song"]), Path(lyrics) if lyrics else None,
-                                       brief, ctx)
+                                       brief, ctx, known=state.get("song_analysis"))
     if brief.duration_s is None:
         raise invalid("duration_s: required when there is no song; add duration_s to the brief "
                       "or pass --song", reason="DURATION_MISSING")

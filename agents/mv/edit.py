@@ -109,7 +109,8 @@ async def edit_mv(out: Path, timeline_path: Path, *, yes: bool, server: str | No
     new_state = {"job_id": job_id, "out_dir": str(out), "brief": state["brief"],
                  "song": state.get("song"), "lyrics": state.get("lyrics"),
                  "planner": state.get("planner", "heuristic"), "auto_approve": True,
-                 "edit": edit, "shots": {}, "notes": []}
+                 "edit": edit, "song_analysis": state.get("song_analysis") or {},
+                 "shots": {}, "notes": []}
     return await run_job(new_state, new_state, server=server, console=console, reviewer=None)
 
 

@@ -23,6 +23,7 @@ from kantoku.planner.music.song import (
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.heuristic import Section
 from kantoku.planner.planning.plan import Plan
+from kantoku.services._core.assets import sha256_file
 
 #: A brief's duration_s within this of the song's counts as agreeing.
 DURATION_TOLERANCE_S = 0.5
@@ -30,9 +31,17 @@ DURATION_TOLERANCE_S = 0.5
 MIN_SHOT_S, MAX_SHOT_S = 1.0, 8.0
 
 
-async def read_song(song: Path, lyrics: Path | None, brief: Brief) -> dict[str, Any]:
-    """The song document the planners use: analysis, lyric lines and warnings."""
-    analysis = await asyncio.to_thread(analyze_song, song)
+async def read_song(song: Path, lyrics: Path | None, brief: Brief,
+                    known: SongAnalysis | None = None) -> dict[str, Any]:
+    """The song document the planners use: analysis, lyric lines and warnings.
+
+    Args:
+        known: an analysis of this song made before (an edit's parent job); used when its
+            sha256 is the song's, instead of analysing again.
+    """
+    reuse = known is not None and known.sha256 == await asyncio.to_thread(sha256_file, song)
+    analysis = known if reuse and known is not None else \
+        await asyncio.to_thread(analyze_song, song)
     notes = []
     if brief.duration_s is not None and \
             abs(brief.duration_s - analysis.duration_s) > DURATION_TOLERANCE_S:
@@ -48,11 +57,12 @@ async def read_song(song: Path, lyrics: Path | None, brief: Brief) -> dict[str, 
             "lyrics": [asdict(line) for line in lines], "notes": notes}
 
 
-async def intake_song(song: Path, lyrics: Path | None, brief: Brief, ctx: JobContext
-                      ) -> dict[str, Any]:
-    """Analyse the song and place the lyrics; returns the state update for `intake`."""
+async def intake_song(song: Path, lyrics: Path | None, brief: Brief, ctx: JobContext,
+                      known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Analyse the song (or reuse `known`, an earlier song document of the same song) and
+    place the lyrics; returns the state update for `intake`."""
     ctx.emit({"event": "stage", "stage": "analyse song"})
-    document = await read_song(song, lyrics, brief)
+    document = await read_song(song, lyrics, brief, analysis_of(known or {}))
     analysis = analysis_of(document)
     assert analysis is not None
     rights = brief.song.model_dump() if brief.song else None
@@ -66,7 +76,8 @@ async def intake_song(song: Path, lyrics: Path | None, brief: Brief, ctx: JobCon
 
 
 def analysis_of(document: dict[str, Any]) -> SongAnalysis | None:
-    return SongAnalysis.model_validate(document["analysis"]) if document else None
+    return SongAnalysis.model_validate(document["analysis"]) if document.get("analysis") \
+        else None
 
 
 def lyric_lines(document: dict[str, Any]) -> list[LyricLine]:
