@@ -508,18 +508,25 @@ app.add_typer(rights_app, name="rights")
 @rights_app.command("verify")
 def rights_verify(
     path: Annotated[Path, typer.Argument(help="A job's output folder or one file.")],
+    trust: Annotated[Path | None, typer.Option(
+        "--trust", help="PEM chain of the CA that signed the job (default: this "
+        "installation's CA, if it has one).")] = None,
 ) -> None:
-    """Check the ledger's hash chain and every C2PA manifest; non-zero exit when anything fails."""
-    from kantoku.planner.rights.verify import verify_path
+    """Check the job's signed record, the ledger's hash chain and every C2PA manifest; non-zero
+    exit when anything fails."""
+    from kantoku.planner.rights.verify import read_trust, verify_path
 
-    checked, problems = verify_path(path)
-    for problem in problems:
+    result = verify_path(path, read_trust(trust) if trust else None)
+    for note in result.notes:
+        console.print(note, highlight=False)
+    for problem in result.problems:
         errors.print(f"[red]FAIL[/red] {problem}", highlight=False)
-    if problems:
-        raise KantokuError(f"{path}: {len(problems)} problem(s) in {len(checked)} file(s)",
-                           "VERIFY_FAILED", Category.RIGHTS_DENIED)
-    console.print(f"OK: {len(checked)} file(s) verified in {path} (ledger chain and C2PA "
-                  "manifests)")
+    if result.problems:
+        raise KantokuError(f"{path}: {len(result.problems)} problem(s) in "
+                           f"{len(result.checked)} file(s)", "VERIFY_FAILED",
+                           Category.RIGHTS_DENIED)
+    console.print(f"OK: {len(result.checked)} file(s) verified in {path} (signed record, "
+                  "ledger chain and C2PA manifests)")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ Output folder:
     storyboard.png   contact sheet of the keyframes
     ledger.jsonl     the job's hash-chained ledger
     rights.json/.html  verdict, per-asset table, attribution shares
+    record.json      written last: every file's sha256 and the ledger's head, signed (JWS)
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from kantoku.planner.rights.c2pa_sign import (
     signing_credentials,
 )
 from kantoku.planner.rights.policy import PolicyReport
+from kantoku.planner.rights.record import write_record
 from kantoku.planner.rights.report import build_report, write_report
 from kantoku.planner.state import JobState
 from kantoku.services._core.assets import sha256_file
@@ -279,7 +281,11 @@ def _keyframes_trained(plan: Plan, results: dict[str, Any], ctx: JobContext) -> 
 
 
 async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
-    """plan.json, timeline.otio, storyboard.png, ledger.jsonl and rights.json/html."""
+    """plan.json, timeline.otio, storyboard.png, ledger.jsonl, rights.json/html, then the record.
+
+    A job killed before the record is written has no record.json; resuming runs this step again
+    and writes it.
+    """
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     out = ctx.out_dir
     (out / "plan.json").write_text(json.dumps(state["plan"], indent=2, ensure_ascii=False))
@@ -322,4 +328,7 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
                        *state.get("assembly", {}).get("notes", [])]
     write_report(report, out)
     ctx.ledger.export_jsonl(ctx.job_id, out / "ledger.jsonl")
+    # Last, once every output is final: the signed record of every file and the ledger's head.
+    await asyncio.to_thread(write_record, out, ctx.job_id,
+                            signing_credentials(core_settings().home_dir), signed)
     return {"verdict": report["verdict"]}

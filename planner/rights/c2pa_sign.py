@@ -192,6 +192,35 @@ def _alg_for_key(key_pem: bytes, where: str) -> str:
                   reason="C2PA_CREDENTIALS_INVALID")
 
 
+def installed_anchor(home: Path) -> bytes | None:
+    """The CA this installation signs with, to trust by default; None when it has none yet.
+
+    Only reads: the root of ``KANTOKU_C2PA_CERT``'s chain when it is set, else the local CA
+    under ``home / "c2pa"`` when one was created. Verifying never creates a signing key.
+
+    Raises:
+        KantokuError: INVALID_REQUEST when ``KANTOKU_C2PA_CERT`` names a missing or non-PEM file.
+    """
+    cert_env = os.environ.get(CERT_ENV, "")
+    if cert_env:
+        chain = _read_env_file(CERT_ENV, Path(cert_env))
+        return SigningCredentials(chain, b"").anchor_pem
+    ca = home / _LOCAL_DIR / _CA_FILE
+    return ca.read_bytes() if ca.is_file() else None
+
+
+def signer_name(common_name: str | None, organization: str | None) -> str:
+    """How a signer is named to a person: ``CN=kantoku signer, O=kantoku``."""
+    parts = [f"CN={common_name}" if common_name else "", f"O={organization}" if organization
+             else ""]
+    return ", ".join(part for part in parts if part) or "an unnamed signer"
+
+
+def untrusted_signer(signer: str) -> str:
+    """The one line that says a valid signature is not from a CA the user trusts."""
+    return f"signed by {signer}, not a CA you trust: pass --trust CHAIN.pem (the signer's CA)"
+
+
 def _local_credentials(folder: Path) -> SigningCredentials:
     paths = [folder / name for name in (_CA_FILE, _LEAF_FILE, _KEY_FILE)]
     if not all(p.is_file() for p in paths):
@@ -613,7 +642,36 @@ def verify_file(path: Path, trust_pem: bytes | None = None) -> list[str]:
     Raises:
         KantokuError: INVALID_REQUEST for an unsupported suffix or a malformed ``trust_pem``.
     """
-    return _inspect(path, trust_pem, require_manifest=True)[0]
+    found = inspect_file(path, trust_pem)
+    return found.problems + ([f"{path.name}: {untrusted_signer(found.signer)}"]
+                             if found.signer and not found.trusted else [])
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What :func:`inspect_file` found: integrity problems, and who signed, trusted or not."""
+
+    problems: list[str]
+    #: The signer as :func:`signer_name` writes it; None for a file with no readable manifest.
+    signer: str | None = None
+    trusted: bool = False
+
+
+def inspect_file(path: Path, trust_pem: bytes | None = None) -> FileCheck:
+    """A signed file's integrity problems, apart from whether its signer is trusted.
+
+    A signer that does not chain to ``trust_pem`` is not a problem here but ``trusted=False``,
+    so a caller checking a whole folder can say it once.
+    """
+    untrusted = "signingCredential.untrusted"
+    problems, store = _inspect(path, trust_pem, require_manifest=True,
+                               ignore=frozenset({untrusted}))
+    if store is None:
+        return FileCheck(problems)
+    manifest = store.get("manifests", {}).get(store.get("active_manifest"), {})
+    info = manifest.get("signature_info") or {}
+    trusted = not any(s.get("code") == untrusted for s in _failures(store))
+    return FileCheck(problems, signer_name(info.get("common_name"), info.get("issuer")), trusted)
 
 
 def _inspect(path: Path, trust_pem: bytes | None, *, require_manifest: bool,
@@ -668,13 +726,18 @@ __all__ = [
     "NO_MANIFEST",
     "PROVENANCE_LABEL",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "FileCheck",
     "Ingredient",
     "SigningCredentials",
     "digital_source_type",
+    "inspect_file",
+    "installed_anchor",
     "made_by_trained_model",
     "media_type",
     "read_manifest",
     "sign_file",
+    "signer_name",
     "signing_credentials",
+    "untrusted_signer",
     "verify_file",
 ]
