@@ -30,6 +30,7 @@ from kantoku.planner.jobs import (
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.diff import PlanDiff, diff_plans
 from kantoku.planner.planning.plan import Plan
+from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, invalid, not_found
 
@@ -98,7 +99,7 @@ async def edit_mv(out: Path, timeline_path: Path, *, yes: bool, server: str | No
         if not ask("Render this edit?", default=True):
             return None
     edit = {"plan": edited.plan.model_dump(mode="json"), "parent_job": job["job_id"],
-            "parent_ledger_head": _ledger_head(out / "ledger.jsonl"),
+            "parent_ledger_head": _ledger_head(job["job_id"]),
             "timeline": timeline_path.name, "timeline_sha256": sha256_file(timeline_path),
             "diff": [vars(change) for change in diff.changes], "notes": edited.notes}
     archived = archive_version(out)
@@ -114,10 +115,9 @@ async def edit_mv(out: Path, timeline_path: Path, *, yes: bool, server: str | No
     return await run_job(new_state, new_state, server=server, console=console, reviewer=None)
 
 
-def _ledger_head(path: Path) -> dict[str, Any] | None:
-    lines = [line for line in path.read_text().splitlines() if line.strip()] \
-        if path.is_file() else []
-    if not lines:
+def _ledger_head(job_id: str) -> dict[str, Any] | None:
+    """The parent's head from the ledger store, not from the folder's copy a user can edit."""
+    entries = Ledger().entries(job_id)
+    if not entries:
         return None
-    last = json.loads(lines[-1])
-    return {"seq": last.get("seq"), "hash": last.get("hash")}
+    return {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}

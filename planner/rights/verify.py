@@ -85,19 +85,41 @@ def verify_path(path: Path, trust_pem: bytes | None = None) -> Verification:
     trust_pem = trust_pem if trust_pem is not None else trust_anchor()
     if path.is_file():
         return Verification([path.name], _check(path, trust_pem))
-    result = _verify_folder(path, trust_pem)
+    result, job_id = _verify_folder(path, trust_pem)
     versions = path / VERSIONS_DIR
-    for version in sorted(versions.iterdir()) if versions.is_dir() else []:
-        if version.is_dir():
-            inner = _verify_folder(version, trust_pem)
-            where = version.relative_to(path).as_posix()
-            result.checked += [f"{where}/{name}" for name in inner.checked]
-            result.problems += [f"{where}/{problem}" for problem in inner.problems]
-            result.notes += [f"{where}: {note}" for note in inner.notes]
+    kept = sorted((p for p in versions.iterdir() if p.is_dir()), key=_version_number) \
+        if versions.is_dir() else []
+    lineage: list[tuple[str, Path, str | None]] = []
+    for version in kept:
+        inner, inner_id = _verify_folder(version, trust_pem)
+        where = version.relative_to(path).as_posix()
+        lineage.append((where, version, inner_id))
+        result.checked += [f"{where}/{name}" for name in inner.checked]
+        result.problems += [f"{where}/{problem}" for problem in inner.problems]
+        result.notes += [f"{where}: {note}" for note in inner.notes]
+    lineage.append((path.name, path, job_id))
+    for (where, _, older), (name, folder, _) in zip(lineage, lineage[1:], strict=False):
+        parent = _parent_job(folder)
+        if parent and older and parent != older:
+            result.problems.append(f"{where}: holds job {older}, but {name} was edited from "
+                                   f"{parent}; an older version was swapped or replaced")
     return result
 
 
-def _verify_folder(folder: Path, trust_pem: bytes | None) -> Verification:
+def _version_number(folder: Path) -> tuple[int, str]:
+    digits = folder.name[1:]
+    return (int(digits) if digits.isdigit() else -1, folder.name)
+
+
+def _parent_job(folder: Path) -> str | None:
+    """The job `folder`'s job was edited from, as its ledger's edit entry says."""
+    ledger = folder / LEDGER_FILE
+    edits = [e for e in _entries(ledger) if e.get("kind") == "edit"] if ledger.is_file() else []
+    return str((edits[0].get("data") or {}).get("parent_job")) if edits else None
+
+
+def _verify_folder(folder: Path, trust_pem: bytes | None) -> tuple[Verification, str | None]:
+    """One job folder's problems, and the job its record is for."""
     anchors = x509.load_pem_x509_certificates(trust_pem) if trust_pem else []
     record = check_record(folder, anchors)
     result = Verification(list(record.files), list(record.problems), list(record.notes))
@@ -122,7 +144,7 @@ def _verify_folder(folder: Path, trust_pem: bytes | None) -> Verification:
     if not result.problems:
         result.problems += _anchor_problems(folder / "video.mp4", folder / LEDGER_FILE,
                                             trust_pem)
-    return result
+    return result, record.job_id
 
 
 def _media_and_ledgers(folder: Path) -> list[str]:

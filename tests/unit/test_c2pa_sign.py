@@ -370,8 +370,10 @@ def test_untrusted_and_unsigned_files_are_problems(tmp_path: Path,
     dst = signed(tmp_path, creds, ".png")
     other = signing_credentials(tmp_path / "other-home")
 
-    assert any("signingCredential.untrusted" in p for p in verify_file(dst, None))
-    assert any("signingCredential.untrusted" in p for p in verify_file(dst, other.anchor_pem))
+    untrusted = [f"{dst.name}: signed by CN=kantoku signer, O=kantoku, not a CA you trust: "
+                 "pass --trust CHAIN.pem (the signer's CA)"]
+    assert verify_file(dst, None) == untrusted
+    assert verify_file(dst, other.anchor_pem) == untrusted
     assert verify_file(make_png(tmp_path / "plain.png"), creds.anchor_pem) == [
         f"plain.png: {NO_MANIFEST}"]
 
