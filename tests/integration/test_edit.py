@@ -79,6 +79,13 @@ def test_an_edited_timeline_re_renders_exactly_the_changed_shots(server: str,  #
         assert verified.returncode == 0, verified.stdout + verified.stderr
     assert frames_of(job / "versions" / "v1" / "video.mp4") == sum(before.values())
 
+    # An older version replaced by another job's folder (valid on its own) is named.
+    shutil.rmtree(job / "versions" / "v1")
+    shutil.copytree(job, job / "versions" / "v1", ignore=shutil.ignore_patterns("versions"))
+    swapped = kantoku("rights", "verify", str(job))
+    assert swapped.returncode == 4
+    assert "versions/v1: holds job" in swapped.stderr and "was edited from" in swapped.stderr
+
 
 def test_a_timeline_back_from_an_editor_unchanged_makes_no_new_version(job: Path) -> None:
     exported = kantoku("export", str(job), "--format", "fcp7")
