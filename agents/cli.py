@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -514,7 +515,7 @@ def rights_verify(
 
     checked, problems = verify_path(path)
     for problem in problems:
-        errors.print(f"[red]FAIL[/red] {problem}", highlight=False)
+        errors.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False)
     if problems:
         raise KantokuError(f"{path}: {len(problems)} problem(s) in {len(checked)} file(s)",
                            "VERIFY_FAILED", Category.RIGHTS_DENIED)
@@ -527,7 +528,7 @@ def main() -> None:
     try:
         app()
     except KantokuError as err:
-        errors.print(f"[red]error:[/red] {err.message}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(err.message)}", highlight=False)
         sys.exit(err.category.exit_code)
     except KeyboardInterrupt:
         errors.print("interrupted")
