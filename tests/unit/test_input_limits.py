@@ -102,3 +102,12 @@ def test_error_messages_keep_their_brackets(tmp_path: Path, monkeypatch: pytest.
                         "--lyrics", str(lyrics))
     assert code == 2
     assert "optionally with [mm:ss.xx] stamps (LRC)" in one_line_error(err)
+
+
+def test_binary_model_registry_gets_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KANTOKU_HOME", str(tmp_path))
+    (tmp_path / "models.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00")
+    code, err = run_cli(monkeypatch, capsys, "models", "list")
+    assert code == 2
+    assert "models.yaml is not UTF-8 text" in one_line_error(err)
