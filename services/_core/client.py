@@ -26,6 +26,7 @@ from tenacity import (
 
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import KantokuError, internal, unavailable
+from kantoku.services._core.files import write_bytes_atomic, write_text_atomic
 from kantoku.services._core.rpc import error_from_rpc
 from kantoku.services._core.server import channel_options
 from kantoku.services._core.settings import CoreSettings, core_settings
@@ -199,8 +200,7 @@ def _document(result: Any) -> dict[str, Any]:
 def save_result(ref: common_pb2.AssetRef, result: Any, out: Path) -> Path:
     """Copy the asset to `out` and write `out.json` (the result with its provenance)."""
     data = store().read_bytes(ref)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_bytes_atomic(out, data)
     sidecar = out.with_name(out.name + ".json")
-    sidecar.write_text(json.dumps(_document(result), indent=2, ensure_ascii=False))
+    write_text_atomic(sidecar, json.dumps(_document(result), indent=2, ensure_ascii=False))
     return sidecar

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from kantoku.services._core.errors import invalid
+from kantoku.services._core.errors import from_os_error, invalid
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -34,11 +34,17 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     Args:
         path: the file to write; its folder is created when missing.
         write: writes the content into the binary handle it is given.
+
+    Raises:
+        KantokuError: RESOURCE_EXHAUSTED (DISK_FULL) naming `path` when the disk is full.
     """
-    with partial_file(Path(path)) as partial:
-        with open(partial, "wb") as handle:
-            write(handle)
-        os.replace(partial, path)
+    try:
+        with partial_file(Path(path)) as partial:
+            with open(partial, "wb") as handle:
+                write(handle)
+            os.replace(partial, path)
+    except OSError as exc:  # a full disk is named with the file; the partial one is gone
+        raise from_os_error(exc, path) or exc from None
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from kantoku.services._core.errors import (
     Category,
     KantokuError,
     category_for_status,
+    from_os_error,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ async def fail(grpc_context: Any, err: KantokuError) -> None:
 def _as_kantoku_error(exc: BaseException, method: str) -> KantokuError:
     if isinstance(exc, KantokuError):
         return exc
+    if (known := from_os_error(exc)) is not None:
+        log.warning("%s: %s", method, known.message)
+        return known
     log.exception("unexpected error in %s", method)
     return KantokuError(f"internal error in {method}: {type(exc).__name__}; see the server log",
                         "INTERNAL", Category.INTERNAL)
