@@ -21,6 +21,7 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
 )
 
@@ -69,7 +70,10 @@ class ServiceClient:
     address: str
     token: str | None = None
     timeout_s: float = 120.0
-    attempts: int = 3
+    #: Transient failures are retried up to `attempts` times within `retry_s` seconds, with
+    #: backoff from 0.25 s to 2 s: long enough for Ray Serve to bring back a replica (~5 s).
+    attempts: int = 6
+    retry_s: float = 15.0
 
     def __post_init__(self) -> None:
         self.channel = grpc.aio.insecure_channel(self.address,
@@ -102,15 +106,16 @@ class ServiceClient:
         raise AssertionError("unreachable")
 
     async def stream(self, application: str, call: Callable[..., Any],
-                     request: Any) -> AsyncIterator[Any]:
-        """Server-streaming call; retried only while nothing has been received yet."""
+                     request: Any, replayable: bool = False) -> AsyncIterator[Any]:
+        """Server-streaming call; retried only while nothing has been received yet, unless
+        `replayable` (a generation whose progress events may start again before its result)."""
         async for attempt in self._retrying():
             with attempt:
                 received = False
                 try:
                     async for item in call(request, metadata=self.metadata(application),
                                            timeout=self.timeout_s):
-                        received = True
+                        received = not replayable
                         yield item
                     return
                 except grpc.RpcError as exc:
@@ -127,8 +132,8 @@ class ServiceClient:
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=0.2, max=2.0),
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.retry_s),
+            wait=wait_exponential(multiplier=0.25, max=2.0),
             retry=retry_if_exception(_retryable),
             reraise=True,
         )
@@ -152,12 +157,12 @@ class ServiceClient:
     def generate_image(self, request: image_pb2.GenerateImageRequest
                        ) -> AsyncIterator[image_pb2.GenerateImageResponse]:
         return self.stream("image", image_pb2_grpc.ImageServiceStub(self.channel).GenerateImage,
-                           request)
+                           request, replayable=True)
 
     def generate_video(self, request: video_pb2.GenerateVideoRequest
                        ) -> AsyncIterator[video_pb2.GenerateVideoResponse]:
         return self.stream("video", video_pb2_grpc.VideoServiceStub(self.channel).GenerateVideo,
-                           request)
+                           request, replayable=True)
 
     async def animate(self, request: motion_pb2.AnimateSpeechRequest
                       ) -> motion_pb2.AnimateSpeechResponse:
