@@ -7,6 +7,7 @@ column) and says what to do; nothing is rendered from a brief that does not vali
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -27,8 +28,21 @@ RESOLUTIONS = {"480p": 480, "720p": 720, "1080p": 1080}
 MAX_BRIEF_BYTES = 1 << 20
 
 
+#: Control characters but tab and line breaks: no field of a brief has a use for them, and they
+#: reach voices, terminals and reports.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        if isinstance(value, str) and (found := _CONTROL.search(value)) is not None:
+            raise ValueError(f"holds the control character U+{ord(found.group()):04X}; "
+                             "remove it")
+        return value
 
 
 class ReferenceImage(Strict):

@@ -111,3 +111,25 @@ def test_binary_model_registry_gets_one_line(tmp_path: Path, monkeypatch: pytest
     code, err = run_cli(monkeypatch, capsys, "models", "list")
     assert code == 2
     assert "models.yaml is not UTF-8 text" in one_line_error(err)
+
+
+def test_control_characters_in_a_brief_name_the_field(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    brief = tmp_path / "brief.json"
+    brief.write_text('{"title": "x", "logline": "y", "duration_s": 8, "characters": '
+                     '[{"name": "Aki"}], "dialogue": [{"speaker": "Aki", "text": "hi\\u0000"}]}')
+    code, err = run_cli(monkeypatch, capsys, "plan", str(brief))
+    assert code == 2
+    assert "dialogue.0.text: holds the control character U+0000" in one_line_error(err)
+
+
+def test_an_empty_model_id_gets_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KANTOKU_HOME", str(tmp_path))
+    weights = tmp_path / "style.safetensors"
+    weights.write_bytes(b"x")
+    code, err = run_cli(monkeypatch, capsys, "models", "add", "", "--path", str(weights),
+                        "--kind", "adapter", "--license", "MIT")
+    assert code == 2
+    assert one_line_error(err).startswith("error: id: ")
