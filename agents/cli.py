@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,7 +24,9 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from kantoku.services._core.errors import Category, KantokuError, invalid
+from kantoku.planner.planning.brief import describe_errors
+from kantoku.services._core.errors import Category, KantokuError, from_os_error, invalid
+from kantoku.services._core.files import write_text_atomic
 
 app = typer.Typer(help="kantoku: AI video production with a signed rights record.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -133,8 +137,8 @@ def motion(
             progress.add_task("animating", total=None)
             async with client_for(server) as client:
                 response = await client.animate(request)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(motion_document(response), indent=1, ensure_ascii=False))
+        write_text_atomic(out, json.dumps(motion_document(response), indent=1,
+                                          ensure_ascii=False))
         console.print(f"wrote {out} ({len(response.visemes.frames)} viseme frames, "
                       f"{len(response.gestures.keyframes)} gestures)")
 
@@ -482,7 +486,7 @@ def plan_command(
     document = asyncio.run(plan_document(brief, _planner_choice(planner), song, lyrics))
     console.print(plan_table(Plan.model_validate(document)))
     if out:
-        out.write_text(dumps(document))
+        write_text_atomic(out, dumps(document))
         console.print(f"wrote {out}")
 
 
@@ -518,23 +522,32 @@ def rights_verify(
 
     result = verify_path(path, read_trust(trust) if trust else None)
     for note in result.notes:
-        console.print(note, highlight=False)
+        console.print(escape(note), highlight=False)
     for problem in result.problems:
-        errors.print(f"[red]FAIL[/red] {problem}", highlight=False)
+        errors.print(f"[red]FAIL[/red] {escape(problem)}", highlight=False)
     if result.problems:
         raise KantokuError(f"{path}: {len(result.problems)} problem(s) in "
                            f"{len(result.checked)} file(s)", "VERIFY_FAILED",
                            Category.RIGHTS_DENIED)
-    console.print(f"OK: {len(result.checked)} file(s) verified in {path} (signed record, "
-                  "ledger chain and C2PA manifests)")
+    console.print(f"OK: {len(result.checked)} file(s) verified in {escape(str(path))} (signed "
+                  "record, ledger chain and C2PA manifests)")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app()
+        try:
+            app()
+        except OSError as exc:  # a full disk while writing outputs: say so, not a traceback
+            from kantoku.services._core.settings import core_settings
+
+            raise from_os_error(exc, candidates=[Path.cwd(), core_settings().home_dir]) \
+                or exc from None
+        except ValidationError as exc:  # a value given on the command line broke a model's rule
+            raise invalid(f"{describe_errors(exc)}; check the value you passed",
+                          reason="ARGUMENT_INVALID") from None
     except KantokuError as err:
-        errors.print(f"[red]error:[/red] {err.message}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(err.message)}", highlight=False)
         sys.exit(err.category.exit_code)
     except KeyboardInterrupt:
         errors.print("interrupted")

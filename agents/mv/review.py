@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kantoku.agents.mv.progress import ProgressView
@@ -22,14 +23,17 @@ def console_reviewer(console: Console, ask: Any) -> Reviewer:
 
 
 def plan_table(plan: Plan) -> Table:
+    """The plan as a table; the brief's and the lyrics' words are shown as written (a `[...]`
+    in them is text, not rich markup)."""
     table = Table("shot", "time", "size / move", "characters", "what happens",
-                  title=f"{plan.title}: {len(plan.shots)} shots, {plan.duration_s:.1f} s "
-                        f"({plan.planner})")
+                  title=escape(f"{plan.title}: {len(plan.shots)} shots, {plan.duration_s:.1f} s "
+                               f"({plan.planner})"))
     for shot in plan.shots:
         said = "; ".join(f"{d.speaker}: {d.text}" for d in shot.dialogue)
-        table.add_row(shot.id, f"{shot.start_s:5.1f}–{shot.end_s:5.1f}",
-                      f"{shot.shot_size} / {shot.camera_move}", ", ".join(shot.characters),
-                      " | ".join(p for p in (shot.description, *shot.lyrics, said) if p))
+        cells = (shot.id, f"{shot.start_s:5.1f}–{shot.end_s:5.1f}",
+                 f"{shot.shot_size} / {shot.camera_move}", ", ".join(shot.characters),
+                 " | ".join(p for p in (shot.description, *shot.lyrics, said) if p))
+        table.add_row(*(escape(cell) for cell in cells))
     return table
 
 
@@ -45,7 +49,7 @@ def summary_table(outcome: JobOutcome, view: ProgressView) -> Table:
         table.add_row("publish", "yes" if verdict.get("publish") else "no")
         table.add_row("monetize", "yes" if verdict.get("monetize") else "no")
     for note in state.get("notes", [])[:10]:
-        table.add_row("note", note)
+        table.add_row("note", escape(note))
     return table
 
 

@@ -28,7 +28,7 @@ from kantoku.planner.planning.plan import Plan
 from kantoku.planner.render import reference_images
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import AssetStore
-from kantoku.services._core.errors import Category, KantokuError, invalid
+from kantoku.services._core.errors import Category, KantokuError, from_os_error, invalid
 from kantoku.services._core.settings import core_settings
 
 
@@ -75,11 +75,16 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
                              references=reference_images(brief, store))
             try:
                 outcome = await run_graph(saver, ctx, graph_input, reviewer, on_event)
-            except KantokuError as exc:
-                if exc.transient or exc.category is Category.INTERNAL:
-                    exc.message += (f"\n  the job is saved; once that is fixed, run "
+            except (KantokuError, OSError) as exc:
+                err = exc if isinstance(exc, KantokuError) else from_os_error(
+                    exc, candidates=[ctx.out_dir, settings.home_dir])
+                if err is None:
+                    raise
+                if err.transient or err.category in (Category.INTERNAL,
+                                                     Category.RESOURCE_EXHAUSTED):
+                    err.message += (f"\n  the job is saved; once that is fixed, run "
                                     f"`kantoku resume {ctx.job_id}`")
-                raise
+                raise err from None
         view.finish()
     return outcome, view
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from kantoku.planner.finish.fonts import font
 from kantoku.services._core.errors import invalid
 from kantoku.services._core.files import write_atomic
+from kantoku.services._core.fonts import font
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kantoku.planner.finish.fonts import font, missing_glyphs
 from kantoku.planner.music.lyrics import LyricLine, clock
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.fonts import font, missing_glyphs
 
 FONT_FRACTION = 0.042
 WIDTH_FRACTION = 0.85

@@ -79,9 +79,9 @@ def _rows(has_wave: bool, lyric_lanes: int) -> _Rows:
 
 @functools.lru_cache(maxsize=16)
 def _font(size: int) -> Font:
-    """The project's CJK font when `finish.fonts` provides it, else Pillow's default."""
+    """The project's CJK font when `services._core.fonts` provides it, else Pillow's default."""
     try:
-        from kantoku.planner.finish.fonts import font
+        from kantoku.services._core.fonts import font
     except ImportError:
         return ImageFont.load_default(size=size)
     try:

@@ -26,12 +26,16 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from kantoku.services._core.errors import KantokuError, invalid, not_found
-from kantoku.services._core.files import write_text_atomic
+from kantoku.services._core.files import read_text_file, write_text_atomic
 
 #: Longest time a line stays on screen when the next stamp is later than this (seconds).
 MAX_LINE_S = 6.0
 #: Under this many seconds per line on average, spread plain lyrics get a readability warning.
 MIN_READABLE_S = 1.0
+#: Largest lyrics file read (checked before reading) and most lines in it: a song's lyrics are
+#: a few kilobytes and a few hundred lines.
+MAX_LYRICS_BYTES = 1 << 20
+MAX_LYRICS_LINES = 5000
 
 _STAMP = r"\[(\d{1,3}):([0-5]?\d)(?:[.:](\d{1,3}))?\]"
 _STAMP_RE = re.compile(_STAMP)
@@ -40,6 +44,10 @@ _ANY_STAMP = re.compile(rf"^\s*{_STAMP}", re.MULTILINE)
 _TAG = re.compile(r"^\s*\[([A-Za-z#][A-Za-z]*)\s*:(.*)\]\s*$")
 _LABEL = re.compile(r"^\s*\[[^\]]*\]\s*$")
 _WORD_STAMP = re.compile(r"<\d{1,3}:[0-5]?\d(?:[.:]\d{1,3})?>")
+#: Terminal escape sequences (CSI, OSC, two-byte) and the other C0/C1 control characters but
+#: tab: lyric text reaches terminals, subtitles and reports, and is dropped from them.
+_CONTROL = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)"
+                      r"|[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f-\x9f]", re.DOTALL)
 _OFFSET = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*$")
 
 Warnings = list[str]
@@ -94,20 +102,20 @@ def load_lyrics(path: Path, *, duration_s: float,
 
     Raises:
         KantokuError: NOT_FOUND (LYRICS_NOT_FOUND) when the file does not exist;
-            INVALID_REQUEST when it is not UTF-8 (LYRICS_NOT_UTF8) or holds no lyric line
-            (LYRICS_EMPTY).
+            INVALID_REQUEST when it is over MAX_LYRICS_BYTES (LYRICS_TOO_LARGE) or
+            MAX_LYRICS_LINES (LYRICS_TOO_LONG), not UTF-8 (LYRICS_NOT_UTF8), binary
+            (LYRICS_NOT_TEXT) or holds no lyric line (LYRICS_EMPTY).
     """
     path = Path(path)
     if not path.is_file():
         raise not_found(f"the lyrics file {path} does not exist; check the path, or leave the "
                         "lyrics out", reason="LYRICS_NOT_FOUND", path=str(path))
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise invalid(f"the lyrics file {path} is not UTF-8 text (byte {exc.start} cannot be "
-                      "read; Shift_JIS or UTF-16?); save it as UTF-8 and try again",
-                      reason="LYRICS_NOT_UTF8", path=str(path)) from None
+    text = read_text_file(path, "the lyrics file", MAX_LYRICS_BYTES, "LYRICS")
+    lines = text.count("\n") + 1
+    if lines > MAX_LYRICS_LINES:
+        raise invalid(f"the lyrics file {path} has {lines} lines; the limit is "
+                      f"{MAX_LYRICS_LINES}; pass one song's lyrics", reason="LYRICS_TOO_LONG",
+                      path=str(path))
     # Warnings name the file, not its path: they end up in plan.json and rights.json.
     if has_timestamps(text):
         return parse_lrc(text, duration_s=duration_s, origin=path.name)
@@ -355,8 +363,9 @@ def _vtt_escape(text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    """Surrounding whitespace removed and inner runs of spaces made one (ideographic kept)."""
-    return re.sub(r"[ \t]+", " ", text).strip()
+    """Control characters (terminal escapes, NUL) dropped, surrounding whitespace removed and
+    inner runs of spaces made one (ideographic kept)."""
+    return re.sub(r"[ \t]+", " ", _CONTROL.sub("", text)).strip()
 
 
 def _check_duration(duration_s: float) -> None:

@@ -246,10 +246,17 @@ def _analyze(path: Path, audio: _Audio, duration: float, y: np.ndarray) -> SongA
 # -- decoding ---------------------------------------------------------------------------------
 
 
+#: Formats read with libsndfile; the rest with FFmpeg, which assembly decodes them with: its
+#: MP3 reader (mpg123) conceals corrupt frames that FFmpeg then refuses after the render.
+_SOUNDFILE_FORMATS = {"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64"}
+
+
 def _decode(path: Path) -> _Audio:
     try:
         info = sf.info(str(path))
     except (RuntimeError, TypeError):  # sf.LibsndfileError is a RuntimeError
+        return _decode_ffmpeg(path)
+    if info.format not in _SOUNDFILE_FORMATS:
         return _decode_ffmpeg(path)
     if info.samplerate > 0:
         _check_header_duration(path, info.frames / info.samplerate)

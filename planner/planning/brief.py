@@ -7,6 +7,7 @@ column) and says what to do; nothing is rendered from a brief that does not vali
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.files import read_text_file
 
 #: Longest job kantoku plans, in seconds (a short-form video; songs have the same limit).
 MAX_DURATION_S = 600.0
@@ -22,10 +24,25 @@ MAX_CHARACTERS = 16
 ASPECTS: dict[str, tuple[int, int]] = {"9:16": (9, 16), "16:9": (16, 9), "1:1": (1, 1)}
 #: Short side in pixels for the named resolutions.
 RESOLUTIONS = {"480p": 480, "720p": 720, "1080p": 1080}
+#: Largest brief file read (a brief is a page of text; checked before reading).
+MAX_BRIEF_BYTES = 1 << 20
+
+
+#: Control characters but tab and line breaks: no field of a brief has a use for them, and they
+#: reach voices, terminals and reports.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        if isinstance(value, str) and (found := _CONTROL.search(value)) is not None:
+            raise ValueError(f"holds the control character U+{ord(found.group()):04X}; "
+                             "remove it")
+        return value
 
 
 class ReferenceImage(Strict):
@@ -153,7 +170,7 @@ def load_brief(path: Path) -> Brief:
     """Read and validate a brief; relative reference paths are taken from the brief's folder."""
     if not path.is_file():
         raise not_found(f"{path}: no such brief file; check the path", reason="BRIEF_NOT_FOUND")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "the brief", MAX_BRIEF_BYTES, "BRIEF")
     data = _parse(text, path)
     brief = parse_brief(data, str(path))
     for character in brief.characters:
@@ -186,6 +203,14 @@ def describe_errors(exc: ValidationError, limit: int = 5) -> str:
 
 
 def _parse(text: str, path: Path) -> object:
+    try:
+        return _parse_syntax(text, path)
+    except RecursionError:
+        raise invalid(f"{path}: nested too deeply to be a brief; a brief is a few levels of "
+                      "fields and lists", reason="BRIEF_SYNTAX") from None
+
+
+def _parse_syntax(text: str, path: Path) -> object:
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
@@ -193,10 +218,23 @@ def _parse(text: str, path: Path) -> object:
             raise invalid(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})",
                           reason="BRIEF_SYNTAX") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_BriefLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or "syntax error"
         raise invalid(f"{where}: not valid YAML ({problem}); fix the brief",
                       reason="BRIEF_SYNTAX") from None
+
+
+class _BriefLoader(yaml.SafeLoader):
+    """SafeLoader without aliases: `*name` can repeat a value exponentially ("billion laughs"),
+    and a brief has no use for them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a brief; write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]

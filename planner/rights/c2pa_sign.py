@@ -18,11 +18,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.metadata
+import io
 import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kantoku.services._core.errors import KantokuError, internal, invalid, not_found
+from kantoku.services._core.files import write_bytes_atomic
 from kantoku.services._core.registry import ModelRegistry
 
 CERT_ENV = "KANTOKU_C2PA_CERT"
@@ -548,15 +549,13 @@ def _sign_to(builder: Any, credentials: SigningCredentials, fmt: str, src: Path,
              dst: Path) -> None:
     info = c2pa.C2paSignerInfo(credentials.alg.encode(), credentials.cert_chain_pem,
                                credentials.private_key_pem, None)
+    # Signed in memory, then written whole: a failed write (a full disk) is raised as itself,
+    # naming dst, instead of inside c2pa's stream callbacks as an opaque pointer error.
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex[:8]}.signing{dst.suffix}")
-    try:
-        with tmp.open("xb+") as out, c2pa.Signer.from_info(info) as signer, \
-                src.open("rb") as source:
-            builder.sign(signer, fmt, source, out)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    signed = io.BytesIO()
+    with c2pa.Signer.from_info(info) as signer, src.open("rb") as source:
+        builder.sign(signer, fmt, source, signed)
+    write_bytes_atomic(dst, signed.getvalue())
 
 
 # --- reading and verifying -----------------------------------------------------------------

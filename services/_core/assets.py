@@ -13,7 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.errors import from_os_error, invalid, not_found
 from kantoku.v1 import common_pb2
 
 URI_PREFIX = "asset://sha256/"
@@ -45,11 +45,18 @@ class AssetStore:
         digest = sha256_bytes(data)
         path = self._path_for(digest, media_type)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            except OSError as exc:
+                raise from_os_error(exc, path.parent) or exc from None
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException as exc:
+                Path(tmp).unlink(missing_ok=True)  # no half blob is left in the store
+                raise from_os_error(exc, path.parent) or exc from None
         return common_pb2.AssetRef(
             uri=URI_PREFIX + digest, sha256=digest, media_type=media_type, size_bytes=len(data)
         )

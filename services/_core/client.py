@@ -21,11 +21,13 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
 )
 
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import KantokuError, internal, unavailable
+from kantoku.services._core.files import write_bytes_atomic, write_text_atomic
 from kantoku.services._core.rpc import error_from_rpc
 from kantoku.services._core.server import channel_options
 from kantoku.services._core.settings import CoreSettings, core_settings
@@ -68,7 +70,10 @@ class ServiceClient:
     address: str
     token: str | None = None
     timeout_s: float = 120.0
-    attempts: int = 3
+    #: Transient failures are retried up to `attempts` times within `retry_s` seconds, with
+    #: backoff from 0.25 s to 2 s: long enough for Ray Serve to bring back a replica (~5 s).
+    attempts: int = 6
+    retry_s: float = 15.0
 
     def __post_init__(self) -> None:
         self.channel = grpc.aio.insecure_channel(self.address,
@@ -101,15 +106,16 @@ class ServiceClient:
         raise AssertionError("unreachable")
 
     async def stream(self, application: str, call: Callable[..., Any],
-                     request: Any) -> AsyncIterator[Any]:
-        """Server-streaming call; retried only while nothing has been received yet."""
+                     request: Any, replayable: bool = False) -> AsyncIterator[Any]:
+        """Server-streaming call; retried only while nothing has been received yet, unless
+        `replayable` (a generation whose progress events may start again before its result)."""
         async for attempt in self._retrying():
             with attempt:
                 received = False
                 try:
                     async for item in call(request, metadata=self.metadata(application),
                                            timeout=self.timeout_s):
-                        received = True
+                        received = not replayable
                         yield item
                     return
                 except grpc.RpcError as exc:
@@ -126,8 +132,8 @@ class ServiceClient:
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=0.2, max=2.0),
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.retry_s),
+            wait=wait_exponential(multiplier=0.25, max=2.0),
             retry=retry_if_exception(_retryable),
             reraise=True,
         )
@@ -151,12 +157,12 @@ class ServiceClient:
     def generate_image(self, request: image_pb2.GenerateImageRequest
                        ) -> AsyncIterator[image_pb2.GenerateImageResponse]:
         return self.stream("image", image_pb2_grpc.ImageServiceStub(self.channel).GenerateImage,
-                           request)
+                           request, replayable=True)
 
     def generate_video(self, request: video_pb2.GenerateVideoRequest
                        ) -> AsyncIterator[video_pb2.GenerateVideoResponse]:
         return self.stream("video", video_pb2_grpc.VideoServiceStub(self.channel).GenerateVideo,
-                           request)
+                           request, replayable=True)
 
     async def animate(self, request: motion_pb2.AnimateSpeechRequest
                       ) -> motion_pb2.AnimateSpeechResponse:
@@ -199,8 +205,7 @@ def _document(result: Any) -> dict[str, Any]:
 def save_result(ref: common_pb2.AssetRef, result: Any, out: Path) -> Path:
     """Copy the asset to `out` and write `out.json` (the result with its provenance)."""
     data = store().read_bytes(ref)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_bytes_atomic(out, data)
     sidecar = out.with_name(out.name + ".json")
-    sidecar.write_text(json.dumps(_document(result), indent=2, ensure_ascii=False))
+    write_text_atomic(sidecar, json.dumps(_document(result), indent=2, ensure_ascii=False))
     return sidecar

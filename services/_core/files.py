@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from kantoku.services._core.errors import invalid
+from kantoku.services._core.errors import from_os_error, invalid
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -34,11 +34,17 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     Args:
         path: the file to write; its folder is created when missing.
         write: writes the content into the binary handle it is given.
+
+    Raises:
+        KantokuError: RESOURCE_EXHAUSTED (DISK_FULL) naming `path` when the disk is full.
     """
-    with partial_file(Path(path)) as partial:
-        with open(partial, "wb") as handle:
-            write(handle)
-        os.replace(partial, path)
+    try:
+        with partial_file(Path(path)) as partial:
+            with open(partial, "wb") as handle:
+                write(handle)
+            os.replace(partial, path)
+    except OSError as exc:  # a full disk is named with the file; the partial one is gone
+        raise from_os_error(exc, path) or exc from None
 
 
 @contextmanager
@@ -74,3 +80,49 @@ def require_file(path: Path, what: str, todo: str) -> None:
     if not Path(path).is_file():
         raise invalid(f"{what} ({path}) does not exist; {todo}", reason="FILE_MISSING",
                       path=str(path))
+
+
+def read_text_file(path: Path, what: str, max_bytes: int, reason: str) -> str:
+    """The UTF-8 text of a file a person wrote (a brief, lyrics, a registry), refused early.
+
+    The size is checked before anything is read, so a huge file costs nothing; a file that is
+    not text (not UTF-8, or binary with NUL bytes) is refused naming the file. A UTF-8
+    byte-order mark is dropped.
+
+    Args:
+        path: the file; its existence is the caller's to check.
+        what: how messages name it ("the brief").
+        max_bytes: the largest file accepted.
+        reason: the ErrorInfo reason prefix: `{reason}_TOO_LARGE`, `{reason}_NOT_UTF8`,
+            `{reason}_NOT_TEXT`.
+
+    Raises:
+        KantokuError: INVALID_REQUEST with one of the reasons above.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise invalid(f"{what} {path} is {_size(size)}; the limit is {_size(max_bytes)}; "
+                      "shorten it", reason=f"{reason}_TOO_LARGE", path=str(path))
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)  # the file may have grown since stat()
+    if len(data) > max_bytes:
+        raise invalid(f"{what} {path} is over {_size(max_bytes)}; shorten it",
+                      reason=f"{reason}_TOO_LARGE", path=str(path))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise invalid(f"{what} {path} is not UTF-8 text (byte {exc.start} cannot be read; "
+                      "Shift_JIS or UTF-16?); save it as UTF-8 and try again",
+                      reason=f"{reason}_NOT_UTF8", path=str(path)) from None
+    if "\x00" in text:
+        raise invalid(f"{what} {path} is not text (it holds NUL bytes, at byte "
+                      f"{data.index(0)}); pass the text file itself",
+                      reason=f"{reason}_NOT_TEXT", path=str(path))
+    return text
+
+
+def _size(count: int) -> str:
+    if count >= 1 << 20:
+        return f"{count / (1 << 20):.1f} MiB"
+    return f"{count / 1024:.0f} KiB" if count >= 1024 else f"{count} bytes"

@@ -16,8 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import internal, invalid, not_found
+from kantoku.services._core.files import read_text_file
 from kantoku.services._core.settings import CoreSettings, core_settings
 from kantoku.v1 import common_pb2
+
+#: Largest $KANTOKU_HOME/models.yaml read (checked before reading).
+MAX_REGISTRY_BYTES = 1 << 20
 
 ModelKind = Literal["tts", "motion", "image", "video", "llm", "adapter", "ip_adapter"]
 
@@ -88,7 +92,10 @@ def _load_file(text: str, origin: str) -> list[ModelEntry]:
         data = yaml.safe_load(text) or {"models": []}
         return RegistryFile.model_validate(data).models
     except yaml.YAMLError as exc:
-        raise invalid(f"{origin}: not valid YAML ({exc}); fix the file",
+        raise invalid(f"{origin}: not valid YAML ({' '.join(str(exc).split())}); fix the file",
+                      reason="REGISTRY_INVALID") from None
+    except RecursionError:
+        raise invalid(f"{origin}: nested too deeply to be a model registry; fix the file",
                       reason="REGISTRY_INVALID") from None
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -109,7 +116,9 @@ class ModelRegistry:
             self._entries[entry.id] = entry
         self.user_file = settings.home_dir / "models.yaml"
         if self.user_file.exists():
-            for entry in _load_file(self.user_file.read_text(), str(self.user_file)):
+            text = read_text_file(self.user_file, "the model registry", MAX_REGISTRY_BYTES,
+                                  "REGISTRY")
+            for entry in _load_file(text, str(self.user_file)):
                 if entry.id in self._entries:
                     raise invalid(f"{self.user_file}: model id {entry.id!r} is already shipped; "
                                   "choose another id", reason="REGISTRY_DUPLICATE")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import typing
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from kantoku.services._core.errors import (
     Category,
     KantokuError,
     category_for_status,
+    from_os_error,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ async def fail(grpc_context: Any, err: KantokuError) -> None:
 def _as_kantoku_error(exc: BaseException, method: str) -> KantokuError:
     if isinstance(exc, KantokuError):
         return exc
+    if (known := from_os_error(exc)) is not None:
+        log.warning("%s: %s", method, known.message)
+        return known
     log.exception("unexpected error in %s", method)
     return KantokuError(f"internal error in {method}: {type(exc).__name__}; see the server log",
                         "INTERNAL", Category.INTERNAL)
@@ -126,4 +131,25 @@ def error_from_rpc(exc: grpc.RpcError) -> KantokuError:
             info = error_details_pb2.ErrorInfo()
             if detail.Is(info.DESCRIPTOR) and detail.Unpack(info):
                 reason, metadata = info.reason, dict(info.metadata)
+    if reason == code.name and (died := replica_died(code, message)) is not None:
+        return died
     return KantokuError(message or code.name, reason, category_for_status(code), metadata)
+
+
+#: How Ray says the replica serving a call went away (ActorDiedError, ActorUnavailableError);
+#: the Serve proxy sends them as INTERNAL with Ray's multi-line text.
+_REPLICA_DIED = ("The actor died unexpectedly", "ActorDiedError", "ActorUnavailableError",
+                 "RayActorError")
+_ACTOR_UNAVAILABLE = re.compile(r"\bThe actor \w* ?is unavailable\b")
+
+
+def replica_died(code: grpc.StatusCode, message: str) -> KantokuError | None:
+    """UNAVAILABLE (REPLICA_DIED), one line, when a failed call's status is Ray reporting that
+    the replica serving it died; Serve restarts replicas, so the call is worth retrying."""
+    if code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+        return None
+    if not (any(marker in message for marker in _REPLICA_DIED)
+            or _ACTOR_UNAVAILABLE.search(message)):
+        return None
+    return KantokuError("the service replica handling the call died (Ray Serve restarts it); "
+                        "try again in a few seconds", "REPLICA_DIED", Category.UNAVAILABLE)

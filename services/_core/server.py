@@ -143,13 +143,31 @@ async def start_server(
 
 async def serve_forever(bindings: Sequence[ServiceBinding], host: str, port: int,
                         on_ready: Callable[[RunningServer], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    """Run until SIGINT/SIGTERM, then shut down gracefully; a second signal stops at once.
+
+    In-flight calls get the grace period; then they are cancelled, which stops their backend
+    work at its next frame or step (streaming.run_with_progress), so the process exits promptly.
+    """
     running = await start_server(bindings, host, port)
     if on_ready:
         on_ready(running)
-    stop = asyncio.Event()
+    signals = 0
+    stop, now = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        (stop if signals == 1 else now).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await stop.wait()
-    await running.stop()
+    log.info("stopping: in-flight calls get %.1f s", running.grace_period_s)
+    graceful = asyncio.ensure_future(running.stop())
+    hurry = asyncio.ensure_future(now.wait())
+    await asyncio.wait({graceful, hurry}, return_when=asyncio.FIRST_COMPLETED)
+    if not graceful.done():
+        await running.server.stop(0)
+        await graceful
+    hurry.cancel()

@@ -14,6 +14,7 @@ from kantoku.services._core.assets import sha256_bytes
 from kantoku.services._core.audio import pcm16_wav_bytes
 from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.errors import internal
+from kantoku.services._core.files import write_bytes_atomic, write_text_atomic
 from kantoku.v1 import common_pb2, tts_pb2
 
 ProgressFn = Callable[[float], None]
@@ -78,8 +79,8 @@ async def synthesize(client: ServiceClient, request: tts_pb2.SynthesizeSpeechReq
 
 
 def write_speech(result: SpeechResult, text: str, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(result.wav)
+    write_bytes_atomic(out, result.wav)
     sidecar = out.with_name(out.name + ".json")
-    sidecar.write_text(json.dumps(result.timings_document(text), indent=2, ensure_ascii=False))
+    write_text_atomic(sidecar, json.dumps(result.timings_document(text), indent=2,
+                                          ensure_ascii=False))
     return sidecar

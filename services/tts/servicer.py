@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,9 @@ from kantoku.services._core.rpc import rpc
 from kantoku.services.tts.backend import SpeechSegment, TtsBackend, Voice
 from kantoku.services.tts.language import base_language, detect_language
 from kantoku.v1 import tts_pb2, tts_pb2_grpc
+
+#: Control characters a voice cannot speak (NUL, escapes); line breaks and tabs are spacing.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 MAX_TEXT_CHARS = 5000
 SERVICE_NAME = tts_pb2.DESCRIPTOR.services_by_name["TtsService"].full_name
@@ -79,6 +83,9 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         if len(text) > MAX_TEXT_CHARS:
             raise invalid(f"text: {len(text)} characters is over the {MAX_TEXT_CHARS}-character "
                           "limit; split it into several requests", reason="TEXT_TOO_LONG")
+        if (control := _CONTROL.search(text)) is not None:
+            raise invalid(f"text: holds the control character U+{ord(control.group()):04X} at "
+                          f"character {control.start()}; remove it", reason="TEXT_CONTROL_CHAR")
         rate = request.speaking_rate or 1.0
         if not 0.5 <= rate <= 2.0:
             raise invalid(f"speaking_rate: {rate} is outside 0.5..2.0", reason="RATE_OUT_OF_RANGE")

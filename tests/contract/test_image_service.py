@@ -105,3 +105,14 @@ async def test_bad_requests_write_nothing(visual_client, store, overrides, categ
     assert (info.value.category, info.value.reason) == (category, reason)
     assert words in info.value.message
     assert blob_count(store.root) == before
+
+
+async def test_japanese_captions_are_drawn_not_boxes(visual_client, store) -> None:  # noqa: ANN001
+    strips = []
+    for caption in ("青い海", "赤い空"):  # same length: boxes would look the same
+        shot = image_pb2.ShotSpec(shot_size=image_pb2.SHOT_SIZE_WIDE, location="city rooftop",
+                                  caption=caption)
+        result = await generate_image(visual_client, _request(shot=shot))
+        image = Image.open(io.BytesIO(store.read_bytes(result.image))).convert("RGB")
+        strips.append(image.crop((0, 640 - 640 // 18, 360, 640)).tobytes())  # the caption
+    assert strips[0] != strips[1]

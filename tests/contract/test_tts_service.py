@@ -74,6 +74,7 @@ async def test_list_voices_filters_by_language(client) -> None:  # noqa: ANN001
     ({"text": ""}, Category.INVALID_REQUEST, "TEXT_EMPTY", "text"),
     ({"text": "   "}, Category.INVALID_REQUEST, "TEXT_EMPTY", "text"),
     ({"text": "a" * 5001}, Category.INVALID_REQUEST, "TEXT_TOO_LONG", "5000"),
+    ({"text": "hello\x00world"}, Category.INVALID_REQUEST, "TEXT_CONTROL_CHAR", "U+0000"),
     ({"text": "hi", "voice_id": "nobody"}, Category.NOT_FOUND, "VOICE_NOT_FOUND", "jf_alpha"),
     ({"text": "hi", "speaking_rate": 9.0}, Category.INVALID_REQUEST, "RATE_OUT_OF_RANGE",
      "speaking_rate"),

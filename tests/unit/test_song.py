@@ -325,3 +325,27 @@ def test_a_two_minute_song_is_analysed_quickly(tmp_path: Path,
     assert time.perf_counter() - started < 5.0
     assert result.duration_s == 5 * SONG_S
     assert result.tempo_bpm == pytest.approx(BPM, rel=0.02)
+
+
+def test_a_corrupt_mp3_is_refused_at_intake(tmp_path: Path) -> None:
+    import random
+
+    import av
+
+    from tests.conftest import make_song
+
+    wav, mp3 = make_song(tmp_path / "song.wav", 20.0), tmp_path / "song.mp3"
+    with av.open(str(wav)) as source, av.open(str(mp3), "w") as out:
+        stream = out.add_stream("mp3", rate=44100)
+        for frame in source.decode(audio=0):
+            frame.pts = None
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    data, rng = bytearray(mp3.read_bytes()), random.Random(3)
+    for _ in range(200):  # bits flipped on the way, as by a bad disk or download
+        data[rng.randrange(1000, len(data))] ^= 1 << rng.randrange(8)
+    mp3.write_bytes(bytes(data))
+    with pytest.raises(KantokuError) as info:
+        analyze_song(mp3)
+    assert info.value.reason == "SONG_UNREADABLE"
+    assert info.value.message.startswith(f"{mp3}: cannot decode audio")

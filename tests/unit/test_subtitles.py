@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kantoku.planner.finish.fonts import FONT_PACKAGE, cjk_font_path, font, missing_glyphs
 from kantoku.planner.finish.subtitles import BOTTOM_PORTRAIT, SubtitleBurner, wrap_text
 from kantoku.planner.music.lyrics import LyricLine
 from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.fonts import FONT_PACKAGE, cjk_font_path, font, missing_glyphs
 
 WIDTH, HEIGHT, FPS = 720, 1280, 30
 NOTDEF = "\U0010fffd"

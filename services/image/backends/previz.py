@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from kantoku.services._core import fonts
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services.image.backend import (
     Character,
@@ -331,7 +332,7 @@ def _dutch(image: Image.Image) -> Image.Image:
 def _caption(image: Image.Image, text: str) -> None:
     width, height = image.size
     strip = max(18, height // 18)
-    font = ImageFont.load_default(size=max(10, int(strip * 0.5)))
+    font = fonts.font(max(10, int(strip * 0.5)))  # Noto Sans JP: Japanese too, not boxes
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     draw.rectangle([0, height - strip, width, height], fill=(0, 0, 0, 170))
