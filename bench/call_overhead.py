@@ -95,7 +95,7 @@ async def main() -> None:
 
         from kantoku.services import hosting
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
         try:
             grpc_port = free_port()

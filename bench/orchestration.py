@@ -103,7 +103,8 @@ async def scheduling(shots: int, gpus: int, scale: float) -> None:
             await asyncio.sleep(seconds)
             return seconds
 
-    ray.init(num_cpus=2, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=gpus, include_dashboard=False,
+             log_to_driver=False)
     try:
         handle = serve.run(SimulatedGpu.bind(), name="simulated", route_prefix=None)
         plan = varied_plan(shots, seed=1)

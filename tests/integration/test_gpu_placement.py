@@ -21,7 +21,7 @@ def test_one_replica_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KANTOKU_IMAGE_NUM_GPUS", "1")
     monkeypatch.setenv("KANTOKU_IMAGE_NUM_REPLICAS", "2")
     monkeypatch.setenv("KANTOKU_IMAGE_DEVICE", "cpu")  # logical GPUs only on this machine
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": 0})

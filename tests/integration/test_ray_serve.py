@@ -25,10 +25,12 @@ def serve_address():  # noqa: ANN201
     from kantoku.services import hosting
     from tests.conftest import free_port
 
-    os.environ["KANTOKU_AUTH_TOKEN"] = TOKEN  # forwarded to the replicas
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    # A cluster of its own (never one that happens to run on this machine); the token is
+    # forwarded to the replicas and removed again whatever happens.
+    os.environ["KANTOKU_AUTH_TOKEN"] = TOKEN
     try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
         grpc_port = free_port()
         hosting.start_serve(grpc_port, free_port())
         hosting.deploy()
