@@ -57,6 +57,7 @@ from kantoku.services._core.files import (
     partial_file,
     remove_leftovers,
     scratch_folder,
+    write_text_atomic,
 )
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services._core.settings import core_settings
@@ -309,7 +310,7 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     """plan.json, timeline.otio, storyboard.png, ledger.jsonl and rights.json/html."""
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     out = ctx.out_dir
-    (out / "plan.json").write_text(json.dumps(state["plan"], indent=2, ensure_ascii=False))
+    write_text_atomic(out / "plan.json", json.dumps(state["plan"], indent=2, ensure_ascii=False))
     shots_dir = out / SHOTS_DIR
     signed = state["signed"]["files"]
     timeline = [TimelineShot(s.id, shots_dir / f"{s.id}.mp4",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,10 +41,11 @@ def paused_job(tmp_path: Path, seed: int, server: str, **changes: object) -> Pat
 
 
 @contextmanager
-def lock_held_elsewhere(job: str) -> Iterator[subprocess.Popen]:
-    """Another process that holds job `job`'s lock until it is killed."""
-    code = ("import sys, time\nfrom kantoku.planner.claims import hold_job\n"
-            f"with hold_job({job!r}):\n    print('held', flush=True)\n    time.sleep(600)\n")
+def lock_held_elsewhere(job: str, folder: Path) -> Iterator[subprocess.Popen]:
+    """Another process that holds the locks of job `job` and of `folder` until it is killed."""
+    code = ("import sys, time\nfrom kantoku.planner.claims import hold_folder, hold_job\n"
+            f"with hold_job({job!r}), hold_folder({str(folder)!r}, {job!r}):\n"
+            "    print('held', flush=True)\n    time.sleep(600)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -82,11 +84,15 @@ def test_a_job_runs_in_one_process_and_a_killed_holder_leaves_no_lock(server: st
     out = paused_job(tmp_path, 23, server)
     job = job_id(out)
     job_file = (out / "job.json").read_text()
-    with lock_held_elsewhere(job) as holder:
+    with lock_held_elsewhere(job, out) as holder:
         second = kantoku("resume", job, "--yes", "--server", server)
         assert second.returncode == 7
         assert f"job {job} is already running in process {holder.pid}; wait for it or stop " \
                "it" in second.stderr
+        other = kantoku("mv", str(brief(tmp_path, "other.yaml", seed=27)), "--out", str(out),
+                        "--yes", "--server", server)
+        assert other.returncode == 7
+        assert f"{out} is in use by job {job} in process {holder.pid}" in other.stderr
         assert (out / "job.json").read_text() == job_file
         assert not any(e["kind"] == "image" for e in ledger_entries(job))
         holder.send_signal(signal.SIGKILL)
@@ -94,6 +100,26 @@ def test_a_job_runs_in_one_process_and_a_killed_holder_leaves_no_lock(server: st
         resumed = kantoku("resume", job, "--yes", "--server", server)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "job.json").read_text())["status"] == "done"
+
+
+def test_a_job_whose_folder_went_to_another_job_is_not_resumed_into_it(
+        server: str, tmp_path: Path) -> None:  # noqa: F811
+    out = paused_job(tmp_path, 28, server)
+    first = job_id(out)
+    shutil.rmtree(out)
+    taken = kantoku("mv", str(brief(tmp_path, "other.yaml", seed=29)), "--out", str(out),
+                    "--server", server)
+    assert taken.returncode == 3, taken.stderr
+    second = job_id(out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    resumed = kantoku("resume", first, "--yes", "--server", server)
+
+    assert resumed.returncode == 2
+    assert f"{out} holds job {second}; {first} was replaced there and cannot be resumed" \
+        in resumed.stderr
+    assert job_id(out) == second
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
 def ledger_entries(job: str) -> list[dict]:
