@@ -171,13 +171,15 @@ def test_a_kill_during_assembly_resumes_to_a_verified_video(server: str,  # noqa
     assert kantoku("rights", "verify", str(out)).returncode == 0
 
 
+@pytest.mark.parametrize(("kind", "seed"), [("image", 26), ("video", 30)])
 def test_a_corrupt_blob_is_quarantined_and_rendered_again(server: str,  # noqa: F811
-                                                          tmp_path: Path) -> None:
-    path = brief(tmp_path, seed=26, duration_s=8)
+                                                          tmp_path: Path, kind: str,
+                                                          seed: int) -> None:
+    path = brief(tmp_path, seed=seed, duration_s=8)
     first = tmp_path / "first"
     assert kantoku("mv", str(path), "--out", str(first), "--yes", "--server", server
                    ).returncode == 0
-    clip = next(e for e in render_entries(first) if e["kind"] == "video")
+    clip = next(e for e in render_entries(first) if e["kind"] == kind)
     digest = clip["record"]["output"]["sha256"]
     blob = next((HOME / "assets" / digest[:2]).glob(digest + "*"))
     data = bytearray(blob.read_bytes())
@@ -189,7 +191,7 @@ def test_a_corrupt_blob_is_quarantined_and_rendered_again(server: str,  # noqa: 
 
     assert again.returncode == 0, again.stderr
     fresh = [e for e in render_entries(second) if not e["cache_hit"]]
-    assert [(e["kind"], e["shot_id"]) for e in fresh] == [("video", clip["shot_id"])]
+    assert [(e["kind"], e["shot_id"]) for e in fresh] == [(kind, clip["shot_id"])]
     assert fresh[0]["data"]["quarantined"] == [
         f"asset://sha256/{digest} was corrupt in the asset store: quarantined, rendered again"]
     assert [p.read_bytes() for p in (HOME / "assets" / "quarantine").glob(blob.name + ".*")
