@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 test: setup
 	$(PY) -m pytest -q
 
+# A folder holds one job (kantoku refuses a used one), so the demo starts from an empty one.
 demo: setup
+	rm -rf out/demo
 	$(VENV)/bin/kantoku mv examples/brief.yaml --song examples/song.wav \
 		--lyrics examples/song.lrc --out out/demo --yes
 

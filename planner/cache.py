@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from google.protobuf.message import Message
 
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.files import write_text_atomic
 from kantoku.v1 import common_pb2
 
 
@@ -62,8 +62,14 @@ class RenderCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, key: str, types: Mapping[str, type[Message]]) -> dict[str, Message] | None:
-        """The cached messages of step `key` (name -> message of the given type), or None."""
+    def get(self, key: str, types: Mapping[str, type[Message]],
+            notes: list[str] | None = None) -> dict[str, Message] | None:
+        """The cached messages of step `key` (name -> message of the given type), or None.
+
+        An entry that cannot be used (unreadable, or naming an asset that is gone or corrupt)
+        is a miss and is dropped, so the step renders again; a corrupt asset is quarantined by
+        the store, and what happened is appended to `notes`.
+        """
         path = self._path(key)
         if not path.exists():
             return None
@@ -75,14 +81,17 @@ class RenderCache:
                 for ref in asset_refs(message):
                     if ref.uri.startswith("asset://") and ref.sha256:
                         self.store.read_bytes(ref)  # raises if missing or altered
-        except (OSError, ValueError, KeyError, json_format.ParseError, KantokuError):
-            return None  # a broken entry is a miss; the step renders again
+        except (OSError, ValueError, KeyError, json_format.ParseError, KantokuError) as exc:
+            path.unlink(missing_ok=True)
+            if notes is not None and isinstance(exc, KantokuError) \
+                    and exc.reason == "ASSET_CORRUPT":
+                uri = exc.metadata.get("uri")
+                notes.append(f"{uri} was corrupt in the asset store: quarantined, rendered again")
+            return None
         return parts
 
     def put(self, key: str, parts: Mapping[str, Message]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {name: message_dict(message) for name, message in parts.items()}
-        partial = path.with_suffix(f".{os.getpid()}.{id(parts)}.tmp")
-        partial.write_text(json.dumps(document, ensure_ascii=False))
-        partial.replace(path)
+        write_text_atomic(path, json.dumps(document, ensure_ascii=False))

@@ -21,9 +21,12 @@ from langgraph.types import Command
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job
 from kantoku.planner.context import Event, JobContext
+from kantoku.planner.finish.steps import clear_leftovers
 from kantoku.planner.graph import build_graph
 from kantoku.services._core.errors import KantokuError, not_found
+from kantoku.services._core.files import write_text_atomic
 from kantoku.services._core.settings import core_settings
 
 #: Decides a review: True approves, False rejects, {"plan": {...}} approves an edited plan.
@@ -76,13 +79,25 @@ def new_job_id() -> str:
 
 
 def write_job_file(folder: Path, job_id: str, status: str, **extra: Any) -> None:
+    """Update `folder/job.json` for `job_id`, written whole so a kill never leaves half of it.
+
+    Raises:
+        KantokuError: FOLDER_TAKEN when the folder's job.json names another job (a folder
+            belongs to one job; `kantoku edit` archives the old job's file first).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "job.json"
-    document = json.loads(path.read_text()) if path.exists() else {}
+    owner = folder_job(folder)
+    if owner is not None and owner != job_id:
+        claim_folder(folder, job_id)
+    path = folder / JOB_FILE
+    try:
+        document = json.loads(path.read_text()) if owner is not None else {}
+    except (OSError, ValueError):
+        document = {}
     document.update({"job_id": job_id, "status": status,
                      "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
     document.setdefault("created", document["updated"])
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False))
+    write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False))
 
 
 async def run_graph(saver: BaseCheckpointSaver, ctx: JobContext, graph_input: Any,
@@ -92,6 +107,7 @@ async def run_graph(saver: BaseCheckpointSaver, ctx: JobContext, graph_input: An
     config: dict[str, Any] = {"configurable": {"thread_id": ctx.job_id},
                               "max_concurrency": JobSettings().max_parallel_shots}
     write_job_file(ctx.out_dir, ctx.job_id, "running")
+    clear_leftovers(ctx.out_dir)  # a killed run's drafts; every step can start again
     try:
         while True:
             interrupted = None

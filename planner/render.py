@@ -38,14 +38,16 @@ async def cached_step(ctx: JobContext, kind: str, shot_id: str, model_id: str, r
     """Run a render step once: a cache hit returns the earlier result and says so in the ledger."""
     key = idempotency_key(kind, model_id, request)
     ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "start"})
-    parts = ctx.cache.get(key, types)
+    quarantined: list[str] = []
+    parts = ctx.cache.get(key, types, quarantined)
     hit = parts is not None
     if parts is None:
         parts = await run()
         ctx.cache.put(key, parts)
     record = record_of(parts)
     ctx.ledger.append(ctx.job_id, kind, shot_id=shot_id, cache_hit=hit, record=message_dict(record),
-                      data={"idempotency_key": key})
+                      data={"idempotency_key": key,
+                            **({"quarantined": quarantined} if quarantined else {})})
     ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "done",
               "cache_hit": hit, "step_id": record.step_id})
     return parts

@@ -19,6 +19,8 @@ from rich.table import Table
 
 from kantoku.agents.mv.progress import ProgressView
 from kantoku.agents.mv.run import run_job
+from kantoku.planner.claims import JOB_FILE, folder_job, hold_folder, hold_job
+from kantoku.planner.finish.steps import VERSIONS_DIR
 from kantoku.planner.finish.timeline_import import plan_from_timeline, read_editor_timeline
 from kantoku.planner.jobs import (
     JobOutcome,
@@ -33,8 +35,6 @@ from kantoku.planner.planning.plan import Plan
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, invalid, not_found
-
-VERSIONS_DIR = "versions"
 
 
 def diff_table(diff: PlanDiff) -> Table:
@@ -71,11 +71,18 @@ async def edit_mv(out: Path, timeline_path: Path, *, yes: bool, server: str | No
             timeline that cannot become a plan (the message names the clip and the rule).
     """
     out = out.resolve()
-    job_file = out / "job.json"
-    if not job_file.is_file():
+    parent = folder_job(out)
+    if parent is None:
         raise not_found(f"{out}: no job.json; pass the output folder of a finished job",
                         reason="JOB_NOT_FOUND")
-    job = json.loads(job_file.read_text())
+    # The folder's job is replaced by the new version: nobody else may run it or write there.
+    with hold_job(parent), hold_folder(out, parent):
+        return await _edit(out, timeline_path, yes=yes, server=server, console=console, ask=ask)
+
+
+async def _edit(out: Path, timeline_path: Path, *, yes: bool, server: str | None,
+                console: Console, ask: Any | None) -> tuple[JobOutcome, ProgressView] | None:
+    job = json.loads((out / JOB_FILE).read_text())
     if job.get("status") != "done":
         raise invalid(f"{job['job_id']} is {job.get('status')}; finish it first with "
                       f"`kantoku resume {job['job_id']}`", reason="JOB_NOT_DONE")
@@ -104,15 +111,17 @@ async def edit_mv(out: Path, timeline_path: Path, *, yes: bool, server: str | No
             "diff": [vars(change) for change in diff.changes], "notes": edited.notes}
     archived = archive_version(out)
     job_id = new_job_id()
-    write_job_file(out, job_id, "created", parent_job=job["job_id"],
-                   previous_version=str(archived.relative_to(out)),
-                   resume=f"kantoku resume {job_id}")
     new_state = {"job_id": job_id, "out_dir": str(out), "brief": state["brief"],
                  "song": state.get("song"), "lyrics": state.get("lyrics"),
                  "planner": state.get("planner", "heuristic"), "auto_approve": True,
                  "edit": edit, "song_analysis": state.get("song_analysis") or {},
                  "shots": {}, "notes": []}
-    return await run_job(new_state, new_state, server=server, console=console, reviewer=None)
+    with hold_job(job_id):
+        write_job_file(out, job_id, "created", parent_job=job["job_id"],
+                       previous_version=str(archived.relative_to(out)),
+                       resume=f"kantoku resume {job_id}")
+        return await run_job(new_state, new_state, server=server, console=console,
+                             reviewer=None)
 
 
 def _ledger_head(job_id: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from kantoku.agents.mv.progress import ProgressView, progress_bars
 from kantoku.agents.services import job_services
 from kantoku.planner.cache import RenderCache
+from kantoku.planner.claims import claim_folder, hold_folder, hold_job
 from kantoku.planner.context import Event, JobContext
 from kantoku.planner.finish.loudness import DEFAULT_TARGET_LUFS, check_target
 from kantoku.planner.finish.steps import LYRICS_BURN, LYRICS_MODES
@@ -102,25 +103,46 @@ async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Pa
             raise invalid(f"{flag}: {path} is not a file", reason="FILE_NOT_FOUND")
     job_id = new_job_id()
     out = out.resolve()
-    # job.json is handed on with the video: names, never this machine's paths. What resume
-    # needs (the output folder, the song's path) lives in the job's checkpointed state.
-    write_job_file(out, job_id, "created", brief=brief_path.name, title=brief.title,
-                   resume=f"kantoku resume {job_id}")
     state = {"job_id": job_id, "out_dir": str(out), "brief": brief.model_dump(mode="json"),
              "song": str(song.resolve()) if song else None,
              "lyrics": str(lyrics.resolve()) if lyrics else None,
              "planner": planner, "auto_approve": yes, "shots": {}, "notes": [],
              "loudness_lufs": delivery.loudness_lufs, "lyrics_mode": delivery.lyrics_mode}
-    return await run_job(state, state, server=server, console=console,
-                         reviewer=None if yes else reviewer)
+    # One job per folder: a new job needs a new or empty one, and one process at a time.
+    with hold_job(job_id), hold_folder(out, job_id):
+        claim_folder(out, job_id)
+        # job.json is handed on with the video: names, never this machine's paths. What resume
+        # needs (the output folder, the song's path) lives in the job's checkpointed state.
+        write_job_file(out, job_id, "created", brief=brief_path.name, title=brief.title,
+                       resume=f"kantoku resume {job_id}")
+        return await run_job(state, state, server=server, console=console,
+                             reviewer=None if yes else reviewer)
 
 
 async def resume_mv(job_id: str, *, yes: bool, server: str | None, console: Console,
                     reviewer: Reviewer | None) -> tuple[JobOutcome, ProgressView]:
+    """Run job `job_id` on from its last checkpoint, in this process only.
+
+    Raises:
+        KantokuError: UNAVAILABLE (JOB_RUNNING, FOLDER_IN_USE) when another process runs the
+            job or writes into its folder; INVALID_REQUEST (FOLDER_TAKEN) when the folder now
+            holds another job; NOT_FOUND for an unknown job.
+    """
+    with hold_job(job_id):
+        async with open_checkpointer() as saver:
+            state, waiting = await saved_job(saver, job_id)
+        out = Path(state["out_dir"])
+        with hold_folder(out, job_id):
+            claim_folder(out, job_id, todo=f"{job_id} was replaced there and cannot be resumed")
+            return await _resume(job_id, state, waiting, yes=yes, server=server,
+                                 console=console, reviewer=reviewer)
+
+
+async def _resume(job_id: str, state: dict[str, Any], waiting: bool, *, yes: bool,
+                  server: str | None, console: Console, reviewer: Reviewer | None
+                  ) -> tuple[JobOutcome, ProgressView]:
     from langgraph.types import Command
 
-    async with open_checkpointer() as saver:
-        state, waiting = await saved_job(saver, job_id)
     graph_input: Any = None
     if waiting:
         if yes:

@@ -54,11 +54,24 @@ from kantoku.planner.rights.record import write_record
 from kantoku.planner.rights.report import build_report, write_report
 from kantoku.planner.state import JobState
 from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.files import (
+    PARTIAL_PATTERN,
+    partial_file,
+    remove_leftovers,
+    scratch_folder,
+    write_text_atomic,
+)
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2
 
 SHOTS_DIR = "shots"
+#: Drafts of the step that runs (assembly, storyboard, timeline picture); gone when it ends.
+WORK_DIR = ".work"
+#: Earlier versions moved aside by `kantoku edit`, each a finished job folder of its own.
+VERSIONS_DIR = "versions"
+#: The temporary copy c2pa_sign.sign_file writes before renaming it into place (glob pattern).
+SIGNING_PATTERN = ".*.signing.*"
 #: `lyrics_mode`: lyrics burned into the picture, or carried as a subtitle track in video.mp4.
 LYRICS_BURN, LYRICS_SOFT = "burn", "soft"
 LYRICS_MODES = (LYRICS_BURN, LYRICS_SOFT)
@@ -101,22 +114,24 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
               # What the assembler writes: videos cached before it tagged BT.709 are made again.
               "colour": "bt709"}
     key = idempotency_key("assemble", "kantoku-assemble", inputs)
-    cached = ctx.cache.get(key, {"video": common_pb2.AssetRef, "report": struct_pb2.Struct})
+    quarantined: list[str] = []
+    cached = ctx.cache.get(key, {"video": common_pb2.AssetRef, "report": struct_pb2.Struct},
+                           quarantined)
     if cached is None:
         burn = bool(lyrics) and mode == LYRICS_BURN
         burner = SubtitleBurner(lyrics, fps=plan.fps, width_px=plan.width_px,
                                 height_px=plan.height_px) if burn else None
-        out = ctx.out_dir / ".work" / "assembled.mp4"
-        report = await asyncio.to_thread(
-            assemble_video, clips, fps=plan.fps, width_px=plan.width_px,
-            height_px=plan.height_px, out=out, song=song, dialogue=lines, frame_hook=burner,
-            loudness=loudness, on_progress=thread_progress(ctx),
-            subtitles=SubtitleTrack(lyrics, brief.language) if lyrics and not burn else None)
+        with scratch_folder(ctx.out_dir / WORK_DIR) as work:
+            report = await asyncio.to_thread(
+                assemble_video, clips, fps=plan.fps, width_px=plan.width_px,
+                height_px=plan.height_px, out=work / "assembled.mp4", song=song,
+                dialogue=lines, frame_hook=burner, loudness=loudness,
+                on_progress=thread_progress(ctx),
+                subtitles=SubtitleTrack(lyrics, brief.language) if lyrics and not burn else None)
+            video = ctx.store.put_file(report.path, "video/mp4")
         facts = {"notes": [*(burner.warnings if burner else []), *report.notes],
                  "frames": report.frames, "lyrics_mode": mode,
                  "loudness": report.loudness.as_dict() if report.loudness else None}
-        video = ctx.store.put_file(report.path, "video/mp4")
-        out.unlink()
         summary = struct_pb2.Struct()
         summary.update(facts)
         ctx.cache.put(key, {"video": video, "report": summary})
@@ -125,7 +140,8 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
         facts = json_format.MessageToDict(cached["report"])
         facts["frames"] = int(facts["frames"])  # a Struct keeps numbers as floats
     ctx.ledger.append(ctx.job_id, "assemble", cache_hit=cached is not None,
-                      data={"idempotency_key": key, "output": message_dict(video), **facts})
+                      data={"idempotency_key": key, "output": message_dict(video), **facts,
+                            **({"quarantined": quarantined} if quarantined else {})})
     return {"video": message_dict(video), "notes": facts["notes"]}
 
 
@@ -162,10 +178,22 @@ def song_in_folder(song: Path, out_dir: Path) -> Path:
     target = out_dir / f"song{song.suffix.lower()}"
     if target.exists() and sha256_file(target) == sha256_file(song):
         return target
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(song, partial)
-    os.replace(partial, target)
+    with partial_file(target) as partial:
+        shutil.copyfile(song, partial)
+        os.replace(partial, target)
     return target
+
+
+def clear_leftovers(out_dir: Path) -> list[Path]:
+    """Remove what a killed run left in a job's folder: drafts, partial and half-signed files.
+
+    Called when a run starts, under the job's lock, so every step can run again from any kill
+    point; archived versions (`versions/`) are left as they are.
+    """
+    removed = [out_dir / WORK_DIR] if (out_dir / WORK_DIR).is_dir() else []
+    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+    return removed + remove_leftovers(out_dir, (PARTIAL_PATTERN, SIGNING_PATTERN),
+                                      skip=(VERSIONS_DIR,))
 
 
 async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
@@ -288,7 +316,7 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     """
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     out = ctx.out_dir
-    (out / "plan.json").write_text(json.dumps(state["plan"], indent=2, ensure_ascii=False))
+    write_text_atomic(out / "plan.json", json.dumps(state["plan"], indent=2, ensure_ascii=False))
     shots_dir = out / SHOTS_DIR
     signed = state["signed"]["files"]
     timeline = [TimelineShot(s.id, shots_dir / f"{s.id}.mp4",
@@ -303,24 +331,22 @@ async def report_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
                             dialogue=dialogue_lines(plan, state["shots"], out), lyrics=lyrics)
     frames = [StoryboardFrame(s.id, s.start_s, s.end_s, shots_dir / f"{s.id}.png",
                               s.description) for s in plan.shots]
-    drafts = out / ".work"
-    drafts.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(make_storyboard, frames, drafts / "storyboard.png", title=plan.title)
     if lyrics:
         write_srt(lyrics, out / "lyrics.srt")
         write_vtt(lyrics, out / "lyrics.vtt")
-    await asyncio.to_thread(timeline_picture, plan, song, song_doc, drafts / "timeline.png")
     # The storyboard shows the keyframes (trained when a keyframe's model was); the timeline
     # picture is drawn by kantoku from the plan and the waveform.
     keyframes_trained = _keyframes_trained(plan, state["shots"], ctx)
-    for name, what, trained in (("storyboard.png", "storyboard", keyframes_trained),
-                                ("timeline.png", "timeline", False)):
-        await asyncio.to_thread(sign_file, drafts / name, out / name,
-                                title=f"{plan.title} · {what}", generated=False,
-                                trained=trained,
-                                credentials=signing_credentials(core_settings().home_dir))
-        (drafts / name).unlink()
-    drafts.rmdir()
+    with scratch_folder(out / WORK_DIR) as drafts:
+        await asyncio.to_thread(make_storyboard, frames, drafts / "storyboard.png",
+                                title=plan.title)
+        await asyncio.to_thread(timeline_picture, plan, song, song_doc, drafts / "timeline.png")
+        for name, what, trained in (("storyboard.png", "storyboard", keyframes_trained),
+                                    ("timeline.png", "timeline", False)):
+            await asyncio.to_thread(sign_file, drafts / name, out / name,
+                                    title=f"{plan.title} · {what}", generated=False,
+                                    trained=trained,
+                                    credentials=signing_credentials(core_settings().home_dir))
     entries = ctx.ledger.entries(ctx.job_id)
     report = build_report(ctx.job_id, brief, PolicyReport.model_validate(state["policy"]),
                           entries, plan=plan)

@@ -2,22 +2,30 @@
 
 URIs look like `asset://sha256/<hex>`. Anything that does not resolve to a blob inside the store
 is refused, so a request can never make a service read an arbitrary file.
+
+A blob whose bytes no longer match its name (a flipped bit on disk, an edit by hand) is moved
+aside to `<root>/quarantine/`, never deleted, the moment it is read or put again: the read
+fails once, and the next put of the true bytes writes the blob anew, so one bad blob cannot
+fail every later job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
-from kantoku.services._core.errors import from_os_error, invalid, not_found
+from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.files import write_bytes_atomic
 from kantoku.v1 import common_pb2
 
 URI_PREFIX = "asset://sha256/"
 _HEX = re.compile(r"^[0-9a-f]{64}$")
+QUARANTINE_DIR = "quarantine"
 _EXTENSIONS = {"audio/wav": ".wav", "application/json": ".json", "image/png": ".png",
                "video/mp4": ".mp4", "text/plain": ".txt"}
 
@@ -44,19 +52,10 @@ class AssetStore:
     def put_bytes(self, data: bytes, media_type: str) -> common_pb2.AssetRef:
         digest = sha256_bytes(data)
         path = self._path_for(digest, media_type)
+        if path.exists() and sha256_file(path) != digest:
+            self.quarantine(path)
         if not path.exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            except OSError as exc:
-                raise from_os_error(exc, path.parent) or exc from None
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            except BaseException as exc:
-                Path(tmp).unlink(missing_ok=True)  # no half blob is left in the store
-                raise from_os_error(exc, path.parent) or exc from None
+            write_bytes_atomic(path, data)
         return common_pb2.AssetRef(
             uri=URI_PREFIX + digest, sha256=digest, media_type=media_type, size_bytes=len(data)
         )
@@ -89,13 +88,32 @@ class AssetStore:
         return path
 
     def read_bytes(self, ref: common_pb2.AssetRef) -> bytes:
-        """Bytes of `ref`, checked against its sha256."""
-        data = self.resolve(ref.uri).read_bytes()
-        actual = sha256_bytes(data)
+        """Bytes of `ref`, checked against its sha256.
+
+        Raises:
+            KantokuError: ASSET_CORRUPT when the blob's bytes do not match its name (the blob
+                is quarantined first); ASSET_HASH_MISMATCH when the ref names other bytes.
+        """
+        path = self.resolve(ref.uri)
+        data = path.read_bytes()
+        actual, named = sha256_bytes(data), ref.uri[len(URI_PREFIX):]
+        if actual != named:
+            moved = self.quarantine(path)
+            raise invalid(f"asset {ref.uri} was corrupt in the store (its bytes hash to "
+                          f"{actual}) and was moved to {moved}; run the job again to render it "
+                          "anew", reason="ASSET_CORRUPT", uri=ref.uri)
         if ref.sha256 and ref.sha256 != actual:
             raise invalid(f"asset {ref.uri} has sha256 {actual}, not {ref.sha256} as the ref says",
                           reason="ASSET_HASH_MISMATCH", uri=ref.uri)
         return data
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a corrupt blob to `<root>/quarantine/` (kept for inspection); returns where."""
+        target = self.root / QUARANTINE_DIR / f"{path.name}.{secrets.token_hex(4)}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # another reader moved it first
+            os.replace(path, target)
+        return target
 
     def _path_for(self, digest: str, media_type: str) -> Path:
         ext = _EXTENSIONS.get(media_type) or mimetypes.guess_extension(media_type) or ""

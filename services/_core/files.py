@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -67,6 +68,52 @@ def partial_file(path: Path) -> Iterator[Path]:
         yield partial
     finally:
         partial.unlink(missing_ok=True)
+
+
+#: The name `partial_file` gives a file while it is written (glob pattern).
+PARTIAL_PATTERN = ".*.partial"
+
+
+def remove_leftovers(folder: Path, patterns: Iterable[str] = (PARTIAL_PATTERN,),
+                     skip: Iterable[str] = ()) -> list[Path]:
+    """Delete what killed writers left under `folder`: files matching `patterns`, at any depth.
+
+    Call it only while no writer runs in `folder` (the job's lock is held): a live writer's
+    partial file matches too.
+
+    Args:
+        folder: the folder to sweep (missing is fine).
+        patterns: glob patterns of leftover file names.
+        skip: names of top-level folders not to enter (archived versions).
+
+    Returns:
+        The files removed.
+    """
+    folder, skipped = Path(folder), set(skip)
+    removed = []
+    for pattern in patterns:
+        for path in folder.rglob(pattern):
+            if path.relative_to(folder).parts[0] in skipped or not path.is_file():
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def scratch_folder(path: Path) -> Iterator[Path]:
+    """A fresh, empty folder at `path` for one step's drafts, removed again on the way out.
+
+    Whatever an earlier, killed attempt left there is removed first, so a step can always run
+    again. Only one process may use `path` at a time (the job's lock).
+    """
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def require_file(path: Path, what: str, todo: str) -> None:
