@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.inputs import image_bytes, inside_roots, reference_roots
 
 #: Longest job kantoku plans, in seconds (a short-form video; songs have the same limit).
 MAX_DURATION_S = 600.0
@@ -150,15 +151,23 @@ def _even(value: float) -> int:
 
 
 def load_brief(path: Path) -> Brief:
-    """Read and validate a brief; relative reference paths are taken from the brief's folder."""
+    """Read and validate a brief; relative reference paths are taken from the brief's folder.
+
+    Each reference must be a picture (by its content) inside the brief's folder or a folder in
+    `KANTOKU_REFERENCE_ROOTS`, symlinks followed; its path becomes the real one.
+    """
     if not path.is_file():
         raise not_found(f"{path}: no such brief file; check the path", reason="BRIEF_NOT_FOUND")
     text = path.read_text(encoding="utf-8")
     data = _parse(text, path)
     brief = parse_brief(data, str(path))
-    for character in brief.characters:
-        if character.reference and not character.reference.path.is_absolute():
-            character.reference.path = (path.parent / character.reference.path).resolve()
+    roots = reference_roots(path.parent)
+    for index, character in enumerate(brief.characters):
+        if character.reference:
+            field = f"characters[{index}].reference.path"
+            real = inside_roots(path.parent / character.reference.path, field, roots)
+            image_bytes(real, field)
+            character.reference.path = real
     return brief
 
 
