@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -356,9 +357,30 @@ def models_add(
                       f"--ip-adapter {entry.id} ...` or `ip_adapter: {entry.id}` in the model's "
                       "entry in $KANTOKU_HOME/models.yaml")
         return
+    if kind == "adapter":  # a LoRA is loaded by the image model a request names it for
+        console.print(f"registered {entry.id} ({entry.family}, {len(entry.weights)} weights "
+                      f"files, {entry.license}); name it as a request's adapters[].adapter_id "
+                      "for an image model that takes LoRA adapters")
+        return
+    variable = f"KANTOKU_{kind.upper()}_MODELS"
+    ids = list(dict.fromkeys([*_served_models(variable), entry.id]))
+    served = shlex.quote(json.dumps(ids, separators=(",", ":")))
     console.print(f"registered {entry.id} ({entry.family}, {len(entry.weights)} weights files, "
-                  f"{entry.license}); serve it with KANTOKU_{kind.upper()}_MODELS="
-                  f'\'["{entry.id}"]\'')
+                  f"{entry.license}); serve it with {variable}={served}", markup=False)
+
+
+def _served_models(variable: str) -> list[str]:
+    """The ids `variable` (KANTOKU_IMAGE_MODELS or KANTOKU_VIDEO_MODELS) serves now."""
+    from pydantic import ValidationError
+
+    from kantoku.services.image.settings import ImageSettings
+    from kantoku.services.video.settings import VideoSettings
+
+    kind = ImageSettings if variable == "KANTOKU_IMAGE_MODELS" else VideoSettings
+    try:
+        return list(kind().models)
+    except ValidationError:  # the variable is unusable now; the hint replaces it
+        return list(kind.model_fields["models"].default)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kantoku.services._core.errors import invalid, not_found
 from kantoku.services._core.inputs import image_bytes, inside_roots, reference_roots
+from kantoku.services._core.registry import ModelId
 
 #: Longest job kantoku plans, in seconds (a short-form video; songs have the same limit).
 MAX_DURATION_S = 600.0
@@ -41,7 +42,7 @@ class ReferenceImage(Strict):
 class CharacterSpec(Strict):
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=500)
-    voice: str | None = Field(default=None, description="a TTS voice id from the registry")
+    voice: ModelId | None = Field(default=None, description="a TTS voice id from the registry")
     reference: ReferenceImage | None = None
 
 
@@ -53,11 +54,11 @@ class DialogueLine(Strict):
 class Models(Strict):
     """Registry ids per modality; the defaults are the embedded CPU models."""
 
-    image: str = "previz-v1"
-    video: str = "animatic-v1"
-    motion: str = "kantoku-visemes-v1"
+    image: ModelId = "previz-v1"
+    video: ModelId = "animatic-v1"
+    motion: ModelId = "kantoku-visemes-v1"
     #: Voice for characters that do not name one; by language when empty.
-    tts: str | None = None
+    tts: ModelId | None = None
 
 
 class RightsPolicy(Strict):

@@ -115,3 +115,68 @@ def test_the_image_command_refuses_a_reference_that_is_not_a_picture(
                             "--reference", f"{secret}:Aoi", "--server", "127.0.0.1:1")
     assert code == 2
     assert message.startswith(f"error: --reference: {secret} is not a PNG")
+
+
+def fake_pipeline(folder: Path) -> Path:
+    """A folder `kantoku models add --kind image` accepts (it hashes, it does not load)."""
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
+    (folder / "transformer" / "model.safetensors").write_bytes(b"weights")
+    return folder
+
+
+@pytest.mark.parametrize("model_id", ["x$(touch pwned)", "../up", "a/b", "two\nlines", ".hidden"])
+def test_models_add_refuses_an_id_that_is_not_a_slug(
+        model_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KANTOKU_HOME", str(tmp_path / "home"))
+    code, message = run_cli(monkeypatch, capsys, "models", "add", model_id, "--path",
+                            str(fake_pipeline(tmp_path / "m")), "--kind", "image",
+                            "--license", "MIT")
+    assert code == 2
+    assert message.startswith("error: ID:") and "is not a model id" in message
+    assert not (tmp_path / "home" / "models.yaml").exists()
+
+
+def test_a_brief_and_the_registry_file_refuse_ids_that_are_not_slugs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "brief.yaml"
+    path.write_text(yaml.safe_dump({"title": "Roof", "duration_s": 4,
+                                    "models": {"image": "$(reboot)"}}))
+    code, message = run_cli(monkeypatch, capsys, "plan", str(path))
+    assert code == 2 and "models.image: '$(reboot)' is not a model id" in message
+
+    monkeypatch.setenv("KANTOKU_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "models.yaml").write_text(yaml.safe_dump({"models": [{
+        "id": "../../etc", "kind": "image", "version": "1", "family": "flux", "source": "x",
+        "license": "MIT", "commercial_use": True, "rights_holder": "me",
+        "training_data": "none"}]}))
+    code, message = run_cli(monkeypatch, capsys, "models", "list")
+    assert code == 2 and "models.0.id: '../../etc' is not a model id" in message
+
+
+def test_the_serve_hint_is_shell_quoted_and_keeps_the_served_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("KANTOKU_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KANTOKU_IMAGE_MODELS", '["previz-v1"]')
+    result = CliRunner().invoke(cli.app, [
+        "models", "add", "flux-dev", "--path", str(fake_pipeline(tmp_path / "m")),
+        "--kind", "image", "--license", "MIT"])
+    assert result.exit_code == 0, result.output
+    hint = "".join(result.output.split()).partition("serveitwith")[2]
+    assert shlex.split(hint) == ['KANTOKU_IMAGE_MODELS=["previz-v1","flux-dev"]']
+
+    lora = tmp_path / "style.safetensors"
+    lora.write_bytes(b"lora")
+    result = CliRunner().invoke(cli.app, ["models", "add", "my-style", "--path", str(lora),
+                                          "--kind", "adapter", "--license", "MIT"])
+    assert result.exit_code == 0, result.output
+    assert "KANTOKU_ADAPTER_MODELS" not in result.output
+    assert "adapter_id" in result.output
