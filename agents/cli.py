@@ -281,15 +281,19 @@ def serve(
 def up(
     grpc_port: Annotated[int, typer.Option(help="Serve gRPC ingress port.")] = 9000,
     gpus: Annotated[float | None, typer.Option(help="GPUs Ray may use; default: detect.")] = None,
+    host: Annotated[str, typer.Option(
+        help="Interface the ingress listens on; wider than 127.0.0.1 needs KANTOKU_AUTH_TOKEN."
+    )] = "127.0.0.1",
 ) -> None:
-    """Start a local Ray cluster with every service on Ray Serve's gRPC ingress."""
+    """Start a local Ray cluster (or join the running one) with every service on Ray Serve's gRPC
+    ingress."""
     from kantoku.services import local_stack as stack
     from kantoku.services.catalog import SERVICES
 
     with _progress() as progress:
         task = progress.add_task("starting", total=None)
         record = stack.up(grpc_port, gpus, list(SERVICES),
-                          lambda step: progress.update(task, description=step))
+                          lambda step: progress.update(task, description=step), host)
     console.print(f"kantoku is up: gRPC {record['grpc_address']} "
                   f"({', '.join(record['services'])}); `kantoku down` stops it")
 
@@ -308,7 +312,7 @@ def status() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the local stack."""
+    """Stop the local stack: kantoku's applications, and Ray only if `kantoku up` started it."""
     from kantoku.services import local_stack as stack
 
     stack.down(lambda step: errors.print(step))

@@ -180,3 +180,15 @@ def test_the_serve_hint_is_shell_quoted_and_keeps_the_served_models(
     assert result.exit_code == 0, result.output
     assert "KANTOKU_ADAPTER_MODELS" not in result.output
     assert "adapter_id" in result.output
+
+
+def test_up_refuses_a_wide_ingress_without_a_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KANTOKU_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KANTOKU_AUTH_TOKEN", raising=False)
+    code, message = run_cli(monkeypatch, capsys, "up", "--host", "0.0.0.0")
+    assert code == 2
+    assert message.startswith("error: --host: 0.0.0.0 lets other machines call every service")
+    assert "KANTOKU_AUTH_TOKEN" in message
+    assert not (tmp_path / "home" / "stack.json").exists()
