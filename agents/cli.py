@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -284,15 +285,19 @@ def serve(
 def up(
     grpc_port: Annotated[int, typer.Option(help="Serve gRPC ingress port.")] = 9000,
     gpus: Annotated[float | None, typer.Option(help="GPUs Ray may use; default: detect.")] = None,
+    host: Annotated[str, typer.Option(
+        help="Interface the ingress listens on; wider than 127.0.0.1 needs KANTOKU_AUTH_TOKEN."
+    )] = "127.0.0.1",
 ) -> None:
-    """Start a local Ray cluster with every service on Ray Serve's gRPC ingress."""
+    """Start a local Ray cluster (or join the running one) with every service on Ray Serve's gRPC
+    ingress."""
     from kantoku.services import local_stack as stack
     from kantoku.services.catalog import SERVICES
 
     with _progress() as progress:
         task = progress.add_task("starting", total=None)
         record = stack.up(grpc_port, gpus, list(SERVICES),
-                          lambda step: progress.update(task, description=step))
+                          lambda step: progress.update(task, description=step), host)
     console.print(f"kantoku is up: gRPC {record['grpc_address']} "
                   f"({', '.join(record['services'])}); `kantoku down` stops it")
 
@@ -311,7 +316,7 @@ def status() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the local stack."""
+    """Stop the local stack: kantoku's applications, and Ray only if `kantoku up` started it."""
     from kantoku.services import local_stack as stack
 
     stack.down(lambda step: errors.print(step))
@@ -360,9 +365,30 @@ def models_add(
                       f"--ip-adapter {entry.id} ...` or `ip_adapter: {entry.id}` in the model's "
                       "entry in $KANTOKU_HOME/models.yaml")
         return
+    if kind == "adapter":  # a LoRA is loaded by the image model a request names it for
+        console.print(f"registered {entry.id} ({entry.family}, {len(entry.weights)} weights "
+                      f"files, {entry.license}); name it as a request's adapters[].adapter_id "
+                      "for an image model that takes LoRA adapters")
+        return
+    variable = f"KANTOKU_{kind.upper()}_MODELS"
+    ids = list(dict.fromkeys([*_served_models(variable), entry.id]))
+    served = shlex.quote(json.dumps(ids, separators=(",", ":")))
     console.print(f"registered {entry.id} ({entry.family}, {len(entry.weights)} weights files, "
-                  f"{entry.license}); serve it with KANTOKU_{kind.upper()}_MODELS="
-                  f'\'["{entry.id}"]\'')
+                  f"{entry.license}); serve it with {variable}={served}", markup=False)
+
+
+def _served_models(variable: str) -> list[str]:
+    """The ids `variable` (KANTOKU_IMAGE_MODELS or KANTOKU_VIDEO_MODELS) serves now."""
+    from pydantic import ValidationError
+
+    from kantoku.services.image.settings import ImageSettings
+    from kantoku.services.video.settings import VideoSettings
+
+    kind = ImageSettings if variable == "KANTOKU_IMAGE_MODELS" else VideoSettings
+    try:
+        return list(kind().models)
+    except ValidationError:  # the variable is unusable now; the hint replaces it
+        return list(kind.model_fields["models"].default)
 
 
 @app.command()

@@ -18,8 +18,9 @@ from kantoku.planner.context import JobContext
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 from kantoku.services._core.assets import AssetStore
-from kantoku.services._core.errors import KantokuError, invalid
+from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.generation import allowed_frame_count
+from kantoku.services._core.inputs import image_bytes
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services.image.client import generate_image
 from kantoku.services.tts.client import synthesize
@@ -188,10 +189,7 @@ def reference_images(brief: Brief, store: AssetStore) -> list[image_pb2.Referenc
         ref = character.reference
         if ref is None:
             continue
-        if not ref.path.is_file():
-            raise invalid(f"characters[{index}].reference.path: {ref.path} is not a file",
-                          reason="FILE_NOT_FOUND")
-        asset = store.put_file(ref.path)
+        asset = store.put_bytes(*image_bytes(ref.path, f"characters[{index}].reference.path"))
         asset.rights.CopyFrom(common_pb2.RightsInfo(license=ref.license,
                                                     rights_holder=ref.holder))
         references.append(image_pb2.ReferenceImage(image=asset, character_name=character.name))

@@ -99,19 +99,65 @@ def build_application(spec: ServiceSpec) -> Any:
     return deployment.bind(spec.name)
 
 
-def start_serve(grpc_port: int, http_port: int, names: Sequence[str] = tuple(SERVICES)) -> None:
-    """Start Serve's proxies with gRPC ingress for `names` (Ray must already be initialised)."""
+#: The interface Serve's gRPC proxy listens on, read by `bind_grpc_host` in the proxy's process.
+GRPC_HOST_ENV = "KANTOKU_SERVE_GRPC_HOST"
+#: Ray runs this import path in every worker it starts (the controller's and its children).
+_SETUP_HOOK_ENV = "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def bind_grpc_host() -> None:
+    """Ray worker setup hook: make Serve's gRPC proxy listen on `KANTOKU_SERVE_GRPC_HOST`.
+
+    ray 2.60's `gRPCOptions` has no host: the proxy always adds `[::]:PORT` (every interface)
+    through `ray.serve._private.default_impl.add_grpc_address`, which this replaces.
+    """
+    host = os.environ.get(GRPC_HOST_ENV, "")
+    if not host or host in ("::", "[::]"):
+        return
+    from ray.serve._private import default_impl
+
+    add = default_impl.add_grpc_address
+    bracketed = f"[{host}]" if ":" in host else host
+
+    def on_host(server: Any, address: str) -> None:
+        if address.startswith("[::]:"):
+            address = f"{bracketed}:{address.rpartition(':')[2]}"
+        add(server, address)
+
+    setattr(default_impl, "add_grpc_address", on_host)  # noqa: B010 (a patch of ray's module)
+
+
+def start_serve(grpc_port: int, http_port: int, names: Sequence[str] = tuple(SERVICES),
+                host: str = "127.0.0.1") -> None:
+    """Start Serve's proxies with gRPC ingress for `names` on `host` (Ray must be initialised).
+
+    The proxies inherit the controller's environment, so its setup hook binds them to `host`.
+    """
     from ray import serve
-    from ray.serve.config import HTTPOptions, gRPCOptions
+    from ray.serve.config import ControllerOptions, HTTPOptions, gRPCOptions
 
     specs = [get_service(n) for n in names]
+    hook = f"{__name__}.{bind_grpc_host.__name__}"
     serve.start(
         http_options=HTTPOptions(host="127.0.0.1", port=http_port),
         grpc_options=gRPCOptions(
             port=grpc_port,
             grpc_servicer_functions=[s.servicer_function_path for s in specs],
         ),
+        controller_options=ControllerOptions(runtime_env={"env_vars": {
+            GRPC_HOST_ENV: host, _SETUP_HOOK_ENV: hook}}),
     )
+
+
+def delete_applications(names: Sequence[str]) -> list[str]:
+    """Remove the named Serve applications that exist; the rest of Serve is left running."""
+    from ray import serve
+
+    present = [name for name in names if name in serve.status().applications]
+    for name in present:
+        serve.delete(name)
+    return present
 
 
 def deploy(names: Sequence[str] = tuple(SERVICES),

@@ -1,7 +1,13 @@
-"""The local stack behind `kantoku up|status|down`: a Ray head node with Serve's gRPC ingress."""
+"""The local stack behind `kantoku up|status|down`: a Ray head node with Serve's gRPC ingress.
+
+The ingress listens on 127.0.0.1 unless `--host` says otherwise (and a wider one needs
+`KANTOKU_AUTH_TOKEN`). `down` stops only what `up` started: a Ray cluster that was already
+running is joined, and left running with kantoku's applications removed.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from kantoku.services._core.client import stack_file
-from kantoku.services._core.errors import unavailable
+from kantoku.services._core.errors import invalid, unavailable
 from kantoku.services._core.server import free_port
+from kantoku.services._core.settings import core_settings
 
 
 def _ray_cli() -> str:
@@ -33,30 +40,82 @@ def _quiet_ray_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _check_host(host: str, token: str | None) -> None:
+    """Refuse an ingress wider than this machine unless servers require a bearer token."""
+    from kantoku.services.hosting import LOOPBACK
+
+    if host not in LOOPBACK and not token:
+        raise invalid(f"--host: {host} lets other machines call every service; set "
+                      "KANTOKU_AUTH_TOKEN first (clients send it too) or keep --host 127.0.0.1",
+                      reason="INGRESS_UNPROTECTED", host=host)
+
+
+def _running_ray() -> str | None:
+    """The GCS address of the user's Ray cluster: RAY_ADDRESS, else the last `ray start`'s when
+    its GCS still runs (a stale address file is not waited on); None when there is none."""
+    from ray._private import services, utils
+
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    last = utils.read_ray_address()
+    return last if last and last in services.find_gcs_addresses() else None
+
+
+def _join_running_ray() -> bool:
+    """Connect to a Ray cluster that is already running; False when there is none (a stale
+    address file is not waited on)."""
+    import ray
+
+    if _running_ray() is None:
+        return False
+    ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
+    return True
+
+
+def _connect(address: str) -> None:
+    """ray.init to the recorded cluster; "auto" when it is the last `ray start`'s, as a plain
+    address is refused by token-authenticated clusters that "auto" finds the token for."""
+    import ray
+    from ray._private import utils
+
+    target = "auto" if utils.read_ray_address() == address else address
+    ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING)
+
+
 def up(grpc_port: int, num_gpus: float | None, services: list[str],
-       on_step: Callable[[str], None]) -> dict[str, Any]:
-    """Start Ray (if needed), Serve with gRPC ingress, and every service; record the address."""
+       on_step: Callable[[str], None], host: str = "127.0.0.1") -> dict[str, Any]:
+    """Start Ray (or join the one already running), Serve with gRPC ingress on `host`, and every
+    service; record the address and whether kantoku started Ray, so `down` stops only that."""
     import ray
 
     from kantoku.services import hosting
 
-    on_step("starting the Ray head node")
-    command = [_ray_cli(), "start", "--head", "--disable-usage-stats", "--include-dashboard=false",
-               f"--num-cpus={os.cpu_count() or 2}"]
-    if num_gpus is not None:
-        command.append(f"--num-gpus={num_gpus}")
-    started = subprocess.run(command, env=_ray_env(), capture_output=True, text=True)
-    if started.returncode != 0 and "already running" not in (started.stderr + started.stdout):
-        raise unavailable(f"`ray start` failed: {started.stderr.strip().splitlines()[-1:]}",
-                          reason="RAY_START_FAILED")
+    _check_host(host, core_settings().token)
     _quiet_ray_logs()
-    ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
+    joined = _join_running_ray()
+    if joined:
+        on_step("joining the Ray cluster already running (it stays up after `kantoku down`)")
+    else:
+        on_step("starting the Ray head node")
+        command = [_ray_cli(), "start", "--head", "--disable-usage-stats",
+                   "--include-dashboard=false", f"--num-cpus={os.cpu_count() or 2}",
+                   f"--port={free_port()}"]
+        if num_gpus is not None:
+            command.append(f"--num-gpus={num_gpus}")
+        started = subprocess.run(command, env=_ray_env(), capture_output=True, text=True)
+        if started.returncode != 0:
+            raise unavailable(f"`ray start` failed: {started.stderr.strip().splitlines()[-1:]}",
+                              reason="RAY_START_FAILED")
+        ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
     http_port = free_port()
-    on_step(f"starting Serve (gRPC ingress on 127.0.0.1:{grpc_port})")
-    hosting.start_serve(grpc_port, http_port, services)
+    shown = f"[{host}]" if ":" in host else host
+    on_step(f"starting Serve (gRPC ingress on {shown}:{grpc_port})")
+    hosting.start_serve(grpc_port, http_port, services, host)
     hosting.deploy(services, lambda name, seconds: on_step(f"deployed {name} in {seconds:.1f} s"))
-    record = {"grpc_address": f"127.0.0.1:{grpc_port}", "http_port": http_port,
-              "services": services}
+    connect = "127.0.0.1" if host in ("0.0.0.0", "::") else shown
+    record = {"grpc_address": f"{connect}:{grpc_port}", "host": host, "http_port": http_port,
+              "services": services, "started_ray": not joined,
+              "ray_address": ray.get_runtime_context().gcs_address}
     path = stack_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
@@ -65,7 +124,6 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
 
 def status() -> dict[str, Any]:
     """The recorded stack and each application's status from Serve."""
-    import ray
 
     from kantoku.services import hosting
 
@@ -76,8 +134,8 @@ def status() -> dict[str, Any]:
     record = json.loads(path.read_text())
     _quiet_ray_logs()
     try:
-        ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
-    except ConnectionError:
+        _connect(record.get("ray_address", "auto"))
+    except (ConnectionError, RuntimeError):
         raise unavailable("the local stack is recorded but Ray is not running; run "
                           "`kantoku down` then `kantoku up`", reason="STACK_DOWN") from None
     record["applications"] = hosting.application_status()
@@ -85,19 +143,54 @@ def status() -> dict[str, Any]:
 
 
 def down(on_step: Callable[[str], None]) -> None:
-    """Shut Serve down and stop the Ray head node."""
+    """Remove kantoku's Serve applications; stop Ray only when `kantoku up` started it.
+
+    A Ray cluster the user started (that `up` joined) keeps running, with its own applications.
+    """
     import ray
-    from ray import serve
 
+    from kantoku.services import hosting
+
+    path = stack_file()
+    record = json.loads(path.read_text()) if path.exists() else {}
     _quiet_ray_logs()
+    address = record.get("ray_address")
+    if address is None:
+        on_step("kantoku up has not run here; nothing to stop")
+        return
     try:
-        ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
-        on_step("shutting Serve down")
-        serve.shutdown()
+        _connect(address)
+        on_step("removing kantoku's Serve applications")
+        hosting.delete_applications(record.get("services", []))
         ray.shutdown()
-    except ConnectionError:
+    except (ConnectionError, RuntimeError):
         on_step("Ray was not running")
-    on_step("stopping Ray")
-    subprocess.run([_ray_cli(), "stop", "--force"], env=_ray_env(), capture_output=True)
-    stack_file().unlink(missing_ok=True)
+    if record.get("started_ray"):
+        on_step(f"stopping the Ray head kantoku started ({address})")
+        _stop_head(address)
+    path.unlink(missing_ok=True)
 
+
+def _stop_head(gcs_address: str, wait_s: float = 15.0) -> None:
+    """End the processes of the Ray cluster at `gcs_address` (and no other): its GCS server,
+    raylet and workers all name that address (or its port) on their command lines."""
+    import psutil
+
+    port = gcs_address.rpartition(":")[2]
+    marks = (gcs_address, f"--gcs_server_port={port}")
+    ours = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if process.pid != os.getpid() and any(mark in line for mark in marks):
+            ours.append(process)
+    for process in ours:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(ours, timeout=wait_s)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    from ray._private import utils
+
+    if utils.read_ray_address() == gcs_address:  # as `ray stop` does, for the next `ray.init`
+        Path(utils.get_ray_address_file(None)).unlink(missing_ok=True)

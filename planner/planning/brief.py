@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kantoku.services._core.errors import invalid, not_found
 from kantoku.services._core.files import read_text_file
+from kantoku.services._core.inputs import image_bytes, inside_roots, reference_roots
+from kantoku.services._core.registry import ModelId
 
 #: Longest job kantoku plans, in seconds (a short-form video; songs have the same limit).
 MAX_DURATION_S = 600.0
@@ -57,7 +59,7 @@ class ReferenceImage(Strict):
 class CharacterSpec(Strict):
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=500)
-    voice: str | None = Field(default=None, description="a TTS voice id from the registry")
+    voice: ModelId | None = Field(default=None, description="a TTS voice id from the registry")
     reference: ReferenceImage | None = None
 
 
@@ -69,11 +71,11 @@ class DialogueLine(Strict):
 class Models(Strict):
     """Registry ids per modality; the defaults are the embedded CPU models."""
 
-    image: str = "previz-v1"
-    video: str = "animatic-v1"
-    motion: str = "kantoku-visemes-v1"
+    image: ModelId = "previz-v1"
+    video: ModelId = "animatic-v1"
+    motion: ModelId = "kantoku-visemes-v1"
     #: Voice for characters that do not name one; by language when empty.
-    tts: str | None = None
+    tts: ModelId | None = None
 
 
 class RightsPolicy(Strict):
@@ -167,15 +169,23 @@ def _even(value: float) -> int:
 
 
 def load_brief(path: Path) -> Brief:
-    """Read and validate a brief; relative reference paths are taken from the brief's folder."""
+    """Read and validate a brief; relative reference paths are taken from the brief's folder.
+
+    Each reference must be a picture (by its content) inside the brief's folder or a folder in
+    `KANTOKU_REFERENCE_ROOTS`, symlinks followed; its path becomes the real one.
+    """
     if not path.is_file():
         raise not_found(f"{path}: no such brief file; check the path", reason="BRIEF_NOT_FOUND")
     text = read_text_file(path, "the brief", MAX_BRIEF_BYTES, "BRIEF")
     data = _parse(text, path)
     brief = parse_brief(data, str(path))
-    for character in brief.characters:
-        if character.reference and not character.reference.path.is_absolute():
-            character.reference.path = (path.parent / character.reference.path).resolve()
+    roots = reference_roots(path.parent)
+    for index, character in enumerate(brief.characters):
+        if character.reference:
+            field = f"characters[{index}].reference.path"
+            real = inside_roots(path.parent / character.reference.path, field, roots)
+            image_bytes(real, field)
+            character.reference.path = real
     return brief
 
 

@@ -27,8 +27,9 @@ from pydantic import BaseModel, Field
 
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.plan import Plan
-from kantoku.services._core.assets import sha256_file
+from kantoku.services._core.assets import sha256_bytes, sha256_file
 from kantoku.services._core.errors import Category, KantokuError, not_found
+from kantoku.services._core.inputs import image_bytes
 from kantoku.services._core.registry import ModelEntry, ModelRegistry
 from kantoku.services.tts.language import base_language
 from kantoku.services.tts.servicer import DEFAULT_VOICES
@@ -238,12 +239,13 @@ def _reference_items(brief: Brief) -> list[PolicyItem]:
         if reference is None:
             continue
         where = f"characters[{i}].reference"
-        if not reference.path.is_file():
+        if not reference.path.exists():
             raise not_found(f"{where}.path: {reference.path} does not exist; fix the path in "
                             "the brief (relative paths start at the brief's folder)",
                             reason="REFERENCE_NOT_FOUND", path=str(reference.path))
+        data, _ = image_bytes(reference.path, f"{where}.path")  # a picture, or refused
         items.append(PolicyItem(kind="reference", id=reference.path.name, fields=[where],
-                                sha256=sha256_file(reference.path), license=reference.license,
+                                sha256=sha256_bytes(data), license=reference.license,
                                 holder=reference.holder, commercial_use=reference.consent,
                                 consent=reference.consent))
     return items

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.errors import internal, invalid, not_found
 from kantoku.services._core.registry import ModelEntry, WeightsHasher
 from kantoku.v1 import common_pb2
 
@@ -31,21 +32,51 @@ def pipeline_class_name(path: Path) -> str:
     return str(json.loads((path / "model_index.json").read_text())["_class_name"])
 
 
+def loaded_files(path: Path) -> list[Path]:
+    """Every file under `path` as `from_pretrained` sees it: symlinked folders are followed
+    (a component folder is often a link into a shared cache), each real folder once."""
+    files, seen = [], set()
+    for folder, folders, names in os.walk(path, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            folders.clear()
+            continue
+        seen.add(real)
+        files += [Path(folder, name) for name in names]
+    return sorted(p for p in files if p.is_file())
+
+
 def weights_files(path: Path) -> dict[str, Path]:
-    """Every weights file under `path`; refuses pickle checkpoints, which can run code on load."""
-    pickles = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                     if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    """Every weights file under `path`, through symlinks; refuses pickle checkpoints, which can
+    run code on load."""
+    everything = loaded_files(path)
+    pickles = [str(p.relative_to(path)) for p in everything if p.suffix in PICKLE_SUFFIXES]
     if pickles:
         raise invalid(f"{path}: pickle checkpoints are refused ({', '.join(pickles[:3])}); convert "
                       "them to .safetensors", reason="PICKLE_REFUSED")
-    files = {str(p.relative_to(path)): p for p in sorted(path.rglob("*.safetensors"))}
+    files = {str(p.relative_to(path)): p for p in everything if p.suffix == ".safetensors"}
     if not files:
         raise invalid(f"{path}: no .safetensors weights found", reason="WEIGHTS_MISSING")
     return files
 
 
-def verified_weights(entry: ModelEntry, hasher: WeightsHasher) -> list[common_pb2.WeightsFile]:
-    return hasher.verify(entry, weights_files(model_dir(entry)))
+def verified_weights(entry: ModelEntry, hasher: WeightsHasher,
+                     folder: Path | None = None) -> list[common_pb2.WeightsFile]:
+    """Hash every weights file that loading `folder` (default: the model's) would read.
+
+    Raises:
+        KantokuError: WEIGHTS_MISMATCH when a file's hash, or the set of files, differs from
+            what the registry recorded at `kantoku models add`.
+    """
+    files = weights_files(folder or model_dir(entry))
+    listed = {w.path for w in entry.weights}
+    if listed and listed != set(files):
+        added, gone = sorted(set(files) - listed), sorted(listed - set(files))
+        raise internal(f"{entry.id}: its weights files are not the ones registered (new: "
+                       f"{', '.join(added[:3]) or 'none'}; missing: {', '.join(gone[:3]) or 'none'}"
+                       "); restore them or register the model again under a new id",
+                       reason="WEIGHTS_MISMATCH", model_id=entry.id)
+    return hasher.verify(entry, files)
 
 
 def ip_adapter_weights_name(path: Path) -> str:

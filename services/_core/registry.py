@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import internal, invalid, not_found
@@ -22,6 +23,22 @@ from kantoku.v1 import common_pb2
 
 #: Largest $KANTOKU_HOME/models.yaml read (checked before reading).
 MAX_REGISTRY_BYTES = 1 << 20
+
+#: What a model, voice or adapter id may be: safe in a path, a URL, a shell and a log line.
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MODEL_ID_RULE = ("a letter or digit, then up to 63 letters, digits, '.', '_' or '-' (no '/', "
+                 "spaces, newlines or shell characters)")
+
+
+def check_model_id(value: str) -> str:
+    """`value` when it is a model id (see MODEL_ID_PATTERN); ValueError naming the rule if not."""
+    if not re.fullmatch(MODEL_ID_PATTERN, value):
+        raise ValueError(f"{value!r} is not a model id: use {MODEL_ID_RULE}")
+    return value
+
+
+#: A registry id, wherever one enters (models.yaml, `kantoku models add`, briefs, settings).
+ModelId = Annotated[str, AfterValidator(check_model_id)]
 
 ModelKind = Literal["tts", "motion", "image", "video", "llm", "adapter", "ip_adapter"]
 
@@ -37,7 +54,7 @@ class ModelEntry(BaseModel):
     """One registry row."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1)
+    id: ModelId
     kind: ModelKind
     version: str
     family: str
@@ -54,7 +71,7 @@ class ModelEntry(BaseModel):
     weights: list[WeightsEntry] = Field(default_factory=list)
     path: str | None = None  # model directory for user-registered models
     #: Image models: registry id of the IP-Adapter (kind "ip_adapter") that reads reference images.
-    ip_adapter: str | None = None
+    ip_adapter: ModelId | None = None
     #: The model's output comes from weights learned from sampled data (a diffusion model, a
     #: neural voice, a LoRA). False for procedural renderers and rule sets (previz, animatic, the
     #: viseme rules): C2PA then labels their output ``algorithmicMedia``, not
@@ -100,7 +117,8 @@ def _load_file(text: str, origin: str) -> list[ModelEntry]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise invalid(f"{origin}: {where}: {first['msg']}; fix the file",
+        message = first["msg"].removeprefix("Value error, ")
+        raise invalid(f"{origin}: {where}: {message}; fix the file",
                       reason="REGISTRY_INVALID") from None
 
 
@@ -199,6 +217,10 @@ def add_user_model(model_id: str, path: Path, kind: str, license_id: str, commer
         weights_files,
     )
 
+    try:
+        check_model_id(model_id)
+    except ValueError as exc:
+        raise invalid(f"ID: {exc}", reason="MODEL_ID_INVALID") from None
     settings = settings or core_settings()
     registry = ModelRegistry(settings)
     if model_id in {e.id for e in registry.list()}:

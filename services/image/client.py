@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kantoku.services._core.client import ProgressFn, ServiceClient, store, stream_result
 from kantoku.services._core.errors import invalid
+from kantoku.services._core.inputs import image_bytes
 from kantoku.v1 import common_pb2, image_pb2
 
 
@@ -24,10 +25,10 @@ def reference_inputs(specs: list[str], weight: float = 0.0,
         if not path.is_file() and ":" in spec:
             head, _, character = spec.rpartition(":")
             path = Path(head)
-        if not path.is_file():
+        if not path.exists():
             raise invalid(f"--reference: {path} is not a file; pass PATH or PATH:CHARACTER",
                           reason="FILE_NOT_FOUND")
-        image = store().put_file(path)
+        image = store().put_bytes(*image_bytes(path, "--reference"))
         if rights is not None:
             image.rights.CopyFrom(rights)
         references.append(image_pb2.ReferenceImage(image=image, character_name=character,

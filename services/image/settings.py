@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from kantoku.services._core.registry import ModelId
 from kantoku.services._core.settings import DeploymentSettings
 
 
@@ -12,5 +13,5 @@ class ImageSettings(DeploymentSettings):
     model_config = SettingsConfigDict(env_prefix="KANTOKU_IMAGE_", extra="ignore")
 
     #: Registry ids this replica serves; previz always, plus any registered diffusers models.
-    models: list[str] = Field(default=["previz-v1"])
+    models: list[ModelId] = Field(default=["previz-v1"])
     dtype: str = Field(default="float32", description="float32, bfloat16 or float16")

@@ -179,6 +179,39 @@ def test_changed_weights_are_refused_at_load(registered, tmp_path: Path) -> None
     assert info.value.reason == "WEIGHTS_MISMATCH"
 
 
+def _linked_transformer(source: Path, tmp_path: Path) -> Path:
+    """A copy of the pipeline at `source` whose transformer/ folder is a symlink elsewhere."""
+    copy, elsewhere = tmp_path / "linked", tmp_path / "shared-cache" / "transformer"
+    shutil.copytree(source, copy)
+    elsewhere.parent.mkdir()
+    shutil.move(copy / "transformer", elsewhere)
+    (copy / "transformer").symlink_to(elsewhere, target_is_directory=True)
+    return elsewhere
+
+
+def test_weights_behind_a_symlinked_folder_are_hashed_and_checked(  # noqa: ANN001
+        registered, tmp_path: Path) -> None:
+    from kantoku.services.image.backends.diffusers_dit import DiffusersImageBackend
+
+    target = _linked_transformer(registered["tiny-sd3"], tmp_path)
+    entry = add_user_model("tiny-sd3-linked", tmp_path / "linked", "image", "MIT", True, "x")
+    assert any(w.path.startswith("transformer/") for w in entry.weights)
+    weights = next(target.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes() + b" ")  # the weights swapped behind the link
+    with pytest.raises(KantokuError) as info:
+        DiffusersImageBackend(ModelRegistry().get(entry.id), WeightsHasher())
+    assert info.value.reason == "WEIGHTS_MISMATCH" and "transformer/" in info.value.message
+
+
+def test_pickles_behind_a_symlinked_folder_are_refused(registered, tmp_path: Path) -> None:  # noqa: ANN001
+    target = _linked_transformer(registered["tiny-sana"], tmp_path)
+    (target / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(KantokuError) as info:
+        add_user_model("tiny-sana-linked", tmp_path / "linked", "image", "MIT", True, "x")
+    assert info.value.reason == "PICKLE_REFUSED"
+    assert "transformer/diffusion_pytorch_model.bin" in info.value.message
+
+
 async def test_lora_adapter_changes_the_image_and_is_recorded(gpu_client, registered,  # noqa: ANN001
                                                               tmp_path_factory) -> None:
     from diffusers import FluxPipeline

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.integration
 KANTOKU = str(Path(sys.executable).with_name("kantoku"))
 
 
-def _run(home: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KANTOKU_HOME=str(home))
+def _run(home: Path, *args: str, timeout: int = 240,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KANTOKU_HOME=str(home), **(env or {}))
     env.pop("KANTOKU_AUTH_TOKEN", None)
     return subprocess.run([KANTOKU, *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -44,3 +46,33 @@ def test_up_status_call_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     after = _run(home, "status")
     assert after.returncode == 7 and "kantoku up" in after.stderr
+
+
+def test_up_joins_a_running_cluster_on_loopback_and_down_leaves_it_running(
+        tmp_path: Path) -> None:
+    import psutil
+
+    from kantoku.services.local_stack import _ray_cli, _stop_head
+    from tests.conftest import free_port
+
+    home, port = tmp_path / "home", free_port()
+    mine = subprocess.run([_ray_cli(), "start", "--head", "--num-cpus=2",
+                           "--include-dashboard=false", "--disable-usage-stats",
+                           f"--port={free_port()}"], capture_output=True, text=True, timeout=120)
+    assert mine.returncode == 0, mine.stderr
+    gcs = re.search(r"--address='([^']+)'", mine.stdout).group(1)  # the user's own cluster
+    try:
+        up = _run(home, "up", "--grpc-port", str(port))
+        assert up.returncode == 0, up.stderr
+        listening = {c.laddr.ip.removeprefix("::ffff:") for c in psutil.net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+        assert listening == {"127.0.0.1"}  # not "::", every interface
+        down = _run(home, "down")
+        assert down.returncode == 0, down.stderr
+        raylets = [p for p in psutil.process_iter(["cmdline"])
+                   if "raylet" in " ".join(p.info["cmdline"] or []) and any(
+                       gcs in arg for arg in p.info["cmdline"] or [])]
+        assert raylets, "kantoku down stopped a Ray cluster it did not start"
+        assert _run(home, "status").returncode == 7
+    finally:
+        _stop_head(gcs)

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from kantoku.planner.planning.brief import Brief, parse_brief
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
@@ -60,7 +61,7 @@ def _refused(report: PolicyReport) -> KantokuError:
 
 def _reference(tmp_path: Path, consent: bool) -> dict:
     photo = tmp_path / "ann.png"
-    photo.write_bytes(b"\x89PNG fake")
+    Image.new("RGB", (8, 8), "red").save(photo)
     return {"name": "Ann", "reference": {"path": str(photo), "holder": "Ann Lee",
                                          "license": "proprietary", "consent": consent}}
 

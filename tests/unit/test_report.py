@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
+from PIL import Image
 
 from kantoku.planner.planning.brief import Brief, parse_brief
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
@@ -178,7 +179,7 @@ def _produced_job(tmp_path: Path) -> tuple[dict, str, Path]:
     song, photo = tmp_path / "media" / "song.wav", tmp_path / "media" / "ann.png"
     song.parent.mkdir()
     song.write_bytes(b"RIFF song")
-    photo.write_bytes(b"\x89PNG photo")
+    Image.new("RGB", (8, 8), "blue").save(photo)
     brief = _brief(characters=[{"name": "Ann", "reference": {
         "path": str(photo), "holder": "Photo Owner <b>", "license": "proprietary",
         "consent": True}}], song={"title": "Rain Song", "holder": "Label",

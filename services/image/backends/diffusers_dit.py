@@ -24,7 +24,6 @@ from kantoku.services._core.diffusers_loading import (
     load_pipeline,
     step_callback,
     verified_weights,
-    weights_files,
 )
 from kantoku.services._core.errors import invalid
 from kantoku.services._core.registry import ModelEntry, WeightsHasher
@@ -148,7 +147,7 @@ class DiffusersImageBackend(ImageBackend):
                           f"{IMAGE_ENCODER}/, not {found!r}", reason="IP_ADAPTER_INCOMPATIBLE")
         card = ip_adapter.to_card()
         del card.weights[:]
-        card.weights.extend(hasher.verify(ip_adapter, weights_files(folder)))
+        card.weights.extend(verified_weights(ip_adapter, hasher, folder))
         encoder = str(folder.resolve() / IMAGE_ENCODER)  # absolute: diffusers reads it as is
         self._plain_processors = dict(self.pipeline.transformer.attn_processors)
         try:
