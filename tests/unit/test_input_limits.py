@@ -132,4 +132,4 @@ def test_an_empty_model_id_gets_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     code, err = run_cli(monkeypatch, capsys, "models", "add", "", "--path", str(weights),
                         "--kind", "adapter", "--license", "MIT")
     assert code == 2
-    assert one_line_error(err).startswith("error: id: ")
+    assert one_line_error(err).startswith("error: ID: '' is not a model id")
