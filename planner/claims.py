@@ -5,9 +5,8 @@ holds another job's outputs (or files that are not a job's at all), so two jobs 
 files and a reused folder never keeps stale ones. `hold_job` and `hold_folder` take OS file
 locks under `$KANTOKU_HOME/locks/`, keyed by the job id and by the folder's path: a second
 `kantoku mv`, `resume` or `edit` on the same job or folder is refused before it touches
-anything. The locks
-are `flock` locks (through `filelock`), which the kernel drops when the process dies, so a
-`kill -9` never leaves a job locked.
+anything. The locks are `flock` locks (through `filelock`), which the kernel drops when the
+process dies, so a `kill -9` never leaves a job locked.
 """
 
 from __future__ import annotations
