@@ -32,7 +32,7 @@ from kantoku.planner.jobs import (
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.diff import PlanDiff, diff_plans
 from kantoku.planner.planning.plan import Plan
-from kantoku.planner.rights.ledger import Ledger
+from kantoku.planner.rights.ledger import Ledger, chain_head
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, invalid, not_found
 
@@ -106,7 +106,8 @@ async def _edit(out: Path, timeline_path: Path, *, yes: bool, server: str | None
         if not ask("Render this edit?", default=True):
             return None
     edit = {"plan": edited.plan.model_dump(mode="json"), "parent_job": job["job_id"],
-            "parent_ledger_head": _ledger_head(job["job_id"]),
+            # From the ledger store, not from the folder's copy a user can edit.
+            "parent_ledger_head": chain_head(Ledger().entries(job["job_id"])),
             "timeline": timeline_path.name, "timeline_sha256": sha256_file(timeline_path),
             "diff": [vars(change) for change in diff.changes], "notes": edited.notes}
     archived = archive_version(out)
@@ -122,11 +123,3 @@ async def _edit(out: Path, timeline_path: Path, *, yes: bool, server: str | None
                        resume=f"kantoku resume {job_id}")
         return await run_job(new_state, new_state, server=server, console=console,
                              reviewer=None)
-
-
-def _ledger_head(job_id: str) -> dict[str, Any] | None:
-    """The parent's head from the ledger store, not from the folder's copy a user can edit."""
-    entries = Ledger().entries(job_id)
-    if not entries:
-        return None
-    return {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}

@@ -110,7 +110,7 @@ def export_timeline(job_dir: Path, fmt: str, out: Path | None = None) -> list[Pa
     out = Path(out) if out else job_dir / "export" / f"timeline{spec.suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _quiet():
+        with quiet_adapters():
             written = (_write_edls(timeline, out) if fmt == "edl" else
                        _write_one(timeline, out, spec))
     except (otio.exceptions.OTIOError, ValueError, TypeError, AttributeError) as exc:
@@ -166,7 +166,7 @@ def _write_edls(timeline: otio.schema.Timeline, out: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_adapters() -> Iterator[None]:
     """Adapters print deprecation banners on stdout; keep the CLI's output clean."""
     with contextlib.redirect_stdout(io.StringIO()):
         yield None

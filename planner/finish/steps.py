@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -49,6 +48,7 @@ from kantoku.planner.rights.c2pa_sign import (
     sign_file,
     signing_credentials,
 )
+from kantoku.planner.rights.ledger import chain_head
 from kantoku.planner.rights.policy import PolicyReport
 from kantoku.planner.rights.record import write_record
 from kantoku.planner.rights.report import build_report, write_report
@@ -56,9 +56,9 @@ from kantoku.planner.state import JobState
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.files import (
     PARTIAL_PATTERN,
-    partial_file,
     remove_leftovers,
     scratch_folder,
+    write_atomic,
     write_text_atomic,
 )
 from kantoku.services._core.registry import ModelRegistry
@@ -178,9 +178,8 @@ def song_in_folder(song: Path, out_dir: Path) -> Path:
     target = out_dir / f"song{song.suffix.lower()}"
     if target.exists() and sha256_file(target) == sha256_file(song):
         return target
-    with partial_file(target) as partial:
-        shutil.copyfile(song, partial)
-        os.replace(partial, target)
+    with open(song, "rb") as source:
+        write_atomic(target, lambda handle: shutil.copyfileobj(source, handle))
     return target
 
 
@@ -235,7 +234,7 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
                               else {})}
     # The ledger's head at signing time anchors the chain: `rights verify` checks that
     # ledger.jsonl still contains it, so a truncated or rewritten chain is found.
-    summary["ledger_head"] = {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}
+    summary["ledger_head"] = chain_head(entries)
     video = ctx.out_dir / "video.mp4"
     # No model of its own (trained=False): the label is composite with trained media exactly
     # when a part's manifest says a trained model made it.

@@ -11,8 +11,6 @@ and clip names, not kantoku's metadata, so content edits need the OTIO timeline.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,13 +19,13 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 from pydantic import ValidationError
 
+from kantoku.planner.finish.export import FORMATS, quiet_adapters
 from kantoku.planner.finish.timeline import EDITABLE_FIELDS, METADATA_KEY, SHOTS_TRACK
 from kantoku.planner.planning.plan import Plan, Shot, plan_problems
 from kantoku.services._core.errors import invalid, not_found
 
 #: File suffixes and the adapter that reads them.
-ADAPTERS = {".otio": "otio_json", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF",
-            ".edl": "cmx_3600", ".kdenlive": "kdenlive"}
+ADAPTERS = {".otio": "otio_json", **{f.suffix: f.adapter for f in FORMATS.values()}}
 
 
 @dataclass
@@ -55,7 +53,7 @@ def read_editor_timeline(path: Path, fps: int) -> otio.schema.Timeline:
                       reason="TIMELINE_FORMAT_UNKNOWN")
     options: dict[str, Any] = {"rate": fps} if adapter == "cmx_3600" else {}
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # adapters' banners
+        with quiet_adapters():
             timeline = otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
     except Exception as exc:  # noqa: BLE001 - adapters raise anything on a broken file
         raise invalid(f"--timeline: {path.name} could not be read as {adapter} "

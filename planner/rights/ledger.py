@@ -213,6 +213,11 @@ class Ledger:
         return len(entries)
 
 
+def chain_head(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`{"seq", "hash"}` of the last entry, what a signature anchors the chain to (None: none)."""
+    return {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]} if entries else None
+
+
 def verify_entries(entries: list[dict[str, Any]]) -> list[str]:
     """Check one job's chain.
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography import x509
 
+from kantoku.planner.claims import JOB_FILE, folder_job
 from kantoku.planner.rights.c2pa_sign import (
     MEDIA_TYPES,
     PROVENANCE_LABEL,
@@ -196,13 +197,9 @@ def _song_problems(folder: Path) -> list[str]:
 
 def _job_file_problems(folder: Path, record: RecordCheck) -> list[str]:
     """job.json is not covered (its status changes later), but must name the signed job."""
-    job_file = folder / "job.json"
-    if record.job_id is None or not job_file.is_file():
+    if record.job_id is None or not (folder / JOB_FILE).is_file():
         return []
-    try:
-        named = json.loads(job_file.read_text()).get("job_id")
-    except (ValueError, AttributeError):
-        named = None
+    named = folder_job(folder)
     if named != record.job_id:
         return [f"job.json: names job {named}, but the record is for {record.job_id}; "
                 "the folder mixes two jobs"]
