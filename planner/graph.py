@@ -10,6 +10,7 @@ every step, so a killed job resumes where it stopped and finished shots are not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from kantoku.planner.context import JobContext
+from kantoku.planner.context import Event, JobContext
 from kantoku.planner.finish import steps as finish
 from kantoku.planner.music import steps as music
 from kantoku.planner.planning.brief import Brief
@@ -29,6 +30,8 @@ from kantoku.planner.rights.policy import check_policy, enforce
 from kantoku.planner.state import JobState, ShotTask
 from kantoku.services._core.errors import KantokuError, invalid
 from kantoku.services._core.registry import ModelRegistry
+
+Emit = Callable[[Event], None]
 
 
 def brief_of(state: JobState | ShotTask) -> Brief:
@@ -56,20 +59,21 @@ async def intake(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any
     return {"duration_s": brief.duration_s}
 
 
-async def make_plan(brief: Brief, duration_s: float, song: dict[str, Any], planner: str
-                    ) -> tuple[Plan, LLMPlanResult | None]:
-    """The plan from the chosen planner, fed the song's sections, beats and lyrics when any."""
+async def make_plan(brief: Brief, duration_s: float, song: dict[str, Any], planner: str,
+                    emit: Emit | None = None) -> tuple[Plan, LLMPlanResult | None]:
+    """The plan from the chosen planner, on the grid the song's sections, beats and lyric lines
+    cut (or even shots over the running time)."""
     sections, cuts = music.plan_guides(song)
     notes = list(song.get("notes", []))
+    grid = music.with_lyrics(heuristic_plan(brief, duration_s, sections=sections,
+                                            cut_times=cuts, notes=notes), song)
     result = None
+    plan = grid
     if planner == "llm":
-        result = await plan_with_llm(brief, duration_s, context=music.llm_context(song),
-                                     sections=sections, snap_times=music.beat_snapper(song))
-        plan = result.plan
-        plan.notes = [*notes, *plan.notes]
-    else:
-        plan = heuristic_plan(brief, duration_s, sections=sections, cut_times=cuts, notes=notes)
-    plan = music.with_lyrics(plan, song)
+        analysis = music.analysis_of(song)
+        result = await plan_with_llm(brief, grid, longest_s=music.MAX_SHOT_S, emit=emit,
+                                     beats_s=analysis.beats_s if analysis else None)
+        plan = music.with_lyrics(result.plan, song)
     problems = plan_problems(plan, {c.name for c in brief.characters})
     if problems:  # the planners repair their own output; this is a bug, not bad input
         raise KantokuError("; ".join(problems), "PLAN_INVALID")
@@ -82,16 +86,22 @@ async def plan_shots(state: JobState, runtime: Runtime[JobContext]) -> dict[str,
     if state.get("edit"):
         return planned_edit(state, ctx)
     plan, result = await make_plan(brief, state["duration_s"], state.get("song_analysis") or {},
-                                   state.get("planner", "heuristic"))
+                                   state.get("planner", "heuristic"), ctx.emit)
+    planning = None
     if result is not None:
         for call in result.calls:
             ctx.ledger.append(ctx.job_id, "llm_call", data=call)
+        for gate in result.gates:
+            ctx.ledger.append(ctx.job_id, "plan_gate", data=gate)
         for repair in result.repairs:
             ctx.ledger.append(ctx.job_id, "repair", data={"repair": repair})
         if result.fallback_reason:
             ctx.ledger.append(ctx.job_id, "fallback", data={"reason": result.fallback_reason})
+        planning = result.report.to_json()
+        ctx.emit({"event": "planning", "summary": result.report.summary()})
     ctx.ledger.append(ctx.job_id, "plan", data={"planner": plan.planner,
-                                                "shots": len(plan.shots), "notes": plan.notes})
+                                                "shots": len(plan.shots), "notes": plan.notes,
+                                                "planning": planning})
     ctx.emit({"event": "plan_ready", "plan": plan.model_dump(mode="json")})
     return {"plan": plan.model_dump(mode="json")}
 

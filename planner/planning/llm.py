@@ -1,93 +1,111 @@
-"""The LLM planner: asks any OpenAI-compatible chat-completions endpoint for a shot plan.
+"""The LLM planner: the rules cut the grid, the LLM fills it, a quality gate decides.
 
-This module is the conversation; `repair.py` turns each answer into a renderable `Plan`. When
-the model cannot produce one (after one re-ask listing the problems), or the endpoint times out
-or fails, the heuristic planner takes over and the plan says why. Nothing the LLM answers
-raises out of `plan_with_llm` or yields an invalid plan.
+1. The grid is the heuristic planner's plan for the brief (cuts on the song's beats, bars,
+   sections and lyric lines, or even shots over the running time).
+2. The LLM is asked, batch by batch (`exchange.py`), what each shot shows, who is in it, the
+   framing, the camera move, the place, where the dialogue falls, and which cuts to hold.
+3. The quality gate (`gate.py`) checks the plan. Batches with problems are re-asked once with
+   the problems named; what is still wrong is repaired shot by shot from the heuristic's
+   version of that shot (`compose.repair_ideas`). A plan that still fails the gate, or scores
+   below the heuristic plan, is replaced by the heuristic plan: the director never gets a
+   worse plan because an LLM was asked.
 
-Output format negotiation, per endpoint:
-
-1. ``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM, recent llama.cpp);
-2. if rejected: ``{"type": "json_object", "schema": ...}`` (llama.cpp's server takes a schema here);
-3. if rejected too: no ``response_format``; the first JSON object is taken from the prose.
+Every call, every gate round and every repair is recorded for the ledger, and `PlanningReport`
+says in one line what happened. Nothing an endpoint does raises out of `plan_with_llm`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import openai
-from openai import AsyncOpenAI
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
 
 from kantoku.planner.planning.brief import Brief
-from kantoku.planner.planning.heuristic import Section, heuristic_plan
-from kantoku.planner.planning.plan import (
-    CAMERA_ANGLES,
-    CAMERA_MOVES,
-    MAX_SHOT_S,
-    MAX_SHOTS,
-    MIN_SHOT_S,
-    SHOT_SIZES,
-    TIMES_OF_DAY,
-    Plan,
+from kantoku.planner.planning.compose import (
+    RULES,
+    Composed,
+    Problem,
+    compose,
+    repair_ideas,
 )
-from kantoku.planner.planning.repair import TRANSITIONS, SnapTimes, repair_answer, shorten
+from kantoku.planner.planning.endpoint import (
+    LLMFailure,
+    LLMSession,
+    LLMSettings,
+    llm_configured,
+    llm_settings,
+    open_endpoint,
+    shorten,
+)
+from kantoku.planner.planning.exchange import (
+    Batch,
+    Detail,
+    ShotIdea,
+    batch_message,
+    batch_schema,
+    batches,
+    max_tokens_for,
+    read_answer,
+    reask_message,
+    system_message,
+)
+from kantoku.planner.planning.gate import CheckResult, failed, run_gate, score_plan
+from kantoku.planner.planning.plan import Plan
 
-Mode = Literal["json_schema", "json_object", "none"]
-#: Response formats, most to least constrained; a rejected one moves to the next.
-MODES: tuple[Mode, ...] = ("json_schema", "json_object", "none")
+__all__ = ["LLMPlanResult", "LLMSettings", "PlanningReport", "llm_configured", "llm_settings",
+           "plan_with_llm"]
 
-#: HTTP statuses with which servers reject a request parameter they do not support.
-_REJECT_STATUSES = {400, 415, 422, 501}
-_REJECT_WORDS = ("response_format", "json_schema", "unsupported", "not supported")
-_ECHO_CHARS = 4000
-
-
-class LLMSettings(BaseSettings):
-    """Which OpenAI-compatible endpoint plans, from the environment."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL",
-                                 description="e.g. http://127.0.0.1:8080/v1 for llama.cpp")
-    api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
-    model: str | None = Field(default=None, validation_alias="KANTOKU_LLM_MODEL")
-    timeout_s: float = Field(default=60.0, gt=0, validation_alias="KANTOKU_LLM_TIMEOUT_S")
-    #: Transport retries by the openai client (connection errors, 429, 5xx), per request.
-    max_retries: int = Field(default=1, ge=0, le=5, validation_alias="KANTOKU_LLM_MAX_RETRIES")
-    #: Sent only when set: some models reject any temperature.
-    temperature: float | None = Field(default=None, ge=0, le=2,
-                                      validation_alias="KANTOKU_LLM_TEMPERATURE")
-
-
-def llm_settings() -> LLMSettings:
-    """Current settings, read fresh from the environment."""
-    return LLMSettings()
+Emit = Callable[[dict[str, Any]], None]
+#: Rounds of shot-by-shot repair from the rules before the heuristic plan is used instead.
+_REPAIR_ROUNDS = 3
 
 
-def llm_configured(settings: LLMSettings | None = None) -> bool:
-    """True when an endpoint (a base URL or an API key) and a model are set.
+@dataclass
+class PlanningReport:
+    """What planning did, for the job's summary line and the ledger."""
 
-    Args:
-        settings: settings to check; read from the environment when omitted.
-    """
-    settings = settings or llm_settings()
-    return bool((settings.base_url or settings.api_key) and settings.model)
+    planner: str
+    seconds: float
+    model: str | None = None
+    endpoint: str | None = None
+    calls: int = 0
+    tokens: int = 0
+    reasks: int = 0
+    #: Shots with at least one field the rules repaired after the gate.
+    repaired_shots: int = 0
+    llm_fields: int = 0
+    rules_fields: int = 0
+    fallback_reason: str | None = None
+    #: The gate's last result: check name → passed.
+    gate: dict[str, bool] = field(default_factory=dict)
+    score: float | None = None
+    heuristic_score: float | None = None
 
+    def summary(self) -> str:
+        if self.planner == "heuristic" and self.fallback_reason is None:
+            return f"plan: heuristic planner, {self.seconds:.1f} s"
+        if self.fallback_reason is not None:
+            return (f"plan: heuristic planner (the LLM{self._model()} was not used: "
+                    f"{self.fallback_reason}), {self.seconds:.1f} s, {self._calls()}")
+        parts = [self._calls()]
+        if self.reasks:
+            parts.append(f"{self.reasks} re-ask{'s' * (self.reasks > 1)}")
+        if self.repaired_shots:
+            parts.append(f"{self.repaired_shots} shot{'s' * (self.repaired_shots > 1)} "
+                         "repaired from the rules")
+        share = self.llm_fields / max(1, self.llm_fields + self.rules_fields)
+        parts.append(f"{share:.0%} of shot fields from the LLM")
+        return f"plan: LLM planner{self._model()}, {self.seconds:.1f} s, " + ", ".join(parts)
 
-def make_client(settings: LLMSettings) -> AsyncOpenAI:
-    """An AsyncOpenAI client for `settings` (local servers get a placeholder key)."""
-    key = settings.api_key.get_secret_value() if settings.api_key else ""
-    return AsyncOpenAI(base_url=settings.base_url, api_key=key or "no-key",
-                       timeout=settings.timeout_s, max_retries=settings.max_retries)
+    def _model(self) -> str:
+        return f" {self.model} at {self.endpoint}" if self.model else ""
+
+    def _calls(self) -> str:
+        return f"{self.calls} call{'s' * (self.calls != 1)}, {self.tokens} tokens"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -95,314 +113,194 @@ class LLMPlanResult:
     """A plan and how it was made.
 
     Attributes:
-        plan: always renderable (`plan_problems` is empty).
+        plan: always renderable.
         calls: one record per HTTP request, for the ledger.
-        repairs: what was fixed in the LLM's answer (also in `plan.notes`).
-        fallback_reason: why the heuristic planner was used; None when the LLM's plan was.
+        gates: one record per gate round (each check's result).
+        repairs: what the rules repaired after the gate.
+        fallback_reason: why the heuristic plan was used; None when the LLM's was.
     """
 
     plan: Plan
+    report: PlanningReport
     calls: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[dict[str, Any]] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     fallback_reason: str | None = None
 
 
-class _LLMFailure(Exception):
-    """The endpoint could not be used (timeout, connection, HTTP error); message says why."""
-
-
-# --- the schema and the prompt --------------------------------------------------------------
-
-
-def shot_plan_schema(brief: Brief) -> dict[str, Any]:
-    """The JSON schema the LLM answers in: ``{"shots": [...]}`` with the brief's names."""
-    names = [c.name for c in brief.characters]
-    name: dict[str, Any] = {"type": "string", "enum": names} if names else {"type": "string"}
-    people: dict[str, Any] = {"type": "array", "items": name}
-    if not names:
-        people["maxItems"] = 0
-    line = {"type": "object", "additionalProperties": False, "required": ["speaker", "text"],
-            "properties": {"speaker": name, "text": {"type": "string"}}}
-    shot = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["start_s", "end_s", "shot_size", "description", "image_prompt"],
-        "properties": {
-            "start_s": {"type": "number", "minimum": 0},
-            "end_s": {"type": "number", "minimum": 0},
-            "section": {"type": "string"},
-            "description": {"type": "string"},
-            "shot_size": {"type": "string", "enum": list(SHOT_SIZES)},
-            "camera_angle": {"type": "string", "enum": list(CAMERA_ANGLES)},
-            "camera_move": {"type": "string", "enum": list(CAMERA_MOVES)},
-            "characters": people,
-            "location": {"type": "string"},
-            "time_of_day": {"type": "string", "enum": list(TIMES_OF_DAY)},
-            "dialogue": {"type": "array", "items": line},
-            "transition": {"type": "string", "enum": list(TRANSITIONS)},
-            "image_prompt": {"type": "string"},
-        },
-    }
-    return {"type": "object", "additionalProperties": False, "required": ["shots"],
-            "properties": {"shots": {"type": "array", "minItems": 1, "maxItems": MAX_SHOTS,
-                                     "items": shot}}}
-
-
-def build_messages(brief: Brief, duration_s: float, *, context: dict[str, Any] | None = None,
-                   sections: Sequence[Section] | None = None) -> list[dict[str, str]]:
-    """The system and user messages asking for a plan of `duration_s` seconds.
-
-    Args:
-        brief: the validated brief (reference image paths and holders are not sent).
-        duration_s: running time in seconds.
-        context: extra facts (song analysis: beats, sections, lyric lines), sent as JSON.
-        sections: labelled section starts the plan should follow.
-    """
-    names = ", ".join(c.name for c in brief.characters) or "none"
-    rules = [
-        'Answer with one JSON object {"shots": [...]} following the JSON schema below, '
-        "and nothing else.",
-        f"The video lasts exactly {duration_s:.3f} s at {brief.fps} fps. Shots are contiguous: "
-        "the first starts at 0, each starts where the previous ends, and the last ends at "
-        f"{duration_s:.3f}.",
-        f"Every shot lasts {MIN_SHOT_S:g} to {MAX_SHOT_S:g} s (2 to 5 s reads well); "
-        f"at most {MAX_SHOTS} shots.",
-        f"characters and dialogue speakers are only the brief's characters: {names}.",
-        "Place each of the brief's dialogue lines, in order, on a shot that shows its speaker.",
-        "image_prompt is a self-contained text-to-image prompt: style, framing, subject, "
-        "place, light.",
-    ]
-    if sections:
-        rules.append("Follow the sections: each shot's section is the section it starts in.")
-    if context:
-        rules.append("Use the facts in context (e.g. beats, sections, lyrics) to time the cuts.")
-    system = ("You are the planner of kantoku, a film director's assistant: you turn a brief "
-              "into a shot plan.\nRules:\n" + "\n".join(f"- {r}" for r in rules)
-              + "\nJSON schema:\n" + json.dumps(shot_plan_schema(brief), ensure_ascii=False))
-    request: dict[str, Any] = {"brief": _brief_facts(brief), "duration_s": round(duration_s, 3),
-                               "fps": brief.fps}
-    if sections:
-        request["sections"] = [{"label": s.label, "start_s": round(s.start_s, 3)}
-                               for s in sections]
-    if context:
-        request["context"] = context
-    user = json.dumps(request, ensure_ascii=False, default=str)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def _brief_facts(brief: Brief) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "title": brief.title, "logline": brief.logline, "language": brief.language,
-        "aspect": brief.aspect, "style": brief.style, "mood": brief.mood,
-        "locations": brief.locations,
-        "characters": [{"name": c.name, "description": c.description}
-                       for c in brief.characters],
-        "dialogue": [{"speaker": d.speaker, "text": d.text} for d in brief.dialogue],
-    }
-    if brief.song and brief.song.title:
-        facts["song"] = brief.song.title
-    return facts
-
-
-def response_format(mode: Mode, schema: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``response_format`` request field for `mode` (None: send none)."""
-    if mode == "json_schema":
-        return {"type": "json_schema",
-                "json_schema": {"name": "shot_plan", "schema": schema, "strict": False}}
-    if mode == "json_object":
-        return {"type": "json_object", "schema": schema}
-    return None
-
-
-# --- talking to the endpoint ------------------------------------------------------------------
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _host(client: AsyncOpenAI) -> str:
-    url = client.base_url
-    return f"{url.host}:{url.port}" if url.port else str(url.host)
-
-
-def _rejects_format(exc: openai.APIStatusError) -> bool:
-    """Whether an HTTP error means 'this response_format is not supported here'."""
-    text = str(exc).lower()
-    return exc.status_code in _REJECT_STATUSES or any(w in text for w in _REJECT_WORDS)
-
-
-def _describe_error(exc: BaseException, timeout_s: float) -> str:
-    if isinstance(exc, openai.APITimeoutError | TimeoutError):
-        return f"the LLM timed out (timeout {timeout_s:g} s)"
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return f"could not connect to the LLM ({type(cause).__name__}: {cause})"
-    if isinstance(exc, openai.APIStatusError):
-        return f"the LLM server answered HTTP {exc.status_code} ({shorten(str(exc))})"
-    return f"the LLM call failed ({type(exc).__name__}: {shorten(str(exc))})"
-
-
-
 @dataclass
-class _Session:
-    """One planning conversation: the client, settings, and the ledger of calls."""
+class _Run:
+    """One planning run's moving parts."""
 
-    client: AsyncOpenAI
-    settings: LLMSettings
-    model: str
-    schema: dict[str, Any]
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    mode_index: int = 0
+    brief: Brief
+    grid: Plan
+    longest_s: float
+    session: LLMSession
+    emit: Emit
+    ideas: list[ShotIdea]
+    work: list[Batch]
+    detail: Detail
+    system: str
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the LLM stopped being asked (a timeout, a dead endpoint); None while it is.
+    stopped: str | None = None
+    reasks: int = 0
 
-    async def ask(self, messages: list[dict[str, str]], attempt: int) -> str:
-        """The answer text, trying response formats until one is accepted.
-
-        Raises:
-            _LLMFailure: on a timeout, connection or HTTP error, or when every format is refused.
-        """
-        while True:
-            mode = MODES[self.mode_index]
-            try:
-                return await self._call(messages, mode, attempt)
-            except openai.APIStatusError as exc:
-                if self.mode_index + 1 < len(MODES) and _rejects_format(exc):
-                    self.mode_index += 1
-                    continue
-                raise _LLMFailure(_describe_error(exc, self.settings.timeout_s)) from exc
-            except Exception as exc:  # noqa: BLE001 - any failure falls back, never raises
-                raise _LLMFailure(_describe_error(exc, self.settings.timeout_s)) from exc
-
-    async def _call(self, messages: list[dict[str, str]], mode: Mode, attempt: int) -> str:
-        prompt = json.dumps(messages, ensure_ascii=False, sort_keys=True)
-        record: dict[str, Any] = {
-            "model": self.model, "base_url_host": _host(self.client), "response_format": mode,
-            "attempt": attempt, "latency_ms": 0, "prompt_sha256": _sha256(prompt),
-            "response_sha256": None, "error": None, "usage": None, "finish_reason": None,
-            "ok": False}
-        self.calls.append(record)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._deadline_s()):
-                completion = await self.client.chat.completions.create(
-                    **self._request(messages, mode))
-        except BaseException as exc:
-            record["error"] = _describe_error(exc, self.settings.timeout_s)
-            raise
-        finally:
-            record["latency_ms"] = round((time.perf_counter() - started) * 1000)
-        if completion.usage is not None:
-            usage = completion.usage
-            record["usage"] = {"prompt_tokens": usage.prompt_tokens,
-                               "completion_tokens": usage.completion_tokens,
-                               "total_tokens": usage.total_tokens}
-        choice = completion.choices[0] if completion.choices else None
-        text = (choice.message.content if choice else None) or ""
-        record["finish_reason"] = choice.finish_reason if choice else None
-        record["response_sha256"] = _sha256(text)
-        return text
-
-    def _request(self, messages: list[dict[str, str]], mode: Mode) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": self.model, "messages": messages}
-        fmt = response_format(mode, self.schema)
-        if fmt is not None:
-            request["response_format"] = fmt
-        if self.settings.temperature is not None:
-            request["temperature"] = self.settings.temperature
-        return request
-
-    def _deadline_s(self) -> float:
-        """A guard over the client's own timeout and retries (slow-trickling servers)."""
-        return self.settings.timeout_s * (self.settings.max_retries + 1) + 10.0
-
-    def judge(self, ok: bool, problems: list[str]) -> None:
-        """Record on the latest call whether its answer made a plan, and if not, why."""
-        record = self.calls[-1]
-        record["ok"] = ok
-        if not ok and record["error"] is None:
-            record["error"] = "unusable answer: " + "; ".join(problems[:3])
+    def gate(self, composed: Composed, round_name: str) -> list[CheckResult]:
+        results = run_gate(composed, self.brief, self.grid, longest_s=self.longest_s)
+        self.gates.append({"round": round_name, "passed": not failed(results),
+                           "checks": [r.to_json() for r in results]})
+        self.emit({"event": "plan_gate", "round": round_name,
+                   "failed": [r.name for r in results if not r.ok]})
+        return results
 
 
-def _reask(messages: list[dict[str, str]], answer: str,
-           problems: list[str]) -> list[dict[str, str]]:
-    listed = "\n".join(f"- {p}" for p in problems[:20])
-    echo = answer if len(answer) <= _ECHO_CHARS else answer[:_ECHO_CHARS] + "…"
-    return [*messages, {"role": "assistant", "content": echo},
-            {"role": "user", "content": "Your answer could not be used:\n" + listed +
-             '\nAnswer again with the complete, corrected JSON object {"shots": [...]} and '
-             "nothing else."}]
-
-
-def _fallback(brief: Brief, duration_s: float, sections: Sequence[Section] | None,
-              calls: list[dict[str, Any]], reason: str) -> LLMPlanResult:
-    plan = heuristic_plan(brief, duration_s, sections=sections,
-                          notes=[f"LLM planner not used: {reason}; planned by the heuristic "
-                                 "planner instead"])
-    plan.planner = f"heuristic (fallback: {shorten(reason, 120)})"
-    return LLMPlanResult(plan=plan, calls=calls, repairs=[], fallback_reason=reason)
-
-
-async def plan_with_llm(brief: Brief, duration_s: float, *, client: AsyncOpenAI | None = None,
-                        settings: LLMSettings | None = None,
-                        context: dict[str, Any] | None = None,
-                        snap_times: SnapTimes | None = None,
-                        sections: Sequence[Section] | None = None) -> LLMPlanResult:
-    """Plan with the configured LLM; fall back to the heuristic planner when it cannot.
-
-    The LLM is asked once, and re-asked once with the problems listed if its answer cannot be
-    repaired into a plan. Timeouts, connection and HTTP errors fall back at once. This never
-    raises for anything the endpoint does, and the plan is always renderable.
+async def plan_with_llm(brief: Brief, grid: Plan, *, longest_s: float,
+                        settings: LLMSettings | None = None, emit: Emit | None = None,
+                        beats_s: Sequence[float] | None = None) -> LLMPlanResult:
+    """The LLM's plan on `grid` when it passes the quality gate, else the heuristic's.
 
     Args:
         brief: the validated brief.
-        duration_s: running time in seconds (the song's, or the brief's).
-        client: an AsyncOpenAI client (keeps its own timeout and retries); by default one is
-            made from `settings` and closed afterwards.
-        settings: endpoint, model, timeout; read from the environment when omitted.
-        context: extra facts for the prompt (song analysis: beats, sections, lyric lines).
-        snap_times: maps proposed cut times to allowed ones (e.g. beats); the frame grid
-            is always applied after it.
-        sections: labelled section starts, for the prompt, unlabelled shots and the fallback.
-
-    Returns:
-        The plan (``planner`` "llm", or "heuristic (fallback: ...)"), the calls made, the
-        repairs applied, and the fallback reason if any.
+        grid: the heuristic plan for the brief (its cuts, sections and lyrics are the grid).
+        longest_s: the longest shot the LLM may make by holding cuts.
+        settings: endpoint, model, limits; read from the environment when omitted.
+        emit: receives progress events (``llm_progress``, ``plan_gate``).
+        beats_s: the song's beats, for the score.
     """
+    started = time.perf_counter()
     settings = settings or llm_settings()
-    if not settings.model:
-        return _fallback(brief, duration_s, sections, [],
-                         "no LLM model configured (set KANTOKU_LLM_MODEL)")
-    own = client is None
-    session = _Session(client or make_client(settings), settings, settings.model,
-                       shot_plan_schema(brief))
+    emit = emit or (lambda event: None)
+    calls: list[dict[str, Any]] = []
     try:
-        return await _converse(session, brief, duration_s, context, snap_times, sections)
+        async with open_endpoint(settings) as endpoint:
+            session = LLMSession(endpoint, settings, emit)
+            calls = session.calls
+            try:
+                return await _plan(session, brief, grid, longest_s, emit, beats_s, started)
+            finally:
+                await session.close()
+    except LLMFailure as exc:
+        reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - the planner must always produce a plan
-        return _fallback(brief, duration_s, sections, session.calls,
-                         f"unexpected error ({type(exc).__name__}: {shorten(str(exc))})")
-    finally:
-        if own:
-            await session.client.close()
+        reason = f"{type(exc).__name__}: {shorten(str(exc))}"
+    return _fallback(grid, reason, calls, [], started, model=settings.model)
 
 
-async def _converse(session: _Session, brief: Brief, duration_s: float,
-                    context: dict[str, Any] | None, snap_times: SnapTimes | None,
-                    sections: Sequence[Section] | None) -> LLMPlanResult:
-    messages = build_messages(brief, duration_s, context=context, sections=sections)
-    problems: list[str] = []
-    for attempt in (1, 2):
-        try:
-            text = await session.ask(messages, attempt)
-        except _LLMFailure as exc:
-            return _fallback(brief, duration_s, sections, session.calls, str(exc))
-        plan, repairs, problems = repair_answer(text, brief, duration_s, snap_times, sections)
-        if problems and session.calls[-1]["finish_reason"] == "length":
-            problems = ["the answer was cut off at the token limit; write shorter descriptions "
-                        "and image prompts", *problems]
-        session.judge(plan is not None and not problems, problems)
-        if plan is not None and not problems:
-            plan.planner = "llm"
-            return LLMPlanResult(plan=plan, calls=session.calls, repairs=repairs)
-        messages = _reask(messages, text, problems)
-    reason = "the LLM's answers were unusable twice (" + "; ".join(problems[:3]) + ")"
-    return _fallback(brief, duration_s, sections, session.calls, reason)
+async def _plan(session: LLMSession, brief: Brief, grid: Plan, longest_s: float, emit: Emit,
+                beats_s: Sequence[float] | None, started: float) -> LLMPlanResult:
+    model = await session.check_model()
+    detail = session.settings.detail or ("compact" if session.endpoint.embedded else "full")
+    run = _Run(brief, grid, longest_s, session, emit, [ShotIdea() for _ in grid.shots],
+               batches(grid, session.settings.batch_shots), detail,
+               system_message(brief, grid, detail))
+    answer_problems: dict[int, list[str]] = {}
+    for index in range(len(run.work)):
+        answer_problems[index] = await _ask(run, index)
+        if run.stopped:
+            break
+    composed = compose(grid, run.ideas, brief, longest_s=longest_s)
+    problems = failed(run.gate(composed, "answers"))
+    if (problems or any(answer_problems.values())) and not run.stopped:
+        await _reask(run, problems, answer_problems)
+        composed = compose(grid, run.ideas, brief, longest_s=longest_s)
+        problems = failed(run.gate(composed, "re-asked"))
+    if all(idea.empty for idea in run.ideas):
+        return _fallback(grid, run.stopped or "none of its answers could be used",
+                         session.calls, run.gates, started, model=model, host=session.host)
+    repairs: list[str] = []
+    for round_number in range(1, _REPAIR_ROUNDS + 1):
+        if not problems:
+            break
+        # A repair can uncover another problem (a character put back into a shot whose
+        # description does not name them): repair until the gate passes, a few rounds at most.
+        repairs += repair_ideas(run.ideas, grid, brief, problems)
+        composed = compose(grid, run.ideas, brief, longest_s=longest_s, place_open_lines=True)
+        repairs += [f"dialogue line {i + 1}: placed by the rules" for i in sorted(
+            {p.line for p in problems if p.check == "dialogue" and p.line is not None})]
+        problems = failed(run.gate(composed, "repaired" if round_number == 1 else
+                                   f"repaired ({round_number})"))
+    plan = composed.plan
+    plan.notes = [*plan.notes, *composed.notes, *repairs]
+    score, baseline = score_plan(plan, brief, beats_s), score_plan(grid, brief, beats_s)
+    if problems or score.total < baseline.total:
+        reason = ("the plan still failed the quality gate (" +
+                  "; ".join(p.message for p in problems[:3]) + ")") if problems else \
+            f"its plan scored {score.total:.2f}, below the heuristic plan's {baseline.total:.2f}"
+        return _fallback(grid, reason, session.calls, run.gates, started, model=model,
+                         host=session.host)
+    if run.stopped:
+        plan.notes.append(f"the LLM stopped being asked ({run.stopped}); the shots it did "
+                          "not answer are the rules'")
+    report = PlanningReport(
+        "llm", time.perf_counter() - started, model, session.host, len(session.calls),
+        sum(c["completion_tokens"] or 0 for c in session.calls), run.reasks,
+        len({n.split(":")[0] for n in repairs if n.startswith("s")}),
+        *_field_counts(plan), gate={r["check"]: r["ok"] for r in run.gates[-1]["checks"]},
+        score=round(score.total, 3), heuristic_score=round(baseline.total, 3))
+    plan.notes.insert(0, report.summary())
+    return LLMPlanResult(plan, report, session.calls, run.gates, repairs)
+
+
+async def _ask(run: _Run, index: int, problems: Sequence[str] = ()) -> list[str]:
+    """Ask about batch `index` (naming the `problems` of an earlier answer); its ideas go into
+    `run.ideas`. Returns the answer's own problems (its form, not the gate's)."""
+    batch = run.work[index]
+    placed = sorted({n for idea in run.ideas[:batch.start] for n in (idea.lines or [])})
+    previous = run.ideas[batch.start - 1].show if batch.start else None
+    text = batch_message(run.grid, batch, placed, run.brief, previous)
+    if problems:
+        text += "\n" + reask_message(problems, batch)
+    messages = [{"role": "system", "content": run.system}, {"role": "user", "content": text}]
+    label = batch.label(len(run.grid.shots)) + (" (re-asked)" if problems else "")
+    run.emit({"event": "llm_batch", "batch": index + 1, "batches": len(run.work),
+              "label": label})
+    try:
+        answer = await run.session.ask(messages, batch_schema(run.brief, batch.size, run.detail),
+                                       max_tokens=max_tokens_for(batch.size, run.detail),
+                                       purpose=label)
+    except LLMFailure as exc:
+        run.stopped = f"{batch.label(len(run.grid.shots))}: {exc}"
+        return []
+    ideas, found = read_answer(answer.text, run.brief, batch, run.grid)
+    if answer.finish_reason == "length":
+        found.insert(0, "the answer was cut off at the token limit; keep each show short")
+    if not all(idea.empty for idea in ideas):
+        run.ideas[batch.start:batch.stop] = ideas
+    run.session.judge(not found, found)
+    return found
+
+
+async def _reask(run: _Run, problems: list[Problem], answer_problems: dict[int, list[str]]
+                 ) -> None:
+    """Re-ask each batch with problems once, naming them (per shot where they are)."""
+    named: dict[int, list[str]] = {i: list(p) for i, p in answer_problems.items() if p}
+    for problem in problems:
+        index = _batch_of(run.work, problem.shot) if problem.shot is not None else 0
+        named.setdefault(index, []).append(problem.message)
+    for index in sorted(named):
+        if run.stopped:
+            return
+        run.reasks += 1
+        await _ask(run, index, named[index])
+
+
+def _batch_of(work: list[Batch], shot: int) -> int:
+    return next(i for i, b in enumerate(work) if b.start <= shot < b.stop)
+
+
+def _field_counts(plan: Plan) -> tuple[int, int]:
+    values = [v for shot in plan.shots for v in shot.sources.values()]
+    return sum(v != RULES for v in values), sum(v == RULES for v in values)
+
+
+def _fallback(grid: Plan, reason: str, calls: list[dict[str, Any]], gates: list[dict[str, Any]],
+              started: float, *, model: str | None = None, host: str | None = None
+              ) -> LLMPlanResult:
+    plan = grid.model_copy(deep=True)
+    plan.planner = f"heuristic (fallback: {shorten(reason, 120)})"
+    report = PlanningReport("heuristic", time.perf_counter() - started, model, host, len(calls),
+                            sum(c["completion_tokens"] or 0 for c in calls),
+                            fallback_reason=reason)
+    plan.notes = [report.summary(), *plan.notes]
+    return LLMPlanResult(plan, report, calls, gates, [], reason)

@@ -17,6 +17,7 @@ CameraMove = Literal["static", "pan_left", "pan_right", "tilt_up", "tilt_down", 
                      "dolly_out", "zoom_in", "zoom_out", "truck_left", "truck_right"]
 TimeOfDay = Literal["dawn", "day", "golden_hour", "dusk", "night"]
 Transition = Literal["cut", "fade_in", "fade_out"]
+Source = Literal["llm", "rules", "llm+rules"]
 
 SHOT_SIZES: tuple[str, ...] = ShotSize.__args__  # type: ignore[attr-defined]
 CAMERA_ANGLES: tuple[str, ...] = CameraAngle.__args__  # type: ignore[attr-defined]
@@ -58,6 +59,10 @@ class Shot(Strict):
     seed: int = Field(default=0, ge=0, lt=2**63)
     #: Lyric lines sung during the shot (music videos).
     lyrics: list[str] = Field(default_factory=list)
+    #: Where each field came from, for LLM plans: "llm", "rules" (the heuristic planner's
+    #: value for this shot) or "llm+rules" (the LLM's, completed by the rules). Empty for
+    #: plans made by the rules alone.
+    sources: dict[str, Source] = Field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:

@@ -33,12 +33,13 @@ from kantoku.services._core.settings import core_settings
 
 #: Kinds kantoku writes, with what each entry's ``record`` / ``data`` holds:
 #: plan (``data["plan"]``: the Plan as JSON), llm_call (model, prompt and response digests),
+#: plan_gate (one quality-gate round of an LLM plan: each check, passed or its problems),
 #: policy (the PolicyReport), image, video, tts, motion (a service's ProvenanceRecord),
 #: assemble (the final edit's record), sign (the signature over the chain's last hash),
 #: song (the song file and its rights), repair (a plan repair), fallback (a model replaced by
 #: another), cache (an asset reused from the cache).
-KINDS: tuple[str, ...] = ("plan", "llm_call", "policy", "image", "video", "tts", "motion",
-                          "assemble", "sign", "song", "repair", "fallback", "cache")
+KINDS: tuple[str, ...] = ("plan", "llm_call", "plan_gate", "policy", "image", "video", "tts",
+                          "motion", "assemble", "sign", "song", "repair", "fallback", "cache")
 GENESIS_HASH = "0" * 64
 #: Seconds a writer waits for another writer (another thread or process) to commit.
 BUSY_TIMEOUT_S = 60.0

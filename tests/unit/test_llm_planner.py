@@ -1,453 +1,350 @@
-"""The LLM planner against a real local HTTP server speaking OpenAI chat completions."""
+"""The LLM planner against a real local HTTP server speaking OpenAI chat completions (streamed),
+playing the answers small models give: too few shots, nobody in frame, dialogue dropped, a
+prompt of "{", a 500 for json_schema, an answer that never ends, a model the server lacks."""
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
+import re
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI
 
+from kantoku.planner.planning import endpoint
 from kantoku.planner.planning.brief import Brief
-from kantoku.planner.planning.heuristic import Section
-from kantoku.planner.planning.llm import (
-    LLMSettings,
-    llm_configured,
-    plan_with_llm,
-    shot_plan_schema,
-)
-from kantoku.planner.planning.plan import MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_S, Plan, plan_problems
-from kantoku.planner.planning.repair import extract_json, repair_shots
+from kantoku.planner.planning.gate import score_plan
+from kantoku.planner.planning.heuristic import heuristic_plan
+from kantoku.planner.planning.llm import LLMPlanResult, LLMSettings, llm_configured, plan_with_llm
+from kantoku.planner.planning.plan import Plan, plan_problems
+from tests.scripted_llm import Endless, Error, ScriptedLLM, Text, scripted_llm
 
-Reply = tuple[int, dict[str, Any]]
-Script = Callable[[dict[str, Any]], Reply]
+NAMES = {"Aki", "Ren"}
 
 
-# --- a scripted OpenAI-compatible server ------------------------------------------------------
-
-
-@dataclass
-class FakeLLM:
-    """Answers POST /v1/chat/completions from a script; records every request body."""
-
-    port: int
-    script: list[Script] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def settings(self, **overrides: Any) -> LLMSettings:
-        values: dict[str, Any] = {"base_url": self.base_url, "model": "test-model",
-                                  "timeout_s": 5.0, "max_retries": 0, **overrides}
-        return LLMSettings(**values)
-
-    def reply(self, body: dict[str, Any]) -> Reply:
-        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        return step(body)
-
-
-def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.requests.append(body)
-            status, payload = fake.reply(body)
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass  # the client gave up (timeout tests)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    return Handler
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    fake = FakeLLM(port=server.server_address[1])
-    server.RequestHandlerClass = _handler(fake)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield fake
-    fake.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=2)
-
-
-def completion(content: str, finish_reason: str = "stop") -> Script:
-    def step(body: dict[str, Any]) -> Reply:
-        return 200, {"id": "cmpl-1", "object": "chat.completion", "created": 0,
-                     "model": body.get("model", "m"),
-                     "choices": [{"index": 0, "finish_reason": finish_reason,
-                                  "message": {"role": "assistant", "content": content}}],
-                     "usage": {"prompt_tokens": 100, "completion_tokens": 50,
-                               "total_tokens": 150}}
-    return step
-
-
-def error(status: int, message: str) -> Script:
-    def step(body: dict[str, Any]) -> Reply:
-        return status, {"error": {"message": message, "type": "invalid_request_error",
-                                  "code": None, "param": None}}
-    return step
-
-
-def by_format(accepted: set[str], content: str) -> Script:
-    """Accepts only the response_format types in `accepted` ("none": no response_format)."""
-    def step(body: dict[str, Any]) -> Reply:
-        kind = body.get("response_format", {}).get("type", "none")
-        if kind in accepted:
-            return completion(content)(body)
-        return error(400, f"response_format type {kind} is not supported")(body)
-    return step
-
-
-# --- fixtures: a brief and answers ------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _fresh_negotiation() -> Iterator[None]:
+    endpoint._NEGOTIATED.clear()
+    endpoint._NO_STREAM_OPTIONS.clear()
+    yield
+    endpoint._NEGOTIATED.clear()
+    endpoint._NO_STREAM_OPTIONS.clear()
 
 
 @pytest.fixture
 def brief() -> Brief:
     return Brief.model_validate({
-        "title": "Night Market", "logline": "Two friends search a night market for a lost cat.",
-        "style": "cinematic, 35mm", "mood": "warm", "locations": ["night market"],
-        "characters": [{"name": "Aiko", "description": "red coat"},
-                       {"name": "Ben", "voice": "en_US-lessac-medium"}],
-        "dialogue": [{"speaker": "Aiko", "text": "Have you seen her?"},
-                     {"speaker": "Ben", "text": "Over there!"}]})
+        "title": "City night", "logline": "Two friends race across rooftops to catch the last "
+        "train home.", "duration_s": 12, "style": "anime storyboard, clean lines",
+        "mood": "hopeful", "locations": ["rooftop", "train station"],
+        "characters": [{"name": "Aki", "description": "red jacket, short black hair"},
+                       {"name": "Ren", "description": "blue hoodie, tall"}],
+        "dialogue": [{"speaker": "Ren", "text": "Come on, the last train leaves at midnight!"},
+                     {"speaker": "Aki", "text": "I can see the station from here."}]})
 
 
-NAMES = {"Aiko", "Ben"}
+@pytest.fixture
+def grid(brief: Brief) -> Plan:
+    return heuristic_plan(brief, 12.0)
 
 
-def shot(start: float, end: float, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"start_s": start, "end_s": end, "section": "main",
-                            "description": f"shot {start:g}", "shot_size": "medium",
-                            "camera_angle": "eye_level", "camera_move": "static",
-                            "characters": ["Aiko"], "location": "night market",
-                            "time_of_day": "night", "dialogue": [], "transition": "cut",
-                            "image_prompt": f"cinematic night market {start:g}"}
-    return {**base, **fields}
+def settings(llm: ScriptedLLM, **overrides: Any) -> LLMSettings:
+    values: dict[str, Any] = {"base_url": llm.base_url, "api_key": "test", "model": "scripted-1",
+                              "timeout_s": 5.0, "max_retries": 0, **overrides}
+    return LLMSettings(**values)
 
 
-def good_answer() -> str:
-    return json.dumps({"shots": [
-        shot(0, 3, shot_size="extreme_wide", characters=[]),
-        shot(3, 6, dialogue=[{"speaker": "Aiko", "text": "Have you seen her?"}]),
-        shot(6, 9, characters=["Ben"], dialogue=[{"speaker": "Ben", "text": "Over there!"}]),
-        shot(9, 12, shot_size="close_up")]})
+def asked(body: dict[str, Any]) -> list[str]:
+    """The shot ids a request asks about."""
+    return re.findall(r"^(s\d{3}):", body["messages"][-1]["content"], flags=re.MULTILINE)
 
 
-def assert_valid(plan: Plan) -> None:
-    assert plan_problems(plan, NAMES) == []
+def answering(make: Callable[[str, int], dict[str, Any]]) -> Callable[[dict[str, Any]], Text]:
+    """A step answering each asked shot with `make(shot_id, position)`."""
+    def step(body: dict[str, Any]) -> Text:
+        return Text(json.dumps({"shots": [make(s, i) for i, s in enumerate(asked(body))]}))
+    return step
+
+
+GOOD = [
+    {"who": [], "size": "extreme_wide", "move": "pan_right", "place": "rooftop", "lines": [],
+     "show": "The rooftops of the city under a starry night sky", "cut": True},
+    {"who": ["Ren"], "size": "medium", "move": "truck_left", "place": "rooftop", "lines": [1],
+     "show": "Ren jumps a gap between rooftops and shouts back", "cut": True},
+    {"who": ["Aki"], "size": "close_up", "move": "dolly_in", "place": "rooftop", "lines": [2],
+     "show": "Aki points at the glowing train station far below", "cut": True},
+    {"who": ["Aki", "Ren"], "size": "wide", "move": "static", "place": "train station",
+     "lines": [], "show": "Aki and Ren run onto the platform as the train arrives", "cut": True}]
+
+
+def good(shot_id: str, position: int) -> dict[str, Any]:
+    return GOOD[int(shot_id[1:]) - 1]
+
+
+async def plan(brief: Brief, grid: Plan, llm: ScriptedLLM, **overrides: Any) -> LLMPlanResult:
+    result = await plan_with_llm(brief, grid, longest_s=8.0, settings=settings(llm, **overrides))
+    assert plan_problems(result.plan, NAMES) == []
+    assert score_plan(result.plan, brief).total >= score_plan(grid, brief).total
+    return result
+
+
+def rounds(result: LLMPlanResult) -> list[tuple[str, bool]]:
+    return [(g["round"], g["passed"]) for g in result.gates]
+
+
+def check(result: LLMPlanResult, round_name: str, name: str) -> dict[str, Any]:
+    gate = next(g for g in result.gates if g["round"] == round_name)
+    return next(c for c in gate["checks"] if c["check"] == name)
 
 
 # --- settings ---------------------------------------------------------------------------------
 
 
-def test_llm_configured_needs_an_endpoint_and_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_external_endpoint_is_configured_by_a_base_url_or_a_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "KANTOKU_LLM_MODEL"):
         monkeypatch.delenv(name, raising=False)
     assert not llm_configured()
-    monkeypatch.setenv("KANTOKU_LLM_MODEL", "qwen")
-    assert not llm_configured()
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")
     assert llm_configured()
-    monkeypatch.setenv("KANTOKU_LLM_TIMEOUT_S", "7.5")
-    assert LLMSettings().timeout_s == 7.5
-    assert llm_configured(LLMSettings(api_key="sk-x", model="gpt"))
-    assert not llm_configured(LLMSettings(api_key="sk-x", model=None))
+    for name, value, attribute, expected in (
+            ("KANTOKU_LLM_TIMEOUT_S", "7.5", "timeout_s", 7.5),
+            ("KANTOKU_LLM_MAX_TOKENS", "300", "max_tokens", 300),
+            ("KANTOKU_LLM_TEMPERATURE", "0.1", "temperature", 0.1),
+            ("KANTOKU_LLM_BATCH_SHOTS", "4", "batch_shots", 4),
+            ("KANTOKU_LLM_DETAIL", "compact", "detail", "compact")):
+        monkeypatch.setenv(name, value)
+        assert getattr(LLMSettings(), attribute) == expected
 
 
-# --- the planner against the server -----------------------------------------------------------
+# --- answers that pass ------------------------------------------------------------------------
 
 
-async def test_good_json_schema_answer_makes_an_llm_plan(llm: FakeLLM, brief: Brief) -> None:
-    llm.script = [completion(good_answer())]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.fallback_reason is None
-    assert result.plan.planner == "llm"
-    assert_valid(result.plan)
-    assert [s.id for s in result.plan.shots] == ["s001", "s002", "s003", "s004"]
-    assert result.plan.shots[2].dialogue[0].voice == "en_US-lessac-medium"
-    assert result.repairs == []
+async def test_a_good_answer_is_the_plan_with_every_field_marked_llm(brief: Brief,
+                                                                     grid: Plan) -> None:
+    with scripted_llm(answering(good)) as llm:
+        result = await plan(brief, grid, llm)
+    assert result.fallback_reason is None and result.plan.planner == "llm"
+    shots = result.plan.shots
+    assert [s.description for s in shots] == [g["show"] for g in GOOD]
+    assert [s.shot_size for s in shots] == ["extreme_wide", "medium", "close_up", "wide"]
+    assert [d.speaker for s in shots for d in s.dialogue] == ["Ren", "Aki"]
+    assert shots[1].sources["description"] == "llm" and shots[1].sources["dialogue"] == "llm"
+    assert shots[1].sources["image_prompt"] == "llm+rules"
+    assert shots[1].sources["camera_angle"] == "rules"
+    prompt = shots[2].image_prompt
+    assert "anime storyboard" in prompt and "rooftop" in prompt and "Aki, red jacket" in prompt
+    assert rounds(result) == [("answers", True)]
     [call] = result.calls
-    assert call["ok"] and call["response_format"] == "json_schema" and call["attempt"] == 1
-    assert call["model"] == "test-model" and call["base_url_host"] == f"127.0.0.1:{llm.port}"
-    assert call["usage"] == {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
-    assert len(call["prompt_sha256"]) == 64 and len(call["response_sha256"]) == 64
-    assert call["error"] is None and call["latency_ms"] >= 0
-    sent = llm.requests[0]["response_format"]
-    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "shot_plan"
-    assert sent["json_schema"]["strict"] is False
+    assert call["ok"] and call["response_format"] == "json_schema"
+    assert call["completion_tokens"] > 0 and call["first_token_ms"] is not None
+    [request] = llm.chats()
+    assert request["stream"] is True and request["max_tokens"] == call["max_tokens"] <= 400
+    items = request["response_format"]["json_schema"]["schema"]["properties"]["shots"]
+    assert items["minItems"] == items["maxItems"] == 4
+    assert result.report.summary().startswith("plan: LLM planner scripted-1 at 127.0.0.1:")
 
 
-async def test_passed_client_context_and_sections_reach_the_prompt(llm: FakeLLM,
-                                                                   brief: Brief) -> None:
-    llm.script = [completion(good_answer())]
-    client = AsyncOpenAI(base_url=llm.base_url, api_key="k", max_retries=0, timeout=5)
-    sections = [Section("verse", 0.0), Section("chorus", 6.0)]
-    context = {"beats": [0.5, 1.0], "lyrics": [{"start_s": 3.0, "text": "夜の市場"}]}
-    result = await plan_with_llm(brief, 12.0, client=client, settings=llm.settings(),
-                                 context=context, sections=sections)
-    await client.close()
-    assert result.plan.planner == "llm"
-    user = json.loads(llm.requests[0]["messages"][1]["content"])
-    assert user["context"] == context
-    assert user["sections"] == [{"label": "verse", "start_s": 0.0},
-                                {"label": "chorus", "start_s": 6.0}]
-    assert "reference" not in json.dumps(user["brief"])
+async def test_the_llm_may_hold_a_cut_but_not_across_a_section(brief: Brief) -> None:
+    grid = heuristic_plan(brief, 30.0)  # opening / middle / ending sections
+    sections = [s.section for s in grid.shots]
+
+    def hold_all(shot_id: str, position: int) -> dict[str, Any]:
+        return {**GOOD[1], "lines": [], "cut": False}
+
+    with scripted_llm(answering(hold_all)) as llm:
+        result = await plan(brief, grid, llm)
+    assert {s.section for s in result.plan.shots} == set(sections)
+    assert len(result.plan.shots) < len(grid.shots)
+    assert all(s.duration_s <= 8.0 + 1e-6 for s in result.plan.shots)
+    assert any(s.sources.get("end_s") == "llm" for s in result.plan.shots)
 
 
-async def test_json_schema_rejected_falls_back_to_json_object(llm: FakeLLM,
-                                                              brief: Brief) -> None:
-    llm.script = [by_format({"json_object"}, good_answer())]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.plan.planner == "llm"
-    assert_valid(result.plan)
-    assert [c["response_format"] for c in result.calls] == ["json_schema", "json_object"]
-    assert [c["ok"] for c in result.calls] == [False, True]
-    assert "HTTP 400" in result.calls[0]["error"]
-    sent = llm.requests[1]["response_format"]
-    assert sent == {"type": "json_object", "schema": shot_plan_schema(brief)}
+# --- bad answers: re-asked, then repaired shot by shot from the rules --------------------------
 
 
-async def test_no_response_format_reads_json_from_fenced_prose(llm: FakeLLM,
-                                                               brief: Brief) -> None:
-    prose = f"Sure! Here is the plan:\n```json\n{good_answer()}\n```\nEnjoy {{the film}}."
-    llm.script = [by_format({"none"}, prose)]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.plan.planner == "llm"
-    assert_valid(result.plan)
-    assert [c["response_format"] for c in result.calls] == ["json_schema", "json_object", "none"]
-    assert "response_format" not in llm.requests[-1]
+async def test_two_shots_for_four_are_re_asked_then_filled_by_the_rules(brief: Brief,
+                                                                        grid: Plan) -> None:
+    two = Text(json.dumps({"shots": GOOD[:2]}))
+    with scripted_llm(two) as llm:
+        result = await plan(brief, grid, llm)
+    assert len(result.plan.shots) == 4 and result.plan.planner == "llm"
+    assert len(llm.chats()) == 2  # the answer, and one re-ask
+    assert "the answer has 2 shots; give exactly 4" in llm.chats()[1]["messages"][-1]["content"]
+    assert result.report.reasks == 1
+    assert result.plan.shots[3].sources["description"] == "rules"
+    assert result.plan.shots[3].description == grid.shots[3].description
+    assert rounds(result)[-1][1] is True
 
 
-async def test_messy_answer_is_repaired_with_notes(llm: FakeLLM, brief: Brief) -> None:
-    messy = {"shots": [
-        shot(5.5, 9.0, shot_size="super_tight"),
-        shot(-1.0, 3.2, characters=["Aiko", "Zed"]),
-        shot(3.0, 6.0, camera_move="whip"),
-        shot(9.0, 14.0),
-    ]}
-    llm.script = [completion(json.dumps(messy))]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    plan = result.plan
-    assert plan.planner == "llm" and result.fallback_reason is None
-    assert_valid(plan)
-    assert [(s.start_s, s.end_s) for s in plan.shots] == [(0, 3.0), (3.0, 5.5), (5.5, 9.0),
-                                                         (9.0, 12.0)]
-    assert plan.shots[0].characters == ["Aiko"]
-    assert plan.shots[2].shot_size == "medium"
-    assert plan.notes == result.repairs
-    joined = "\n".join(result.repairs)
-    for words in ("super_tight", "'Zed'", "whip", "sorted", "clamped", "overlap"):
-        assert words in joined
+async def test_characters_missing_from_every_shot_are_put_back(brief: Brief, grid: Plan) -> None:
+    def nobody(shot_id: str, position: int) -> dict[str, Any]:
+        return {**GOOD[0], "lines": []}
+
+    with scripted_llm(answering(nobody)) as llm:
+        result = await plan(brief, grid, llm)
+    assert not check(result, "answers", "characters")["ok"]
+    assert "Aki appears in no shot" in " ".join(check(result, "answers", "characters")["problems"])
+    shown = {n for s in result.plan.shots for n in s.characters}
+    assert shown == NAMES
+    last_round, passed = rounds(result)[-1]
+    assert last_round.startswith("repaired") and passed
+    assert any(s.sources["characters"] == "llm+rules" for s in result.plan.shots)
 
 
-async def test_garbage_then_good_answer_uses_the_second(llm: FakeLLM, brief: Brief) -> None:
-    llm.script = [completion("I am not sure what a shot plan is."), completion(good_answer())]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.plan.planner == "llm"
-    assert_valid(result.plan)
-    assert [(c["attempt"], c["ok"]) for c in result.calls] == [(1, False), (2, True)]
-    reask = llm.requests[1]["messages"]
-    assert reask[-2] == {"role": "assistant", "content": "I am not sure what a shot plan is."}
-    assert "no JSON object" in reask[-1]["content"]
-    assert result.calls[0]["prompt_sha256"] != result.calls[1]["prompt_sha256"]
+async def test_dropped_dialogue_is_placed_on_its_speakers_shot(brief: Brief, grid: Plan) -> None:
+    def silent(shot_id: str, position: int) -> dict[str, Any]:
+        return {**good(shot_id, position), "lines": []}
+
+    with scripted_llm(answering(silent)) as llm:
+        result = await plan(brief, grid, llm)
+    assert not check(result, "answers", "dialogue")["ok"]
+    lines = [(d.speaker, d.text) for s in result.plan.shots for d in s.dialogue]
+    assert lines == [(line.speaker, line.text) for line in brief.dialogue]
+    for shot in result.plan.shots:
+        for line in shot.dialogue:
+            assert line.speaker in shot.characters
+    assert any("dialogue line 1: placed by the rules" in r for r in result.repairs)
 
 
-async def test_a_cut_off_answer_is_reasked_saying_so(llm: FakeLLM, brief: Brief) -> None:
-    llm.script = [completion(good_answer()[:80], "length"), completion(good_answer())]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.plan.planner == "llm"
-    assert result.calls[0]["finish_reason"] == "length"
-    assert "cut off" in llm.requests[1]["messages"][-1]["content"]
+async def test_a_prompt_of_a_brace_is_replaced_by_the_rules_description(brief: Brief,
+                                                                        grid: Plan) -> None:
+    def brace(shot_id: str, position: int) -> dict[str, Any]:
+        return {**good(shot_id, position), "show": "{"} if shot_id == "s002" else \
+            good(shot_id, position)
+
+    with scripted_llm(answering(brace)) as llm:
+        result = await plan(brief, grid, llm)
+    problems = check(result, "answers", "descriptions")["problems"]
+    assert any("s002" in p and "'{'" in p for p in problems)
+    shot = result.plan.shots[1]
+    assert shot.description == grid.shots[1].description and shot.sources["description"] == "rules"
+    assert "{" not in shot.image_prompt
+    assert result.plan.shots[0].sources["description"] == "llm"
 
 
-async def test_garbage_twice_falls_back_to_the_heuristic(llm: FakeLLM, brief: Brief) -> None:
-    llm.script = [completion('{"shots": "lots"}')]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.fallback_reason is not None and "unusable twice" in result.fallback_reason
-    assert result.plan.planner.startswith("heuristic (fallback: ")
-    assert_valid(result.plan)
-    assert len(result.calls) == 2 and not any(c["ok"] for c in result.calls)
-    assert any("LLM planner not used" in note for note in result.plan.notes)
+@pytest.mark.parametrize("show", ["big eyes", "Imgur", "jungle_land27315289.jpg",
+                                  "what we see here now"])
+async def test_descriptions_that_say_nothing_of_the_brief_fail_the_gate(
+        brief: Brief, grid: Plan, show: str) -> None:
+    def vague(shot_id: str, position: int) -> dict[str, Any]:
+        return {**good(shot_id, position), "who": [], "show": show}
+
+    with scripted_llm(answering(vague)) as llm:
+        result = await plan(brief, grid, llm)
+    assert not check(result, "answers", "descriptions")["ok"]
+    assert all(s.description != show for s in result.plan.shots)
 
 
-async def test_a_slow_server_times_out_into_the_fallback(llm: FakeLLM, brief: Brief) -> None:
-    def slow(body: dict[str, Any]) -> Reply:
-        llm.release.wait(3.0)
-        return completion(good_answer())(body)
+async def test_an_english_answer_to_a_japanese_brief_fails_the_language_check() -> None:
+    brief = Brief.model_validate({
+        "title": "夜の街", "logline": "二人の友達が屋上を走って終電に向かう。", "language": "ja",
+        "duration_s": 9, "locations": ["屋上"],
+        "characters": [{"name": "アキ", "description": "赤いジャケット"}]})
+    grid = heuristic_plan(brief, 9.0)
 
-    llm.script = [slow]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings(timeout_s=0.3))
-    assert result.fallback_reason is not None and "timed out" in result.fallback_reason
-    assert result.plan.planner.startswith("heuristic (fallback: the LLM timed out")
-    assert_valid(result.plan)
+    def english(shot_id: str, position: int) -> dict[str, Any]:
+        return {"who": ["アキ"], "show": "アキ runs across the rooftop at night"}
+
+    with scripted_llm(answering(english)) as llm:
+        result = await plan_with_llm(brief, grid, longest_s=8.0, settings=settings(llm))
+    assert not check(result, "answers", "language")["ok"]
+    assert "in Japanese" in llm.chats()[0]["messages"][0]["content"]
+    assert all(s.description == g.description for s, g in zip(result.plan.shots, grid.shots,
+                                                               strict=True))
+
+
+async def test_garbage_twice_falls_back_to_the_heuristic_plan(brief: Brief, grid: Plan) -> None:
+    with scripted_llm(Text("shots? lol {not json")) as llm:
+        result = await plan(brief, grid, llm)
+    assert result.plan.planner.startswith("heuristic (fallback")
+    assert result.plan.shots == grid.shots
+    assert len(llm.chats()) == 2
+    assert "LLM scripted-1" in result.report.summary() and "was not used" in result.report.summary()
+
+
+# --- the endpoint: formats, limits, models ------------------------------------------------------
+
+
+async def test_a_500_refusing_json_schema_moves_on_at_once_and_is_remembered(
+        brief: Brief, grid: Plan) -> None:
+    def schema_refused(body: dict[str, Any]) -> Text | Error:
+        if body.get("response_format", {}).get("type") == "json_schema":
+            return Error(500, "1 validation error: response_format.type: Input should be "
+                              "'text' or 'json_object'")
+        return answering(good)(body)
+
+    with scripted_llm(schema_refused) as llm:
+        first = await plan(brief, grid, llm)
+        again = await plan(brief, grid, llm)
+    kinds = [r["response_format"]["type"] for r in llm.chats()]
+    assert kinds == ["json_schema", "json_object", "json_object"]
+    assert first.plan.planner == again.plan.planner == "llm"
+    assert [c["response_format"] for c in first.calls] == ["json_schema", "json_object"]
+
+
+async def test_an_answer_that_never_ends_is_cut_off_and_the_connection_closed(
+        brief: Brief, grid: Plan) -> None:
+    with scripted_llm(Endless()) as llm:
+        started = time.perf_counter()
+        result = await plan(brief, grid, llm, timeout_s=20.0)
+        elapsed = time.perf_counter() - started
+        assert llm.hung_up.wait(5)
+    assert elapsed < 10
+    assert len(llm.chats()) == 1  # neither retried nor re-asked
     [call] = result.calls
-    assert not call["ok"] and "timed out" in call["error"] and call["latency_ms"] < 2000
+    assert "kept writing past max_tokens" in call["error"]
+    assert result.plan.planner.startswith("heuristic (fallback")
 
 
-async def test_an_http_error_falls_back_without_retrying_formats(llm: FakeLLM,
-                                                                 brief: Brief) -> None:
-    llm.script = [error(401, "bad key")]
-    result = await plan_with_llm(brief, 12.0, settings=llm.settings())
-    assert result.fallback_reason is not None and "HTTP 401" in result.fallback_reason
-    assert len(result.calls) == 1
-    assert_valid(result.plan)
+async def test_a_slow_answer_stops_at_its_timeout_and_is_not_retried(brief: Brief,
+                                                                     grid: Plan) -> None:
+    with scripted_llm(Endless(every_s=0.3)) as llm:
+        started = time.perf_counter()
+        result = await plan(brief, grid, llm, timeout_s=1.0, max_retries=3)
+        elapsed = time.perf_counter() - started
+        assert llm.hung_up.wait(5)
+    assert elapsed < 3
+    assert len(llm.chats()) == 1
+    [call] = result.calls
+    assert call["latency_ms"] <= 1300 and "within its timeout (1 s)" in call["error"]
+    assert "timeout" in (result.fallback_reason or "")
 
 
-async def test_connection_refused_falls_back(brief: Brief) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = LLMSettings(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=0,
-                           timeout_s=2.0)
-    result = await plan_with_llm(brief, 12.0, settings=settings)
-    assert result.fallback_reason is not None and "connect" in result.fallback_reason
-    assert result.plan.planner.startswith("heuristic (fallback: ")
-    assert_valid(result.plan)
+async def test_a_model_the_server_does_not_have_is_named(brief: Brief, grid: Plan) -> None:
+    with scripted_llm(answering(good), models=["qwen2.5-7b", "llama-3.1-8b"]) as llm:
+        result = await plan(brief, grid, llm, model="gpt-4o")
+    assert llm.chats() == []
+    reason = result.fallback_reason or ""
+    assert "no model 'gpt-4o'" in reason and "qwen2.5-7b" in reason
+    assert "KANTOKU_LLM_MODEL" in reason
 
 
-async def test_no_model_configured_falls_back_without_calls(brief: Brief) -> None:
-    result = await plan_with_llm(brief, 12.0, settings=LLMSettings(base_url="http://x/v1"))
-    assert result.calls == [] and "KANTOKU_LLM_MODEL" in (result.fallback_reason or "")
-    assert_valid(result.plan)
+async def test_without_a_model_the_servers_only_model_is_used(brief: Brief, grid: Plan) -> None:
+    with scripted_llm(answering(good), models=["only-one"]) as llm:
+        result = await plan(brief, grid, llm, model=None)
+    assert result.report.model == "only-one" and llm.chats()[0]["model"] == "only-one"
 
 
-# --- repair_shots, without an LLM -------------------------------------------------------------
+async def test_compact_detail_asks_only_who_lines_and_show(brief: Brief, grid: Plan) -> None:
+    def compact(shot_id: str, position: int) -> dict[str, Any]:
+        full = good(shot_id, position)
+        return {k: full[k] for k in ("who", "lines", "show")}
+
+    with scripted_llm(answering(compact)) as llm:
+        result = await plan(brief, grid, llm, detail="compact")
+    schema = llm.chats()[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["shots"]["items"]["required"] == ["who", "lines", "show"]
+    shots = result.plan.shots
+    assert [s.shot_size for s in shots] == [s.shot_size for s in grid.shots]
+    assert shots[1].sources["shot_size"] == "rules" and shots[1].sources["description"] == "llm"
 
 
-def repair(raw: object, brief: Brief, duration: float = 12.0, fps: int = 30,
-           snap: Callable[[list[float]], list[float]] | None = None,
-           ) -> tuple[Plan, list[str]]:
-    plan, repairs, problems = repair_shots(raw, brief, duration, fps, snap)
-    assert plan is not None and problems == []
-    assert_valid(plan)
-    return plan, repairs
-
-
-@pytest.mark.parametrize("raw", [None, 3, "shots", [], {"shots": []}, {"shots": {"a": 1}},
-                                 {"shots": [1, "x", None]},
-                                 {"shots": [{"start_s": "soon", "end_s": 2}]},
-                                 {"shots": [{"start_s": 5, "end_s": 2}]},
-                                 {"shots": [{"start_s": 50, "end_s": 60}]}])
-def test_unusable_answers_give_no_plan(raw: object, brief: Brief) -> None:
-    plan, _, problems = repair_shots(raw, brief, 12.0, 30, None)
-    assert plan is None and problems
-
-
-def test_dropped_items_are_noted(brief: Brief) -> None:
-    raw = {"shots": [7, shot(0, 6), {"start_s": None, "end_s": 3}, shot(6, 12)]}
-    plan, repairs = repair(raw, brief)
-    assert len(plan.shots) == 2
-    assert any("shots[0]: not an object" in r for r in repairs)
-    assert any("shots[2]: unusable times" in r for r in repairs)
-
-
-def test_gaps_extend_the_previous_shot_and_ends_are_forced(brief: Brief) -> None:
-    plan, repairs = repair({"shots": [shot(0.4, 4), shot(6, 10)]}, brief)
-    assert [(s.start_s, s.end_s) for s in plan.shots] == [(0.0, 6.0), (6.0, 12.0)]
-    assert any("gap" in r for r in repairs)
-    assert any("first shot" in r for r in repairs) and any("last shot" in r for r in repairs)
-
-
-def test_short_shots_merge_and_keep_their_dialogue(brief: Brief) -> None:
-    line = [{"speaker": "ben", "text": "Over there!"}]
-    raw = {"shots": [shot(0, 0.2), shot(0.2, 6), shot(6, 6.3, dialogue=line), shot(6.3, 12)]}
-    plan, repairs = repair(raw, brief)
-    assert [(s.start_s, s.end_s) for s in plan.shots] == [(0.0, 6.3), (6.3, 12.0)]
-    assert plan.shots[0].description == "shot 0.2"
-    assert [d.speaker for d in plan.shots[0].dialogue] == ["Ben"]
-    assert sum("under 0.5 s" in r for r in repairs) == 2
-    assert all(s.duration_s >= MIN_SHOT_S for s in plan.shots)
-
-
-def test_long_shots_are_split(brief: Brief) -> None:
-    plan, repairs = repair({"shots": [shot(0, 50)]}, brief, duration=50.0)
-    assert len(plan.shots) == 3 and all(s.duration_s <= MAX_SHOT_S for s in plan.shots)
-    assert any("split into 3" in r for r in repairs)
-    assert len({s.seed for s in plan.shots}) == 3
-
-
-def test_times_snap_to_the_given_times_then_the_frame_grid(brief: Brief) -> None:
-    beats = [0.0, 2.9, 6.1, 9.2, 12.0]
-
-    def to_beats(times: list[float]) -> list[float]:
-        return [min(beats, key=lambda b: abs(b - t)) for t in times]
-
-    raw = {"shots": [shot(0, 3.013), shot(3.013, 5.9), shot(5.9, 9.0), shot(9.0, 12)]}
-    plan, _ = repair(raw, brief, fps=24, snap=to_beats)
-    assert [round(s.start_s * 24) for s in plan.shots] == [0, 70, 146, 221]
-    assert plan.shots[1].start_s == 70 / 24
-
-
-def test_a_faulty_snapper_is_ignored_with_a_note(brief: Brief) -> None:
-    plan, repairs = repair({"shots": [shot(0, 6), shot(6, 12)]}, brief,
-                           snap=lambda times: [])
-    assert plan.shots[1].start_s == 6.0
-    assert any("snapping" in r for r in repairs)
-
-
-def test_enum_aliases_and_unknown_values(brief: Brief) -> None:
-    raw = {"shots": [shot(0, 6, shot_size="Close-Up", camera_angle="worm", time_of_day=3,
-                          transition="wipe", characters="AIKO"),
-                     shot(6, 12, shot_size="ECU", image_prompt="", dialogue="hi")]}
-    plan, repairs = repair(raw, brief)
-    first, second = plan.shots
-    assert (first.shot_size, first.camera_angle, first.time_of_day, first.transition) == \
-        ("close_up", "eye_level", "night", "cut")
-    assert first.characters == ["Aiko"]
-    assert second.shot_size == "extreme_close_up" and second.image_prompt
-    for words in ("'worm'", "'wipe'", "time_of_day", "image_prompt", "dialogue: not a list"):
-        assert any(words in r for r in repairs), words
-
-
-def test_too_many_shots_are_truncated(brief: Brief) -> None:
-    raw = {"shots": [shot(i * 0.5, i * 0.5 + 0.5) for i in range(MAX_SHOTS + 30)]}
-    plan, repairs = repair(raw, brief, duration=90.0)
-    assert len(plan.shots) <= MAX_SHOTS
-    assert any("over the limit" in r for r in repairs)
-
-
-def test_bare_list_and_deterministic_ids_and_seeds(brief: Brief) -> None:
-    raw = [shot(6, 12), shot(0, 6)]
-    plan, repairs = repair(raw, brief)
-    again, _ = repair(raw, brief)
-    assert [s.id for s in plan.shots] == ["s001", "s002"]
-    assert plan.shots[0].description == "shot 0"
-    assert [s.seed for s in plan.shots] == [s.seed for s in again.shots]
-    assert any("bare list" in r for r in repairs) and any("sorted" in r for r in repairs)
-
-
-def test_a_plan_covering_little_of_the_video_is_a_problem(brief: Brief) -> None:
-    plan, _, problems = repair_shots({"shots": [shot(0, 2)]}, brief, 30.0, 30, None)
-    assert plan is not None and plan_problems(plan, NAMES) == []
-    assert problems and "cover only" in problems[0]
-
-
-def test_extract_json_variants() -> None:
-    assert extract_json('{"shots": []}') == {"shots": []}
-    assert extract_json('<think>{"no": 1}</think> ok {"shots": [1]}') == {"shots": [1]}
-    assert extract_json('Plan: {"a": 1} then {"shots": [2]} done') == {"shots": [2]}
-    assert extract_json("```\n[1, 2]\n```") == [1, 2]
-    assert extract_json("no json {here") is None
+async def test_batches_are_asked_in_turn_with_the_lines_already_placed(brief: Brief) -> None:
+    grid = heuristic_plan(brief, 30.0)
+    with scripted_llm(answering(lambda s, i: {**GOOD[1], "lines": [], "who": ["Ren"]})) as llm:
+        result = await plan(brief, grid, llm, batch_shots=4)
+    assert len(result.calls) >= 2
+    asked_ids = [asked(r) for r in llm.chats()[:2]]
+    assert asked_ids[0][0] == "s001" and asked_ids[1][0] == f"s{len(asked_ids[0]) + 1:03d}"
