@@ -505,12 +505,16 @@ def plan_command(
     planner: PlannerOpt = "auto",
 ) -> None:
     """Plan only: print the shot plan (and write it with --out); nothing is rendered."""
+    from kantoku.agents.mv.progress import planning_progress
     from kantoku.agents.mv.review import dumps, plan_table
     from kantoku.agents.mv.run import plan_document
     from kantoku.planner.planning.plan import Plan
 
-    document = asyncio.run(plan_document(brief, _planner_choice(planner), song, lyrics))
+    with _progress() as progress:
+        document, summary = asyncio.run(plan_document(
+            brief, _planner_choice(planner), song, lyrics, planning_progress(progress)))
     console.print(plan_table(Plan.model_validate(document)))
+    console.print(escape(summary))
     if out:
         write_text_atomic(out, dumps(document))
         console.print(f"wrote {out}")

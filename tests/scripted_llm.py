@@ -8,6 +8,7 @@ never ends (it streams until the client hangs up, and records that it did).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,6 +143,18 @@ def _chunk(model: str, content: str | None, finish: str | None = None) -> dict[s
     delta = {"content": content} if content is not None else {}
     return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def asked(body: dict[str, Any]) -> list[str]:
+    """The shot ids a planner's request asks about (its last message lists them)."""
+    return re.findall(r"^(s\d{3}):", body["messages"][-1]["content"], flags=re.MULTILINE)
+
+
+def answering(make: Callable[[str, int], dict[str, Any]]) -> Callable[[dict[str, Any]], Text]:
+    """A step answering each shot a planner asks about with `make(shot_id, position)`."""
+    def step(body: dict[str, Any]) -> Text:
+        return Text(json.dumps({"shots": [make(s, i) for i, s in enumerate(asked(body))]}))
+    return step
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -36,6 +37,9 @@ class ProgressView:
     _stage_started: float = field(default_factory=time.perf_counter)
     _render_task: TaskID | None = None
     _stage_task: TaskID | None = None
+    #: How the plan was made (the LLM planner's one-line report).
+    planning: str = ""
+    _planning_task: TaskID | None = None
 
     def plan_ready(self, plan: Plan) -> None:
         self._render_task = self.progress.add_task("render shots", total=len(plan.shots))
@@ -59,6 +63,13 @@ class ProgressView:
         elif kind == "shot_done" and self._render_task is not None:
             self.progress.advance(self._render_task)
             self.progress.update(self.shot_tasks[event["shot_id"]], visible=False)
+        elif kind in ("llm_batch", "llm_progress", "planning"):
+            if kind == "planning":
+                self.planning = event["summary"]
+            if self._planning_task is None:
+                self._planning_task = self.progress.add_task("LLM", total=None)
+            self.progress.update(self._planning_task, description=planning_step(event),
+                                 visible=kind != "planning")
         elif kind == "assemble_progress":
             self.progress.update(self._assemble_task(), completed=event["done"],
                                  total=event["total"])
@@ -84,6 +95,25 @@ class ProgressView:
 
     def finish(self) -> None:
         self._enter("done")
+
+
+def planning_step(event: Event) -> str:
+    """What the LLM planner is doing, for a progress line."""
+    if event["event"] == "llm_batch":
+        return f"LLM: {event['label']}"
+    if event["event"] == "llm_progress":
+        return f"LLM: {event['purpose']}: {event['tokens']} tokens"
+    return str(event.get("summary", "LLM"))
+
+
+def planning_progress(progress: Progress) -> Callable[[Event], None]:
+    """An event sink showing the LLM planner's batches and tokens on one progress line."""
+    task = progress.add_task("planning", total=None)
+
+    def show(event: Event) -> None:
+        if event.get("event") in ("llm_batch", "llm_progress"):
+            progress.update(task, description=planning_step(event))
+    return show
 
 
 def progress_bars(console: Console) -> Progress:

@@ -42,6 +42,7 @@ def summary_table(outcome: JobOutcome, view: ProgressView) -> Table:
     verdict = (state.get("report") or {}).get("verdict", {})
     table = Table("", "", title=f"{outcome.job_id} → {outcome.out_dir}")
     table.add_row("shots", str(len(state.get("plan", {}).get("shots", []))))
+    table.add_row("planner", escape(view.planning or str(state.get("plan", {}).get("planner"))))
     table.add_row("render steps", f"{view.steps} ({view.cache_hits} from cache)")
     for stage, seconds in view.stage_times.items():
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")

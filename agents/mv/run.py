@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +67,9 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
             view(event)
 
         plan = ctx_args.get("plan")
-        # An LLM may write dialogue the brief did not have; heuristic plans speak the brief's.
-        speech = (bool(brief.dialogue) or ctx_args.get("planner") == "llm") if plan is None \
-            else any(shot["dialogue"] for shot in plan["shots"])
+        # Every planner speaks the brief's dialogue lines and no others.
+        speech = bool(brief.dialogue) if plan is None else \
+            any(shot["dialogue"] for shot in plan["shots"])
         async with job_services(server, speech) as client, open_checkpointer() as saver:
             ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
                              client=client, store=store,
@@ -156,8 +158,10 @@ async def _resume(job_id: str, state: dict[str, Any], waiting: bool, *, yes: boo
 
 
 async def plan_document(brief_path: Path, planner: str, song: Path | None = None,
-                        lyrics: Path | None = None) -> dict[str, Any]:
-    """`kantoku plan`: the plan for a brief (and song), without rendering anything."""
+                        lyrics: Path | None = None, on_event: Callable[[Event], None] | None = None
+                        ) -> tuple[dict[str, Any], str]:
+    """`kantoku plan`: the plan for a brief (and song), without rendering anything, and the
+    line saying how it was made."""
     from kantoku.planner.graph import make_plan
     from kantoku.planner.music import steps as music
 
@@ -171,5 +175,8 @@ async def plan_document(brief_path: Path, planner: str, song: Path | None = None
                       "--song", reason="DURATION_MISSING")
     else:
         duration = brief.duration_s
-    plan, _ = await make_plan(brief, duration, document, planner)
-    return plan.model_dump(mode="json")
+    started = time.perf_counter()
+    plan, result = await make_plan(brief, duration, document, planner, on_event)
+    summary = result.report.summary() if result is not None else \
+        f"plan: heuristic planner, {time.perf_counter() - started:.1f} s"
+    return plan.model_dump(mode="json"), summary

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from kantoku.planner.planning.compose import (
     repair_ideas,
 )
 from kantoku.planner.planning.endpoint import (
+    Endpoint,
     LLMFailure,
     LLMSession,
     LLMSettings,
@@ -157,7 +159,8 @@ class _Run:
 
 async def plan_with_llm(brief: Brief, grid: Plan, *, longest_s: float,
                         settings: LLMSettings | None = None, emit: Emit | None = None,
-                        beats_s: Sequence[float] | None = None) -> LLMPlanResult:
+                        beats_s: Sequence[float] | None = None,
+                        endpoint: Endpoint | None = None) -> LLMPlanResult:
     """The LLM's plan on `grid` when it passes the quality gate, else the heuristic's.
 
     Args:
@@ -167,19 +170,21 @@ async def plan_with_llm(brief: Brief, grid: Plan, *, longest_s: float,
         settings: endpoint, model, limits; read from the environment when omitted.
         emit: receives progress events (``llm_progress``, ``plan_gate``).
         beats_s: the song's beats, for the score.
+        endpoint: the endpoint to use (a long-lived process keeps one open); by default the
+            configured one, or the embedded LLM for the duration of the call.
     """
     started = time.perf_counter()
     settings = settings or llm_settings()
     emit = emit or (lambda event: None)
     calls: list[dict[str, Any]] = []
     try:
-        async with open_endpoint(settings) as endpoint:
+        async with AsyncExitStack() as stack:
+            if endpoint is None:
+                endpoint = await stack.enter_async_context(open_endpoint(settings))
             session = LLMSession(endpoint, settings, emit)
+            stack.push_async_callback(session.close)
             calls = session.calls
-            try:
-                return await _plan(session, brief, grid, longest_s, emit, beats_s, started)
-            finally:
-                await session.close()
+            return await _plan(session, brief, grid, longest_s, emit, beats_s, started)
     except LLMFailure as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - the planner must always produce a plan

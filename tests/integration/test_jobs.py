@@ -8,11 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -20,6 +17,7 @@ import pytest
 import yaml
 
 from tests.integration.test_standalone_cli import _wait_healthy
+from tests.scripted_llm import Text, scripted_llm
 
 pytestmark = pytest.mark.integration
 KANTOKU = str(Path(sys.executable).with_name("kantoku"))
@@ -209,44 +207,19 @@ def test_a_policy_violation_stops_the_job_before_any_render(server: str, tmp_pat
     assert _rendered_steps(ledger_db, job_id(out)) == 0
 
 
-@contextmanager
-def scripted_llm(content: str) -> Iterator[dict[str, str]]:
-    """A local OpenAI-compatible endpoint that answers every chat completion with `content`;
-    yields the environment that points kantoku at it."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"id": "x", "object": "chat.completion", "created": 0,
-                               "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
-                                                          "message": {"role": "assistant",
-                                                                      "content": content}}]})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    llm = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=llm.serve_forever, daemon=True).start()
-    try:
-        yield {"OPENAI_BASE_URL": f"http://127.0.0.1:{llm.server_port}/v1",
-               "OPENAI_API_KEY": "test", "KANTOKU_LLM_MODEL": "scripted-1"}
-    finally:
-        llm.shutdown()
-        llm.server_close()
-
-
 def test_an_llm_that_answers_garbage_falls_back_to_the_heuristic_plan(server: str,
                                                                       tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with scripted_llm("shots? lol {not json") as env:
+    with scripted_llm(Text("shots? lol {not json")) as llm:
         done = kantoku("mv", str(brief(tmp_path, seed=7)), "--out", str(out), "--yes",
-                       "--planner", "llm", "--server", server, env=env)
+                       "--planner", "llm", "--server", server, env=llm.env())
     assert done.returncode == 0, done.stderr
     plan = json.loads((out / "plan.json").read_text())
     assert plan["planner"].startswith("heuristic (fallback")
-    kinds = [e["kind"] for e in ledger(out)]
-    assert kinds.count("llm_call") == 2 and "fallback" in kinds
+    entries = ledger(out)
+    kinds = [e["kind"] for e in entries]
+    assert kinds.count("llm_call") == 2 and kinds.count("plan_gate") == 2 and "fallback" in kinds
+    planning = next(e for e in entries if e["kind"] == "plan")["data"]["planning"]
+    assert planning["model"] == "scripted-1" and planning["fallback_reason"]
+    said = " ".join(done.stdout.split())
+    assert "the LLM scripted-1" in said and "was not used" in said

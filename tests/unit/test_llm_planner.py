@@ -5,9 +5,8 @@ prompt of "{", a 500 for json_schema, an answer that never ends, a model the ser
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from kantoku.planner.planning.gate import score_plan
 from kantoku.planner.planning.heuristic import heuristic_plan
 from kantoku.planner.planning.llm import LLMPlanResult, LLMSettings, llm_configured, plan_with_llm
 from kantoku.planner.planning.plan import Plan, plan_problems
-from tests.scripted_llm import Endless, Error, ScriptedLLM, Text, scripted_llm
+from tests.scripted_llm import Endless, Error, ScriptedLLM, Text, answering, asked, scripted_llm
 
 NAMES = {"Aki", "Ren"}
 
@@ -53,18 +52,6 @@ def settings(llm: ScriptedLLM, **overrides: Any) -> LLMSettings:
     values: dict[str, Any] = {"base_url": llm.base_url, "api_key": "test", "model": "scripted-1",
                               "timeout_s": 5.0, "max_retries": 0, **overrides}
     return LLMSettings(**values)
-
-
-def asked(body: dict[str, Any]) -> list[str]:
-    """The shot ids a request asks about."""
-    return re.findall(r"^(s\d{3}):", body["messages"][-1]["content"], flags=re.MULTILINE)
-
-
-def answering(make: Callable[[str, int], dict[str, Any]]) -> Callable[[dict[str, Any]], Text]:
-    """A step answering each asked shot with `make(shot_id, position)`."""
-    def step(body: dict[str, Any]) -> Text:
-        return Text(json.dumps({"shots": [make(s, i) for i, s in enumerate(asked(body))]}))
-    return step
 
 
 GOOD = [
