@@ -66,18 +66,23 @@ class ShotIdea:
 
 @dataclass
 class Batch:
-    """Shots `start` to `stop` (exclusive) of the grid, asked about in one call."""
+    """Grid shots asked about in one call, by index (consecutive, or the few a re-ask names)."""
 
-    start: int
-    stop: int
-    notes: list[str] = field(default_factory=list)
+    indices: list[int]
 
     @property
     def size(self) -> int:
-        return self.stop - self.start
+        return len(self.indices)
+
+    @property
+    def start(self) -> int:
+        return self.indices[0]
 
     def label(self, total: int) -> str:
-        return f"shots {self.start + 1}-{self.stop} of {total}"
+        first, last = self.indices[0] + 1, self.indices[-1] + 1
+        if self.indices == list(range(self.indices[0], self.indices[-1] + 1)):
+            return f"shots {first}-{last} of {total}"
+        return f"shots {', '.join(str(i + 1) for i in self.indices)} of {total}"
 
 
 def batches(grid: Plan, per_batch: int) -> list[Batch]:
@@ -90,7 +95,7 @@ def batches(grid: Plan, per_batch: int) -> list[Batch]:
             starts = [i for i in range(start + max(2, per_batch // 2), stop + 1)
                       if i < len(shots) and shots[i].section != shots[i - 1].section]
             stop = starts[-1] if starts else stop
-        out.append(Batch(start, stop))
+        out.append(Batch(list(range(start, stop))))
         start = stop
     return out
 
@@ -210,7 +215,7 @@ def batch_message(grid: Plan, batch: Batch, placed: Sequence[int], brief: Brief,
     lines = [f"Plan {batch.label(len(grid.shots))} ({grid.duration_s:.1f} s in all)."]
     if previous:
         lines.append(f"The shot before shows: {previous}")
-    for shot in grid.shots[batch.start:batch.stop]:
+    for shot in (grid.shots[i] for i in batch.indices):
         line = f"{shot.id}: {shot.start_s:.2f}-{shot.end_s:.2f} s"
         if shot.section:
             line += f", section {shot.section}"

@@ -200,8 +200,8 @@ async def _plan(session: LLMSession, brief: Brief, grid: Plan, longest_s: float,
                batches(grid, session.settings.batch_shots), detail,
                system_message(brief, grid, detail))
     answer_problems: dict[int, list[str]] = {}
-    for index in range(len(run.work)):
-        answer_problems[index] = await _ask(run, index)
+    for index, batch in enumerate(run.work):
+        answer_problems[index] = await _ask(run, batch)
         if run.stopped:
             break
     composed = compose(grid, run.ideas, brief, longest_s=longest_s)
@@ -247,10 +247,10 @@ async def _plan(session: LLMSession, brief: Brief, grid: Plan, longest_s: float,
     return LLMPlanResult(plan, report, session.calls, run.gates, repairs)
 
 
-async def _ask(run: _Run, index: int, problems: Sequence[str] = ()) -> list[str]:
-    """Ask about batch `index` (naming the `problems` of an earlier answer); its ideas go into
+async def _ask(run: _Run, batch: Batch, problems: Sequence[str] = ()) -> list[str]:
+    """Ask about `batch` (naming the `problems` of an earlier answer); its ideas go into
     `run.ideas`. Returns the answer's own problems (its form, not the gate's)."""
-    batch = run.work[index]
+    number = next((i for i, b in enumerate(run.work) if b.start == batch.start), 0)
     placed = sorted({n for idea in run.ideas[:batch.start] for n in (idea.lines or [])})
     previous = run.ideas[batch.start - 1].show if batch.start else None
     text = batch_message(run.grid, batch, placed, run.brief, previous)
@@ -258,7 +258,7 @@ async def _ask(run: _Run, index: int, problems: Sequence[str] = ()) -> list[str]
         text += "\n" + reask_message(problems, batch)
     messages = [{"role": "system", "content": run.system}, {"role": "user", "content": text}]
     label = batch.label(len(run.grid.shots)) + (" (re-asked)" if problems else "")
-    run.emit({"event": "llm_batch", "batch": index + 1, "batches": len(run.work),
+    run.emit({"event": "llm_batch", "batch": number + 1, "batches": len(run.work),
               "label": label})
     try:
         answer = await run.session.ask(messages, batch_schema(run.brief, batch.size, run.detail),
@@ -270,28 +270,37 @@ async def _ask(run: _Run, index: int, problems: Sequence[str] = ()) -> list[str]
     ideas, found = read_answer(answer.text, run.brief, batch, run.grid)
     if answer.finish_reason == "length":
         found.insert(0, "the answer was cut off at the token limit; keep each show short")
-    if not all(idea.empty for idea in ideas):
-        run.ideas[batch.start:batch.stop] = ideas
+    for index, idea in zip(batch.indices, ideas, strict=True):
+        if not idea.empty:
+            run.ideas[index] = idea
     run.session.judge(not found, found)
     return found
 
 
 async def _reask(run: _Run, problems: list[Problem], answer_problems: dict[int, list[str]]
                  ) -> None:
-    """Re-ask each batch with problems once, naming them (per shot where they are)."""
-    named: dict[int, list[str]] = {i: list(p) for i, p in answer_problems.items() if p}
+    """Re-ask once, naming the problems: a whole batch when its answer was unusable as a whole,
+    else only the shots the gate found problems in."""
+    whole = {i for i, found in answer_problems.items() if found}
+    named: dict[int, list[str]] = {i: list(answer_problems[i]) for i in whole}
+    shots: dict[int, set[int]] = {}
     for problem in problems:
         index = _batch_of(run.work, problem.shot) if problem.shot is not None else 0
         named.setdefault(index, []).append(problem.message)
+        if problem.shot is not None:
+            shots.setdefault(index, set()).add(problem.shot)
     for index in sorted(named):
         if run.stopped:
             return
         run.reasks += 1
-        await _ask(run, index, named[index])
+        batch = run.work[index]
+        if index not in whole and shots.get(index):
+            batch = Batch(sorted(shots[index]))
+        await _ask(run, batch, named[index])
 
 
 def _batch_of(work: list[Batch], shot: int) -> int:
-    return next(i for i, b in enumerate(work) if b.start <= shot < b.stop)
+    return next(i for i, b in enumerate(work) if shot in b.indices)
 
 
 def _field_counts(plan: Plan) -> tuple[int, int]:
