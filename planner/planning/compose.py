@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.exchange import ShotIdea
-from kantoku.planner.planning.heuristic import default_voice
+from kantoku.planner.planning.heuristic import default_voice, describe_shot
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 
 LLM, RULES, BOTH = "llm", "rules", "llm+rules"
@@ -86,6 +86,8 @@ def compose(grid: Plan, ideas: list[ShotIdea], brief: Brief, *, longest_s: float
     merged, cover = _hold_cuts(shots, ideas, grid, longest_s, notes)
     for index, shot in enumerate(merged):
         shot.id = f"s{index + 1:03d}"
+        if shot.sources["description"] == RULES:  # the rules describe the shot as it is now
+            shot.description = describe_shot(shot.shot_size, shot.characters, shot.location)
         shot.image_prompt = compose_prompt(brief, shot)
         shot.sources["image_prompt"] = BOTH if shot.sources.get("description") == LLM else RULES
     plan = grid.model_copy(update={"shots": merged, "planner": "llm"})

@@ -140,7 +140,7 @@ def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[S
             "high" if size == "extreme_wide" else "eye_level"
         shots.append(Shot(
             id=f"s{index + 1:03d}", start_s=start, end_s=end, section=section.label,
-            description=_describe(size, cast, location), shot_size=size,  # type: ignore[arg-type]
+            description=describe_shot(size, cast, location), shot_size=size,  # type: ignore[arg-type]
             camera_angle=angle, camera_move=move,  # type: ignore[arg-type]
             characters=cast, location=location, time_of_day=daylight,  # type: ignore[arg-type]
             image_prompt=_prompt(brief, size, cast, location, daylight),
@@ -149,7 +149,8 @@ def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[S
     return shots
 
 
-def _describe(size: str, cast: list[str], location: str) -> str:
+def describe_shot(size: str, cast: list[str], location: str) -> str:
+    """The rules' description: size, who (or the place) and where."""
     who = " and ".join(cast) if cast else "the place"
     return f"{size.replace('_', ' ')} of {who} at the {location}"
 
