@@ -8,8 +8,8 @@ Checks, each naming the shot and field at fault:
 - ``density``: the cut density within the music's (or running time's) range;
 - ``sections``: no section without a shot;
 - ``framing``: no two shots in a row with the LLM's same size and camera move;
-- ``descriptions``: each LLM description says something about this brief (a word of it) and
-  names who is in the shot;
+- ``descriptions``: each LLM description says something about this brief (a word of it),
+  names who is in the shot, and is not another shot's;
 - ``language``: the LLM wrote in the language the brief is written in;
 - ``prompts``: every image prompt names the style, the place and who is in the shot.
 """
@@ -96,11 +96,15 @@ def run_gate(composed: Composed, brief: Brief, grid: Plan, *, longest_s: float
                 field="shot_size"))
     cjk = writes_cjk(brief_text(brief))
     vocabulary = brief_words(brief)
+    seen: dict[str, str] = {}
     for shot, span in zip(plan.shots, composed.cover, strict=True):
         if shot.sources.get("description") != LLM:
             continue
         where = span[0]
         why = describe_problem(shot.description, shot.characters, vocabulary)
+        first = seen.setdefault(shot.description.casefold(), shot.id)
+        if why is None and first != shot.id:
+            why = f"repeats the description of {first}; say what is new in this shot"
         if why:
             found["descriptions"].append(Problem(
                 "descriptions", f"{shot.id}: show {shot.description!r} {why}", shot=where,

@@ -336,3 +336,16 @@ async def test_batches_are_asked_in_turn_with_the_lines_already_placed(brief: Br
     assert len(result.calls) >= 2
     asked_ids = [asked(r) for r in llm.chats()[:2]]
     assert asked_ids[0][0] == "s001" and asked_ids[1][0] == f"s{len(asked_ids[0]) + 1:03d}"
+
+
+async def test_the_same_description_on_every_shot_is_kept_once(brief: Brief, grid: Plan) -> None:
+    def same(shot_id: str, position: int) -> dict[str, Any]:
+        return {**good(shot_id, position), "who": ["Ren"], "lines": [],
+                "show": "Ren runs across the rooftop"}
+
+    with scripted_llm(answering(same)) as llm:
+        result = await plan(brief, grid, llm)
+    problems = check(result, "answers", "descriptions")["problems"]
+    assert any("repeats the description of s001" in p for p in problems)
+    descriptions = [s.description for s in result.plan.shots]
+    assert descriptions.count("Ren runs across the rooftop") == 1
