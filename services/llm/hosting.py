@@ -11,6 +11,7 @@ Two of llama_cpp.server's defaults are changed on purpose:
   question. Off, requests wait their turn; a client that disconnects still stops its stream.
 - ``logits_all`` is off: on, the server keeps every token's logits (n_ctx x 49152 floats, 1.6
   GB at 8192 tokens) and copies them while reading the prompt; only ``logprobs`` needs them.
+- ``flash_attn`` is on: prompts are read about a sixth faster on a CPU.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ class LLMServer:
             head = [sys.executable, "-c", _WATCHED, str(os.getpid())]
         flags = {"model": str(model_path), "model_alias": self.model, "host": self.host,
                  "port": self.port, "n_ctx": self.n_ctx, "n_threads": self.n_threads,
-                 "n_threads_batch": self.n_threads, "logits_all": False,
+                 "n_threads_batch": self.n_threads, "flash_attn": True, "logits_all": False,
                  "interrupt_requests": False, "cache": self.cache, "verbose": self.verbose}
         return head + [part for name, value in flags.items()
                        for part in (f"--{name}", str(value))]

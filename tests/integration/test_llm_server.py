@@ -142,3 +142,39 @@ def test_kantoku_serve_llm_prints_the_environment_and_answers(tmp_path: Path) ->
             cli.wait()
     assert all(_gone(child.pid) for child in children)
     assert not answers(f"http://127.0.0.1:{port}/v1", EMBEDDED_LLM, timeout_s=0.5)
+
+
+def test_a_stream_is_never_cut_by_another_request_and_stops_when_its_client_goes(
+        tmp_path: Path) -> None:
+    import threading
+
+    import httpx
+
+    endless = {"messages": [{"role": "user", "content": "Tell a very long story."}],
+               "temperature": 0.8, "stream": True, "logit_bias": {"2": -100}}  # no end token
+    short = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4}
+    with LLMServer(settings=CoreSettings(home=tmp_path)) as endpoint:
+        url = f"{endpoint.base_url}/chat/completions"
+        finish: list[str | None] = []
+
+        def stream_60() -> None:
+            with httpx.stream("POST", url, json={"model": endpoint.model, **endless,
+                                                 "max_tokens": 60}, timeout=60) as response:
+                chunks = [json.loads(line[6:]) for line in response.iter_lines()
+                          if line.startswith("data: {")]
+            finish.append(chunks[-1]["choices"][0]["finish_reason"])
+
+        reader = threading.Thread(target=stream_60)
+        reader.start()
+        time.sleep(0.3)
+        assert httpx.post(url, json={"model": endpoint.model, **short}, timeout=60).is_success
+        reader.join(60)
+        assert finish == ["length"]  # ran to its max_tokens, not ended early by the second call
+
+        with httpx.Client(timeout=60) as client, client.stream(
+                "POST", url, json={"model": endpoint.model, **endless, "max_tokens": 2000}) as r:
+            next(r.iter_lines())
+            time.sleep(0.5)  # then the client goes, ~1950 tokens (~25 s) before its end
+        started = time.monotonic()
+        assert httpx.post(url, json={"model": endpoint.model, **short}, timeout=60).is_success
+        assert time.monotonic() - started < 5

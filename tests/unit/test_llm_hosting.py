@@ -32,7 +32,7 @@ def test_the_command_line_is_one_llama_cpp_server_accepts(tmp_path: Path) -> Non
     model = cli.parse_model_from_args(settings.ModelSettings, args)
     served = cli.parse_model_from_args(settings.ServerSettings, args)
     assert (model.model_alias, model.n_ctx, model.n_threads) == (catalog.EMBEDDED_LLM, 8192, 3)
-    assert not model.logits_all and not model.verbose and not model.cache
+    assert not model.logits_all and not model.verbose and not model.cache and model.flash_attn
     assert (served.host, served.port, served.interrupt_requests) == ("127.0.0.1", 8123, False)
     assert command[1] == "-c"  # watched: it ends when this process is gone
     detached = LLMServer(settings=CoreSettings(home=tmp_path), detached=True)
