@@ -158,8 +158,8 @@ class LLMServer:
             sharing a prefix with one before the last is not read again.
         verbose: the server's own logs (llama.cpp's loading, each request's timings).
         log_path: where the server's output goes; default: a temporary file, deleted by `stop`.
-        detached: for a server that outlives this process (`kantoku up`): its own session, no
-            watch on this process.
+        detached: for a server that outlives this process (`kantoku up`): out of reach of the
+            terminal's signals, and not watching this process.
         start_timeout_s: how long `start` waits for the first answer.
     """
 
