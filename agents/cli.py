@@ -261,15 +261,27 @@ def video(
 
 @app.command()
 def serve(
-    services: Annotated[list[str], typer.Argument(help="tts, motion, image, video.")],
+    services: Annotated[list[str], typer.Argument(
+        help="tts, motion, image, video (gRPC); or llm alone: the embedded LLM's "
+        "OpenAI-compatible HTTP server.")],
     standalone: Annotated[bool, typer.Option(help="Plain grpc.aio server (no Ray).")] = False,
-    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 50051,
+    port: Annotated[int | None, typer.Option(
+        help="Port; 0 picks a free one. Default: 50051 (gRPC), 8080 (llm).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    verbose: Annotated[bool, typer.Option(help="llm: the server's own logs, per request.")
+                       ] = False,
 ) -> None:
-    """Run services on a standalone gRPC server until Ctrl-C."""
+    """Run services on a standalone gRPC server, or the embedded LLM, until Ctrl-C."""
     from kantoku.services._core.server import ServiceBinding, serve_forever
     from kantoku.services.catalog import get_service
 
+    if "llm" in services:
+        if len(services) > 1:
+            raise invalid("llm is an HTTP server of its own: run `kantoku serve llm`, and the "
+                          "gRPC services apart (`kantoku serve tts motion --standalone`)",
+                          reason="SERVE_MIXED")
+        _serve_llm(host, 8080 if port is None else port, verbose)
+        return
     if not standalone:
         raise invalid("pass --standalone, or use `kantoku up` to host every service on Ray Serve",
                       reason="HOSTING_REQUIRED")
@@ -277,8 +289,28 @@ def serve(
     with _progress() as progress:
         progress.add_task(f"loading {', '.join(services)}", total=None)
         bindings = [ServiceBinding(s.build(), s.add_function(), s.full_name) for s in specs]
+    port = 50051 if port is None else port
     asyncio.run(serve_forever(bindings, host, port, lambda running: console.print(
         f"serving {', '.join(services)} on {host}:{running.port} (Ctrl-C stops)")))
+
+
+def _serve_llm(host: str, port: int, verbose: bool) -> None:
+    from kantoku.services.llm.hosting import foreground_server
+
+    server = foreground_server(host, port, verbose)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("starting the embedded LLM", total=None)
+            endpoint = server.start(lambda step: progress.update(task, description=step))
+        console.print(f"OPENAI_BASE_URL={endpoint.base_url}", highlight=False, markup=False)
+        console.print(f"KANTOKU_LLM_MODEL={endpoint.model}", highlight=False, markup=False)
+        if server.api_key:
+            errors.print("clients send KANTOKU_AUTH_TOKEN's value as OPENAI_API_KEY")
+        errors.print(f"serving {endpoint.model} (logs: {server.log_path}; Ctrl-C stops)",
+                     highlight=False, markup=False)
+        server.wait()
+    finally:
+        server.stop()
 
 
 @app.command()
@@ -290,7 +322,7 @@ def up(
     )] = "127.0.0.1",
 ) -> None:
     """Start a local Ray cluster (or join the running one) with every service on Ray Serve's gRPC
-    ingress."""
+    ingress, and the embedded LLM on 127.0.0.1 unless OPENAI_BASE_URL names another."""
     from kantoku.services import local_stack as stack
     from kantoku.services.catalog import SERVICES
 
@@ -298,8 +330,10 @@ def up(
         task = progress.add_task("starting", total=None)
         record = stack.up(grpc_port, gpus, list(SERVICES),
                           lambda step: progress.update(task, description=step), host)
+    llm = record.get("llm")
+    served = f"; LLM {llm['model']} at {llm['base_url']}" if llm else ""
     console.print(f"kantoku is up: gRPC {record['grpc_address']} "
-                  f"({', '.join(record['services'])}); `kantoku down` stops it")
+                  f"({', '.join(record['services'])}){served}; `kantoku down` stops it")
 
 
 @app.command()
@@ -311,12 +345,15 @@ def status() -> None:
     table = Table("service", "status", "address")
     for name, state in record["applications"].items():
         table.add_row(name, state, record["grpc_address"])
+    if llm := record.get("llm"):
+        table.add_row("llm", "answering" if llm["answers"] else "not answering", llm["base_url"])
     console.print(table)
 
 
 @app.command()
 def down() -> None:
-    """Stop the local stack: kantoku's applications, and Ray only if `kantoku up` started it."""
+    """Stop the local stack: kantoku's applications, the LLM server `kantoku up` started, and Ray
+    only if `kantoku up` started it."""
     from kantoku.services import local_stack as stack
 
     stack.down(lambda step: errors.print(step))

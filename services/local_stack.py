@@ -1,4 +1,5 @@
-"""The local stack behind `kantoku up|status|down`: a Ray head node with Serve's gRPC ingress.
+"""The local stack behind `kantoku up|status|down`: a Ray head node with Serve's gRPC ingress,
+and the embedded LLM's OpenAI-compatible server.
 
 The ingress listens on 127.0.0.1 unless `--host` says otherwise (and a wider one needs
 `KANTOKU_AUTH_TOKEN`). `down` stops only what `up` started: a Ray cluster that was already
@@ -83,14 +84,55 @@ def _connect(address: str) -> None:
 
 
 def up(grpc_port: int, num_gpus: float | None, services: list[str],
-       on_step: Callable[[str], None], host: str = "127.0.0.1") -> dict[str, Any]:
+       on_step: Callable[[str], None], host: str = "127.0.0.1",
+       llm: bool | None = None) -> dict[str, Any]:
     """Start Ray (or join the one already running), Serve with gRPC ingress on `host`, and every
-    service; record the address and whether kantoku started Ray, so `down` stops only that."""
+    service; record the address and whether kantoku started Ray, so `down` stops only that.
+
+    The embedded LLM's server starts first, on 127.0.0.1, unless `llm` is False or (when it is
+    None) OPENAI_BASE_URL names another endpoint; its pid, port and URL are recorded too.
+    """
+    _check_host(host, core_settings().token)
+    if llm is None:
+        llm = not os.environ.get("OPENAI_BASE_URL")
+    llm_record = _start_llm(on_step) if llm else None
+    try:
+        record = _start_ray_and_serve(grpc_port, num_gpus, services, on_step, host)
+    except BaseException:
+        if llm_record:
+            _stop_llm(llm_record, on_step)
+        raise
+    record["llm"] = llm_record
+    path = stack_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _start_llm(on_step: Callable[[str], None]) -> dict[str, Any]:
+    """The embedded LLM's server, detached so it outlives `kantoku up`; what stops it."""
+    from kantoku.services.llm.hosting import LLMServer
+
+    on_step("starting the embedded LLM")
+    server = LLMServer(detached=True, log_path=core_settings().home_dir / "logs" / "llm.log")
+    server.start(on_step)
+    return server.detach()
+
+
+def _stop_llm(llm: dict[str, Any], on_step: Callable[[str], None]) -> None:
+    from kantoku.services.llm.hosting import stop_recorded
+
+    on_step(f"stopping the embedded LLM (pid {llm.get('pid')})")
+    if not stop_recorded(llm):
+        on_step("the embedded LLM was not running")
+
+
+def _start_ray_and_serve(grpc_port: int, num_gpus: float | None, services: list[str],
+                         on_step: Callable[[str], None], host: str) -> dict[str, Any]:
     import ray
 
     from kantoku.services import hosting
 
-    _check_host(host, core_settings().token)
     _quiet_ray_logs()
     joined = _join_running_ray()
     if joined:
@@ -113,13 +155,9 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
     hosting.start_serve(grpc_port, http_port, services, host)
     hosting.deploy(services, lambda name, seconds: on_step(f"deployed {name} in {seconds:.1f} s"))
     connect = "127.0.0.1" if host in ("0.0.0.0", "::") else shown
-    record = {"grpc_address": f"{connect}:{grpc_port}", "host": host, "http_port": http_port,
-              "services": services, "started_ray": not joined,
-              "ray_address": ray.get_runtime_context().gcs_address}
-    path = stack_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    return record
+    return {"grpc_address": f"{connect}:{grpc_port}", "host": host, "http_port": http_port,
+            "services": services, "started_ray": not joined,
+            "ray_address": ray.get_runtime_context().gcs_address}
 
 
 def status() -> dict[str, Any]:
@@ -132,6 +170,11 @@ def status() -> dict[str, Any]:
         raise unavailable("the local stack is not running; start it with `kantoku up`",
                           reason="STACK_DOWN")
     record = json.loads(path.read_text())
+    llm = record.get("llm")
+    if llm:
+        from kantoku.services.llm.hosting import answers
+
+        llm["answers"] = answers(llm["base_url"], llm["model"])
     _quiet_ray_logs()
     try:
         _connect(record.get("ray_address", "auto"))
@@ -153,6 +196,8 @@ def down(on_step: Callable[[str], None]) -> None:
 
     path = stack_file()
     record = json.loads(path.read_text()) if path.exists() else {}
+    if record.get("llm"):
+        _stop_llm(record["llm"], on_step)
     _quiet_ray_logs()
     address = record.get("ray_address")
     if address is None:

@@ -17,8 +17,9 @@ KANTOKU = str(Path(sys.executable).with_name("kantoku"))
 
 def _run(home: Path, *args: str, timeout: int = 240,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KANTOKU_HOME=str(home), **(env or {}))
-    env.pop("KANTOKU_AUTH_TOKEN", None)
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("KANTOKU_AUTH_TOKEN", "OPENAI_BASE_URL")}
+    env = dict(base, KANTOKU_HOME=str(home), **(env or {}))
     return subprocess.run([KANTOKU, *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -32,9 +33,13 @@ def test_up_status_call_down(tmp_path: Path) -> None:
         up = _run(home, "up", "--grpc-port", str(port))
         assert up.returncode == 0, up.stderr
         assert f"127.0.0.1:{port}" in up.stdout
+        llm = json.loads((home / "stack.json").read_text())["llm"]
+        assert llm["base_url"] in up.stdout  # OPENAI_BASE_URL unset: the embedded LLM started
         status = _run(home, "status")
         assert status.returncode == 0, status.stderr
         assert status.stdout.count("RUNNING") == 4  # tts, motion, image, video
+        assert re.search(r"llm\s.*answering", status.stdout)
+        assert "not answering" not in status.stdout
         out = tmp_path / "hi.wav"
         speech = _run(home, "tts", "こんにちは。", "-o", str(out))
         assert speech.returncode == 0, speech.stderr
@@ -44,6 +49,9 @@ def test_up_status_call_down(tmp_path: Path) -> None:
     finally:
         down = _run(home, "down")
     assert down.returncode == 0, down.stderr
+    from kantoku.services.llm.hosting import recorded_running
+
+    assert not recorded_running(llm)
     after = _run(home, "status")
     assert after.returncode == 7 and "kantoku up" in after.stderr
 

@@ -27,3 +27,10 @@ def test_version_without_package_metadata_still_answers(monkeypatch: pytest.Monk
     result = CliRunner().invoke(cli.app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout == "kantoku unknown\n"
+
+
+def test_serve_refuses_llm_mixed_with_grpc_services() -> None:
+    done = subprocess.run([sys.executable, "-m", "kantoku.agents.cli", "serve", "llm", "tts"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "kantoku serve llm" in done.stderr and "--standalone" in done.stderr

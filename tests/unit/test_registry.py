@@ -74,3 +74,16 @@ def test_only_the_procedural_shipped_models_lack_learned_weights(tmp_path: Path)
     procedural = {e.id for e in registry.list() if not e.learned_weights}
     assert procedural == {"previz-v1", "animatic-v1", "kantoku-visemes-v1"}
     assert registry.get("jf_alpha").learned_weights  # Kokoro-82M, a neural voice
+
+
+def test_the_embedded_llm_entry_matches_the_installed_gguf(tmp_path: Path) -> None:
+    from kantoku.services.llm.catalog import EMBEDDED_GGUF, EMBEDDED_LLM, embedded_model_path
+
+    path = embedded_model_path()
+    entry = ModelRegistry(CoreSettings(home=tmp_path)).get(EMBEDDED_LLM, kind="llm")
+    assert [w.path for w in entry.weights] == [EMBEDDED_GGUF]
+    assert entry.weights[0].size_bytes == path.stat().st_size
+    checked = WeightsHasher(CoreSettings(home=tmp_path)).verify(entry, {EMBEDDED_GGUF: path})
+    assert checked[0].sha256 == entry.weights[0].sha256
+    assert entry.license == "Apache-2.0" and entry.learned_weights
+    assert not entry.training_data_opt_in  # web crawls
