@@ -41,6 +41,8 @@ class Composed:
 
     plan: Plan
     cover: list[list[int]]
+    #: The ideas the plan was composed from, one per grid shot.
+    ideas: list[ShotIdea] = field(default_factory=list)
     #: Dialogue line index → grid shot index, for lines the LLM placed where they may go.
     placed: dict[int, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -91,7 +93,7 @@ def compose(grid: Plan, ideas: list[ShotIdea], brief: Brief, *, longest_s: float
         shot.image_prompt = compose_prompt(brief, shot)
         shot.sources["image_prompt"] = BOTH if shot.sources.get("description") == LLM else RULES
     plan = grid.model_copy(update={"shots": merged, "planner": "llm"})
-    return Composed(plan, cover, placed, notes)
+    return Composed(plan, cover, ideas, placed, notes)
 
 
 def _shot(base: Shot, idea: ShotIdea, brief: Brief) -> Shot:
@@ -194,6 +196,9 @@ def repair_ideas(ideas: list[ShotIdea], grid: Plan, brief: Brief, problems: list
         if problem.field == "description" and idea.show is not None:
             idea.show = None
             notes.append(f"{shot.id}: description from the rules ({problem.message})")
+        elif problem.field == "characters" and problem.check == "framing":
+            idea.who = None
+            notes.append(f"{shot.id}: who from the rules ({problem.message})")
         elif problem.field == "characters" and problem.name:
             idea.who = [*(idea.who or []), problem.name]
             idea.repaired.add("characters")

@@ -21,13 +21,15 @@ from typing import Any, Literal
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.plan import CAMERA_MOVES, SHOT_SIZES, Plan, Shot
 
-#: How much of each shot the LLM is asked: every field, or (small models) who, lines and show.
+#: How much the LLM is asked: every field of every shot, or (small models, "compact") who, the
+#: place and what happens per section, the rules framing each shot of it.
 Detail = Literal["full", "compact"]
 #: Tokens one shot's answer takes, with room to spare (about 35 are typical).
 TOKENS_PER_SHOT = 72
 TOKENS_PER_ANSWER = 48
-#: Longest "show" sentence, in characters.
-SHOW_CHARS = 140
+TOKENS_PER_SECTION = 56
+#: Longest "show" sentence, in characters (compact: what a small model writes well, and fast).
+SHOW_CHARS = {"full": 120, "compact": 64}
 
 _SIZE_ALIASES = {"ecu": "extreme_close_up", "cu": "close_up", "mcu": "medium_close_up",
                  "ms": "medium", "mid": "medium", "ws": "wide", "ls": "wide", "long": "wide",
@@ -57,6 +59,10 @@ class ShotIdea:
     cut: bool | None = None
     #: Fields the rules completed after the quality gate (e.g. a character added to `who`).
     repaired: set[str] = field(default_factory=set)
+    #: Compact answers are per section: the grid index of the section's first shot, and who
+    #: the section's answer named (this shot's `who` is the rules' pick among them).
+    scene: int | None = None
+    scene_who: list[str] | None = None
 
     @property
     def empty(self) -> bool:
@@ -66,9 +72,11 @@ class ShotIdea:
 
 @dataclass
 class Batch:
-    """Grid shots asked about in one call, by index (consecutive, or the few a re-ask names)."""
+    """What one call asks about: grid shots by index (consecutive, or the few a re-ask names),
+    or (compact) sections, each the run of grid shots in `spans`."""
 
     indices: list[int]
+    spans: list[list[int]] | None = None
 
     @property
     def size(self) -> int:
@@ -78,11 +86,41 @@ class Batch:
     def start(self) -> int:
         return self.indices[0]
 
+    @property
+    def shot_indices(self) -> list[int]:
+        """Every grid shot the batch's answer decides."""
+        return [i for span in self.spans for i in span] if self.spans is not None \
+            else self.indices
+
+    @property
+    def unit(self) -> str:
+        return "sections" if self.spans is not None else "shots"
+
     def label(self, total: int) -> str:
+        if self.spans is not None:
+            return f"{self.size} section{'s' * (self.size != 1)}"
         first, last = self.indices[0] + 1, self.indices[-1] + 1
         if self.indices == list(range(self.indices[0], self.indices[-1] + 1)):
             return f"shots {first}-{last} of {total}"
         return f"shots {', '.join(str(i + 1) for i in self.indices)} of {total}"
+
+    def covering(self, shots: set[int]) -> Batch:
+        """The part of this batch asking about any of `shots`."""
+        if self.spans is None:
+            return Batch(sorted(shots & set(self.indices)))
+        kept = [span for span in self.spans if shots & set(span)]
+        return Batch([span[0] for span in kept], kept)
+
+
+def section_batch(grid: Plan) -> Batch:
+    """One batch asking about every section (each run of shots with the same section label)."""
+    spans: list[list[int]] = []
+    for index, shot in enumerate(grid.shots):
+        if spans and grid.shots[spans[-1][-1]].section == shot.section:
+            spans[-1].append(index)
+        else:
+            spans.append([index])
+    return Batch([span[0] for span in spans], spans)
 
 
 def batches(grid: Plan, per_batch: int) -> list[Batch]:
@@ -127,11 +165,12 @@ def written_language(brief: Brief) -> str:
 
 
 def asked_fields(brief: Brief, detail: Detail) -> list[str]:
-    """The fields a shot's answer has: all of them, or (compact) who, lines and show."""
+    """The fields an answer has: per shot, all of them; per section (compact), who, place and
+    what it shows."""
     full = detail == "full"
     fields = ["who"] + (["size", "move"] if full else [])
-    fields += ["place"] if full and len(brief.locations) > 1 else []
-    fields += ["lines"] if brief.dialogue else []
+    fields += ["place"] if len(brief.locations) > 1 else []
+    fields += ["lines"] if full and brief.dialogue else []
     return [*fields, "show"] + (["cut"] if full else [])
 
 
@@ -146,7 +185,7 @@ def shot_schema(brief: Brief, detail: Detail = "full") -> dict[str, Any]:
         "place": {"type": "string", "enum": list(brief.locations)},
         "lines": {"type": "array", "maxItems": 3, "items": {
             "type": "integer", "enum": list(range(1, len(brief.dialogue) + 1))}},
-        "show": {"type": "string", "minLength": 8, "maxLength": SHOW_CHARS},
+        "show": {"type": "string", "minLength": 8, "maxLength": SHOW_CHARS[detail]},
         "cut": {"type": "boolean"},
     }
     fields = asked_fields(brief, detail)
@@ -155,15 +194,17 @@ def shot_schema(brief: Brief, detail: Detail = "full") -> dict[str, Any]:
 
 
 def batch_schema(brief: Brief, count: int, detail: Detail = "full") -> dict[str, Any]:
-    """``{"shots": [...]}`` with exactly `count` shot answers."""
-    return {"type": "object", "additionalProperties": False, "required": ["shots"],
-            "properties": {"shots": {"type": "array", "minItems": count, "maxItems": count,
-                                     "items": shot_schema(brief, detail)}}}
+    """``{"shots": [...]}`` (compact: ``{"sections": [...]}``) with exactly `count` answers."""
+    key = "shots" if detail == "full" else "sections"
+    return {"type": "object", "additionalProperties": False, "required": [key],
+            "properties": {key: {"type": "array", "minItems": count, "maxItems": count,
+                                 "items": shot_schema(brief, detail)}}}
 
 
 def max_tokens_for(count: int, detail: Detail = "full") -> int:
-    per_shot = TOKENS_PER_SHOT if detail == "full" else TOKENS_PER_SHOT // 2
-    return TOKENS_PER_ANSWER + per_shot * count
+    """Tokens to allow for `count` answers (shots, or compact sections), with room to spare."""
+    per_item = TOKENS_PER_SHOT if detail == "full" else TOKENS_PER_SECTION
+    return TOKENS_PER_ANSWER + per_item * count
 
 
 def system_message(brief: Brief, grid: Plan, detail: Detail = "full") -> str:
@@ -178,17 +219,19 @@ def system_message(brief: Brief, grid: Plan, detail: Detail = "full") -> str:
         "place": "place: one of the locations, written as in the brief",
         "lines": "lines: the numbers of the dialogue lines spoken in this shot, [] if none; "
                  "each line once, in order, on a shot whose who has its speaker",
-        "show": "show: what we see, one sentence of at most 15 words naming who or what and "
-                f"the action, in {written_language(brief)}",
+        "show": f"show: what we see, one sentence of at most {10 if detail == 'compact' else 16} "
+                f"words naming who or what and the action, in {written_language(brief)}",
         "cut": "cut: true to cut to the next shot at its time; false to hold this shot through "
                "the next one"}
     fields = [explained[name] for name in asked_fields(brief, detail)]
+    unit = "shot" if detail == "full" else "section"
+    timed = "to the music" if any(s.lyrics for s in grid.shots) or \
+        grid.shots[0].section not in ("main", "opening") else "already"
     lines = [
-        "You are the shot planner of kantoku, a director's assistant. The cuts are timed "
-        + ("to the music" if any(s.lyrics for s in grid.shots) or grid.shots[0].section not in
-           ("main", "opening") else "already") + "; for each shot you are given, decide what "
-        'it shows. Answer with JSON only: {"shots": [one object per given shot, in order]}.',
-        "Fields of a shot:", *(f"- {f}" for f in fields),
+        f"You are the shot planner of kantoku, a director's assistant. The cuts are timed "
+        f"{timed}; for each {unit} you are given, decide what it shows. Answer with JSON only: "
+        f'{{"{unit}s": [one object per given {unit}, in order]}}.',
+        f"Fields of a {unit}:", *(f"- {f}" for f in fields),
         ("Open each section wider, then go closer; vary sizes and moves; " if detail == "full"
          else "") + "Every character appears at least once; follow the story.",
         "", "The brief:", f"title: {brief.title}"]
@@ -211,7 +254,21 @@ def system_message(brief: Brief, grid: Plan, detail: Detail = "full") -> str:
 
 def batch_message(grid: Plan, batch: Batch, placed: Sequence[int], brief: Brief,
                   previous: str | None = None) -> str:
-    """The shots of `batch` with their times, sections and lyrics, and the lines still open."""
+    """The shots (or sections) of `batch` with their times and lyrics, and the dialogue lines
+    still open."""
+    if batch.spans is not None:
+        lines = [f"Plan these {batch.size} sections ({grid.duration_s:.1f} s in all)."]
+        for span in batch.spans:
+            first, last = grid.shots[span[0]], grid.shots[span[-1]]
+            sung = [t for i in span for t in grid.shots[i].lyrics]
+            line = (f"section {first.section or 'main'}: {first.start_s:.2f}-{last.end_s:.2f} s, "
+                    f"{len(span)} shots")
+            if sung:
+                line += ", sung: " + " / ".join(json.dumps(t, ensure_ascii=False)
+                                                for t in dict.fromkeys(sung))
+            lines.append(line)
+        lines.append(f'Answer {{"sections": [...]}} with exactly {batch.size} sections.')
+        return "\n".join(lines)
     lines = [f"Plan {batch.label(len(grid.shots))} ({grid.duration_s:.1f} s in all)."]
     if previous:
         lines.append(f"The shot before shows: {previous}")
@@ -233,7 +290,7 @@ def reask_message(problems: Sequence[str], batch: Batch) -> str:
     """Appended to the batch's message: what was wrong with the first answer."""
     listed = "\n".join(f"- {p}" for p in problems[:12])
     return (f"A first answer had these problems; avoid them:\n{listed}\nAnswer with all "
-            f"{batch.size} shots, corrected.")
+            f"{batch.size} {batch.unit}, corrected.")
 
 
 # --- reading the answer ----------------------------------------------------------------------
@@ -243,16 +300,16 @@ def extract_json(text: str) -> object | None:
     """The JSON in an answer: the whole text, a fenced block, or the first object in prose.
     Reasoning blocks (``<think>...</think>``) are skipped; None when there is no JSON."""
     text = _THINK.sub("", text).strip()
+    decoder = json.JSONDecoder(strict=False)  # small models put raw line breaks in strings
     try:
-        return json.loads(text)
+        return decoder.decode(text)
     except ValueError:
         pass
     for block in _FENCE.findall(text):
         try:
-            return json.loads(block.strip())
+            return decoder.decode(block.strip())
         except ValueError:
             continue
-    decoder = json.JSONDecoder()
     position = text.find("{")
     while position != -1:
         try:
@@ -268,24 +325,45 @@ def extract_json(text: str) -> object | None:
 
 def read_answer(text: str, brief: Brief, batch: Batch, grid: Plan
                 ) -> tuple[list[ShotIdea], list[str]]:
-    """The ideas for each shot of `batch` (empty ideas where the answer had none) and the
-    problems with the answer as a whole, each naming what to fix."""
+    """The ideas for each shot of `batch` (empty ideas where the answer had none; for a batch of
+    sections, one per shot of each section) and the problems with the answer as a whole."""
     ideas = [ShotIdea() for _ in range(batch.size)]
     raw = extract_json(text)
-    if isinstance(raw, dict) and isinstance(raw.get("shots"), list):
-        items: list[object] = raw["shots"]
+    key = batch.unit
+    found = raw.get(key, raw.get("shots")) if isinstance(raw, dict) else None
+    if isinstance(found, list):
+        items: list[object] = found
     elif isinstance(raw, list):
         items = raw
     else:
-        return ideas, ['the answer is not a JSON object {"shots": [...]}']
+        return expand(ideas, batch, grid), [f'the answer is not a JSON object {{"{key}": [...]}}']
     problems = []
     if len(items) != batch.size:
-        problems.append(f"the answer has {len(items)} shots; give exactly {batch.size}, one per "
-                        "listed shot, in order")
+        problems.append(f"the answer has {len(items)} {key}; give exactly {batch.size}, one per "
+                        f"listed {key[:-1]}, in order")
     for offset, item in enumerate(items[:batch.size]):
         if isinstance(item, dict):
             ideas[offset] = read_idea(item, brief)
-    return ideas, problems
+    return expand(ideas, batch, grid), problems
+
+
+def expand(ideas: list[ShotIdea], batch: Batch, grid: Plan) -> list[ShotIdea]:
+    """Per-shot ideas for `batch.indices` (sections: for every shot of each section, the
+    section's place and description, and as cast the rules' pick among the section's people)."""
+    if batch.spans is None:
+        return ideas
+    out: list[ShotIdea] = []
+    for idea, span in zip(ideas, batch.spans, strict=True):
+        for position, index in enumerate(span):
+            shot = grid.shots[index]
+            who = None
+            if idea.who is not None:
+                chosen = [n for n in shot.characters if n in idea.who]
+                who = chosen or ([idea.who[position % len(idea.who)]]
+                                 if shot.characters and idea.who else [])
+            out.append(ShotIdea(who=who, place=idea.place, show=idea.show, scene=span[0],
+                                scene_who=idea.who))
+    return out
 
 
 def read_idea(item: dict[str, Any], brief: Brief) -> ShotIdea:
@@ -313,7 +391,7 @@ def read_idea(item: dict[str, Any], brief: Brief) -> ShotIdea:
                              and 1 <= n <= len(brief.dialogue)})
     show = item.get("show", item.get("description"))
     if isinstance(show, str) and show.strip():
-        idea.show = " ".join(show.split())[:SHOW_CHARS]
+        idea.show = " ".join(show.split())[:SHOW_CHARS["full"]]
     if isinstance(item.get("cut"), bool):
         idea.cut = item["cut"]
     return idea

@@ -7,7 +7,8 @@ Checks, each naming the shot and field at fault:
 - ``dialogue``: every dialogue line placed once, in order, on a shot that shows its speaker;
 - ``density``: the cut density within the music's (or running time's) range;
 - ``sections``: no section without a shot;
-- ``framing``: no two shots in a row with the LLM's same size and camera move;
+- ``framing``: no two shots in a row with the LLM's same size and camera move, and no medium
+  or closer shot of nobody (the LLM left `who` empty);
 - ``descriptions``: each LLM description says something about this brief (a word of it),
   names who is in the shot, and is not another shot's;
 - ``language``: the LLM wrote in the language the brief is written in;
@@ -17,7 +18,7 @@ Checks, each naming the shot and field at fault:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from kantoku.planner.planning.brief import Brief
@@ -29,6 +30,8 @@ CHECKS = ("renderable", "characters", "dialogue", "density", "sections", "framin
           "descriptions", "language", "prompts")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: Sizes close enough that a shot of the place alone makes no sense in a brief with people.
+CLOSE_SIZES = ("medium", "medium_close_up", "close_up", "extreme_close_up")
 #: Words are compared by their first letters, so "rooftops" is a word of "rooftop".
 _STEM = 5
 _JUNK = re.compile(r"[{}\[\]<>]|https?:|\.com\b|\\u", re.IGNORECASE)
@@ -49,9 +52,14 @@ class CheckResult:
                 "count": len(self.problems)}
 
 
-def run_gate(composed: Composed, brief: Brief, grid: Plan, *, longest_s: float
-             ) -> list[CheckResult]:
-    """Every check on `composed` (the LLM's plan on the grid), in the order of CHECKS."""
+def run_gate(composed: Composed, brief: Brief, grid: Plan, *, longest_s: float,
+             instruction_text: str = "") -> list[CheckResult]:
+    """Every check on `composed` (the LLM's plan on the grid), in the order of CHECKS.
+
+    Args:
+        instruction_text: what the LLM was told; a description that copies four words in a
+            row of it is not a description.
+    """
     plan = composed.plan
     found: dict[str, list[Problem]] = {name: [] for name in CHECKS}
     found["renderable"] = [Problem("renderable", p) for p in
@@ -94,17 +102,30 @@ def run_gate(composed: Composed, brief: Brief, grid: Plan, *, longest_s: float
                 "framing", f"{shot.id} repeats the size and move of {before.id} "
                 f"({shot.shot_size}, {shot.camera_move}); vary them", shot=span[0],
                 field="shot_size"))
+    for shot, span in zip(plan.shots, composed.cover, strict=True):
+        if shot.sources.get("characters") == LLM and not shot.characters and \
+                brief.characters and shot.shot_size in CLOSE_SIZES:
+            found["framing"].append(Problem(
+                "framing", f"{shot.id} is a {shot.shot_size.replace('_', ' ')} of nobody; a "
+                "shot this close shows one of the characters", shot=span[0], field="characters"))
     cjk = writes_cjk(brief_text(brief))
     vocabulary = brief_words(brief)
-    seen: dict[str, str] = {}
+    instructions = word_runs(instruction_text)
+    seen: dict[str, tuple[int, str]] = {}
     for shot, span in zip(plan.shots, composed.cover, strict=True):
         if shot.sources.get("description") != LLM:
             continue
         where = span[0]
-        why = describe_problem(shot.description, shot.characters, vocabulary)
-        first = seen.setdefault(shot.description.casefold(), shot.id)
-        if why is None and first != shot.id:
-            why = f"repeats the description of {first}; say what is new in this shot"
+        idea = composed.ideas[where] if composed.ideas else None
+        # A section's description names the section's people; each shot shows some of them.
+        scene = idea.scene if idea is not None and idea.scene is not None else None
+        named = idea.scene_who if scene is not None and idea and idea.scene_who is not None \
+            else shot.characters
+        why = describe_problem(shot.description, named, vocabulary, instructions)
+        origin = scene if scene is not None else where
+        first, first_id = seen.setdefault(shot.description.casefold(), (origin, shot.id))
+        if why is None and first != origin:
+            why = f"repeats the description of {first_id}; say what is new in this shot"
         if why:
             found["descriptions"].append(Problem(
                 "descriptions", f"{shot.id}: show {shot.description!r} {why}", shot=where,
@@ -122,8 +143,10 @@ def run_gate(composed: Composed, brief: Brief, grid: Plan, *, longest_s: float
 
 
 def brief_words(brief: Brief) -> set[str]:
-    """The brief's own words (their first five letters) and its CJK character pairs."""
-    text = brief_text(brief) + " " + " ".join(c.name for c in brief.characters)
+    """What a description of a shot may be about: the title, the story, the places and the
+    characters' names (their words' first five letters, and CJK character pairs)."""
+    text = " ".join([brief.title, brief.logline, *brief.locations,
+                     *(c.name for c in brief.characters)])
     words = {w.casefold()[:_STEM] for w in _WORD.findall(text) if len(w) >= 4}
     return words | _cjk_pairs(text)
 
@@ -132,11 +155,20 @@ def _cjk_pairs(text: str) -> set[str]:
     return {a + b for a, b in zip(text, text[1:], strict=False) if _CJK.match(a) and _CJK.match(b)}
 
 
-def describe_problem(text: str, cast: Sequence[str], vocabulary: set[str]) -> str | None:
-    """Why `text` does not describe a shot showing `cast` in a brief with words `vocabulary`;
-    None when it does."""
+def word_runs(text: str, length: int = 4) -> set[tuple[str, ...]]:
+    """Every run of `length` words in `text` (case folded)."""
+    words = [w.casefold() for w in _WORD.findall(text)]
+    return {tuple(words[i:i + length]) for i in range(len(words) - length + 1)}
+
+
+def describe_problem(text: str, cast: Sequence[str], vocabulary: set[str],
+                     instructions: Collection[tuple[str, ...]] = ()) -> str | None:
+    """Why `text` does not describe a shot showing `cast` in a brief with words `vocabulary`
+    (told `instructions`, as word runs); None when it does."""
     if _JUNK.search(text) or re.search(r"\w\.(jpe?g|png|gif)\b|_\w*\d", text):
         return "is not a description (code, a file name or a link)"
+    if word_runs(text) & set(instructions):
+        return "copies the instructions instead of describing the shot"
     if writes_cjk(text):
         if len(_CJK.findall(text)) < 4:
             return "is too short to say what the shot shows"
@@ -147,7 +179,7 @@ def describe_problem(text: str, cast: Sequence[str], vocabulary: set[str]) -> st
         return f"does not name who is in the shot ({', '.join(cast)})"
     own = {w.casefold()[:_STEM] for w in _WORD.findall(text) if len(w) >= 4} | _cjk_pairs(text)
     if not own & vocabulary:
-        return "says nothing of the brief (no person, place or thing of it)"
+        return "says nothing of the story (no person, place or thing of it)"
     return None
 
 

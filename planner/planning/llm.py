@@ -50,6 +50,7 @@ from kantoku.planner.planning.exchange import (
     max_tokens_for,
     read_answer,
     reask_message,
+    section_batch,
     system_message,
 )
 from kantoku.planner.planning.gate import CheckResult, failed, run_gate, score_plan
@@ -149,7 +150,8 @@ class _Run:
     reasks: int = 0
 
     def gate(self, composed: Composed, round_name: str) -> list[CheckResult]:
-        results = run_gate(composed, self.brief, self.grid, longest_s=self.longest_s)
+        results = run_gate(composed, self.brief, self.grid, longest_s=self.longest_s,
+                           instruction_text=self.system.split("\nThe brief:")[0])
         self.gates.append({"round": round_name, "passed": not failed(results),
                            "checks": [r.to_json() for r in results]})
         self.emit({"event": "plan_gate", "round": round_name,
@@ -196,19 +198,23 @@ async def _plan(session: LLMSession, brief: Brief, grid: Plan, longest_s: float,
                 beats_s: Sequence[float] | None, started: float) -> LLMPlanResult:
     model = await session.check_model()
     detail = session.settings.detail or ("compact" if session.endpoint.embedded else "full")
-    run = _Run(brief, grid, longest_s, session, emit, [ShotIdea() for _ in grid.shots],
-               batches(grid, session.settings.batch_shots), detail,
-               system_message(brief, grid, detail))
+    work = batches(grid, session.settings.batch_shots) if detail == "full" else \
+        [section_batch(grid)]
+    run = _Run(brief, grid, longest_s, session, emit, [ShotIdea() for _ in grid.shots], work,
+               detail, system_message(brief, grid, detail))
     answer_problems: dict[int, list[str]] = {}
     for index, batch in enumerate(run.work):
         answer_problems[index] = await _ask(run, batch)
         if run.stopped:
             break
-    composed = compose(grid, run.ideas, brief, longest_s=longest_s)
+    # Compact answers do not place dialogue: the rules place every line.
+    by_rules = detail == "compact"
+    composed = compose(grid, run.ideas, brief, longest_s=longest_s, place_open_lines=by_rules)
     problems = failed(run.gate(composed, "answers"))
     if (problems or any(answer_problems.values())) and not run.stopped:
         await _reask(run, problems, answer_problems)
-        composed = compose(grid, run.ideas, brief, longest_s=longest_s)
+        composed = compose(grid, run.ideas, brief, longest_s=longest_s,
+                           place_open_lines=by_rules)
         problems = failed(run.gate(composed, "re-asked"))
     if all(idea.empty for idea in run.ideas):
         return _fallback(grid, run.stopped or "none of its answers could be used",
@@ -270,7 +276,7 @@ async def _ask(run: _Run, batch: Batch, problems: Sequence[str] = ()) -> list[st
     ideas, found = read_answer(answer.text, run.brief, batch, run.grid)
     if answer.finish_reason == "length":
         found.insert(0, "the answer was cut off at the token limit; keep each show short")
-    for index, idea in zip(batch.indices, ideas, strict=True):
+    for index, idea in zip(batch.shot_indices, ideas, strict=True):
         if not idea.empty:
             run.ideas[index] = idea
     run.session.judge(not found, found)
@@ -279,10 +285,11 @@ async def _ask(run: _Run, batch: Batch, problems: Sequence[str] = ()) -> list[st
 
 async def _reask(run: _Run, problems: list[Problem], answer_problems: dict[int, list[str]]
                  ) -> None:
-    """Re-ask once, naming the problems: a whole batch when its answer was unusable as a whole,
-    else only the shots the gate found problems in."""
-    whole = {i for i, found in answer_problems.items() if found}
-    named: dict[int, list[str]] = {i: list(answer_problems[i]) for i in whole}
+    """Re-ask once, naming the problems: a batch whose answer was unusable as a whole is asked
+    again whole, any other only for the shots (or sections) the gate found problems in."""
+    named: dict[int, list[str]] = {i: list(found) for i, found in answer_problems.items()
+                                   if found}
+    whole = set(named)
     shots: dict[int, set[int]] = {}
     for problem in problems:
         index = _batch_of(run.work, problem.shot) if problem.shot is not None else 0
@@ -295,12 +302,12 @@ async def _reask(run: _Run, problems: list[Problem], answer_problems: dict[int, 
         run.reasks += 1
         batch = run.work[index]
         if index not in whole and shots.get(index):
-            batch = Batch(sorted(shots[index]))
+            batch = batch.covering(shots[index])
         await _ask(run, batch, named[index])
 
 
 def _batch_of(work: list[Batch], shot: int) -> int:
-    return next(i for i, b in enumerate(work) if shot in b.indices)
+    return next(i for i, b in enumerate(work) if shot in b.shot_indices)
 
 
 def _field_counts(plan: Plan) -> tuple[int, int]:

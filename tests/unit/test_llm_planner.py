@@ -5,6 +5,7 @@ prompt of "{", a 500 for json_schema, an answer that never ends, a model the ser
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -315,18 +316,37 @@ async def test_without_a_model_the_servers_only_model_is_used(brief: Brief, grid
     assert result.report.model == "only-one" and llm.chats()[0]["model"] == "only-one"
 
 
-async def test_compact_detail_asks_only_who_lines_and_show(brief: Brief, grid: Plan) -> None:
-    def compact(shot_id: str, position: int) -> dict[str, Any]:
-        full = good(shot_id, position)
-        return {k: full[k] for k in ("who", "lines", "show")}
+def sections_asked(body: dict[str, Any]) -> list[str]:
+    return re.findall(r"^section (\w+):", body["messages"][-1]["content"], flags=re.MULTILINE)
 
-    with scripted_llm(answering(compact)) as llm:
+
+async def test_compact_detail_asks_per_section_and_the_rules_frame_each_shot(
+        brief: Brief, grid: Plan) -> None:
+    scenes = {"opening": (["Ren"], "rooftop", "Ren waits on the rooftop under the night sky"),
+              "middle": (["Aki", "Ren"], "rooftop", "Aki and Ren race across the rooftops"),
+              "ending": (["Aki", "Ren"], "train station", "Aki and Ren reach the train station")}
+
+    def per_section(body: dict[str, Any]) -> Text:
+        answers = [dict(zip(("who", "place", "show"), scenes[label], strict=True))
+                   for label in sections_asked(body)]
+        return Text(json.dumps({"sections": answers}))
+
+    with scripted_llm(per_section) as llm:
         result = await plan(brief, grid, llm, detail="compact")
-    schema = llm.chats()[0]["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["shots"]["items"]["required"] == ["who", "lines", "show"]
+    [request] = llm.chats()
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["sections"]["items"]["required"] == ["who", "place", "show"]
+    assert sections_asked(request) == ["opening", "middle", "ending"]
+    assert request["max_tokens"] < 300
     shots = result.plan.shots
     assert [s.shot_size for s in shots] == [s.shot_size for s in grid.shots]
+    assert [s.description for s in shots] == [scenes[s.section][2] for s in grid.shots]
+    assert shots[-1].location == "train station"
+    assert all(set(s.characters) <= set(scenes[s.section][0]) | {"Aki", "Ren"} for s in shots)
     assert shots[1].sources["shot_size"] == "rules" and shots[1].sources["description"] == "llm"
+    lines = [(d.speaker, d.text) for s in shots for d in s.dialogue]
+    assert lines == [(line.speaker, line.text) for line in brief.dialogue]
+    assert rounds(result)[-1][1]
 
 
 async def test_batches_are_asked_in_turn_with_the_lines_already_placed(brief: Brief) -> None:
