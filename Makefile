@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/orchestration.py
 	$(PY) bench/mv_e2e.py
 	$(PY) bench/timeline_edit.py
+	$(PY) bench/planner.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.exchange import ShotIdea
-from kantoku.planner.planning.heuristic import default_voice, describe_shot
+from kantoku.planner.planning.heuristic import default_voice, describe_shot, written_in_japanese
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 
 LLM, RULES, BOTH = "llm", "rules", "llm+rules"
@@ -86,10 +86,12 @@ def compose(grid: Plan, ideas: list[ShotIdea], brief: Brief, *, longest_s: float
                                                    voice=default_voice(brief, line.speaker)))
     notes: list[str] = []
     merged, cover = _hold_cuts(shots, ideas, grid, longest_s, notes)
+    japanese = written_in_japanese(brief)
     for index, shot in enumerate(merged):
         shot.id = f"s{index + 1:03d}"
         if shot.sources["description"] == RULES:  # the rules describe the shot as it is now
-            shot.description = describe_shot(shot.shot_size, shot.characters, shot.location)
+            shot.description = describe_shot(shot.shot_size, shot.characters, shot.location,
+                                             japanese)
         shot.image_prompt = compose_prompt(brief, shot)
         shot.sources["image_prompt"] = BOTH if shot.sources.get("description") == LLM else RULES
     plan = grid.model_copy(update={"shots": merged, "planner": "llm"})
@@ -172,10 +174,8 @@ def _hold_cuts(shots: list[Shot], ideas: list[ShotIdea], grid: Plan, longest_s: 
                 last.end_s = shot.end_s
                 last.dialogue.extend(shot.dialogue)
                 last.lyrics.extend(t for t in shot.lyrics if t not in last.lyrics)
-                for name in shot.characters:
-                    if name not in last.characters and any(
-                            d.speaker == name for d in shot.dialogue):
-                        last.characters.append(name)
+                # The held shot shows whoever either shot showed.
+                last.characters.extend(n for n in shot.characters if n not in last.characters)
                 last.sources["end_s"] = LLM
                 cover[-1].append(index)
                 continue
@@ -196,6 +196,20 @@ def repair_ideas(ideas: list[ShotIdea], grid: Plan, brief: Brief, problems: list
         if problem.field == "description" and idea.show is not None:
             idea.show = None
             notes.append(f"{shot.id}: description from the rules ({problem.message})")
+        elif problem.field == "screen_time" and problem.name:
+            for each, rules in zip(ideas, grid.shots, strict=True):
+                if problem.name in rules.characters and problem.name not in (each.who or []):
+                    each.who = None
+            notes.append(f"{problem.name}: who from the rules where the rules show "
+                         f"{problem.name} ({problem.message})")
+            continue
+        elif problem.field == "places":
+            used = {each.place for each in ideas if each.place}
+            for each, rules in zip(ideas, grid.shots, strict=True):
+                if each.place is not None and rules.location not in used:
+                    each.place = None
+            notes.append(f"places from the rules ({problem.message})")
+            continue
         elif problem.field == "characters" and problem.check == "framing":
             idea.who = None
             notes.append(f"{shot.id}: who from the rules ({problem.message})")

@@ -3,7 +3,10 @@
 Checks, each naming the shot and field at fault:
 
 - ``renderable``: contiguous shots on the frame grid (`plan_problems`);
-- ``characters``: every character of the brief appears (as far as the shots allow);
+- ``characters``: every character of the brief appears (as far as the shots allow), and
+  none has less than half an even share of the screen time with people (or less than the
+  rules gave);
+- ``places``: the plan goes to as many of the brief's locations as the rules' plan does;
 - ``dialogue``: every dialogue line placed once, in order, on a shot that shows its speaker;
 - ``density``: the cut density within the music's (or running time's) range;
 - ``sections``: no section without a shot;
@@ -24,9 +27,9 @@ from dataclasses import dataclass
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.compose import LLM, Composed, Problem, min_shots
 from kantoku.planner.planning.exchange import brief_text, writes_cjk
-from kantoku.planner.planning.plan import Plan, plan_problems
+from kantoku.planner.planning.plan import Plan, Shot, plan_problems
 
-CHECKS = ("renderable", "characters", "dialogue", "density", "sections", "framing",
+CHECKS = ("renderable", "characters", "places", "dialogue", "density", "sections", "framing",
           "descriptions", "language", "prompts")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
@@ -71,6 +74,16 @@ def run_gate(composed: Composed, brief: Brief, grid: Plan, *, longest_s: float,
             found["characters"].append(Problem(
                 "characters", f"{character.name} appears in no shot; show {character.name}",
                 shot=home, field="characters", name=character.name))
+    found["characters"] += _screen_time(plan, grid, brief)
+    grid_places = {s.location for s in grid.shots}
+    places = {s.location for s in plan.shots}
+    if len(places) < len(grid_places):
+        missing = sorted(grid_places - places)
+        found["places"].append(Problem(
+            "places", f"the plan stays in {len(places)} of the brief's places; go to "
+            f"{', '.join(missing)} too", shot=next(i for i, s in enumerate(grid.shots)
+                                                   if s.location == missing[0]),
+            field="places"))
     for index, line in enumerate(brief.dialogue):
         if index not in composed.placed:
             after = f", after line {index}" if index else ""
@@ -159,6 +172,27 @@ def word_runs(text: str, length: int = 4) -> set[tuple[str, ...]]:
     """Every run of `length` words in `text` (case folded)."""
     words = [w.casefold() for w in _WORD.findall(text)]
     return {tuple(words[i:i + length]) for i in range(len(words) - length + 1)}
+
+
+def _screen_time(plan: Plan, grid: Plan, brief: Brief) -> list[Problem]:
+    """Characters with too small a share of the shots with people in them."""
+    def shares(shots: Sequence[Shot]) -> dict[str, float]:
+        """Each character's share of the running time with people on screen."""
+        peopled = [s for s in shots if s.characters]
+        total = sum(s.duration_s for s in peopled) or 1.0
+        return {c.name: sum(s.duration_s for s in peopled if c.name in s.characters) / total
+                for c in brief.characters}
+
+    if len(brief.characters) < 2:
+        return []
+    fair = 1 / (2 * len(brief.characters))
+    ours, rules = shares(plan.shots), shares(grid.shots)
+    return [Problem("characters", f"{name} is on screen {ours[name]:.0%} of the time people "
+                    "are; "
+                    f"give {name} at least {min(fair, rules[name]):.0%}",
+                    shot=next((i for i, s in enumerate(grid.shots) if name in s.characters), 0),
+                    field="screen_time", name=name)
+            for name in ours if 0 < ours[name] < min(fair, rules[name]) - 1e-9]
 
 
 def describe_problem(text: str, cast: Sequence[str], vocabulary: set[str],

@@ -10,6 +10,7 @@ Same brief and duration → the same plan.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ DEFAULT_VOICES = {"en": "en_US-joe-medium", "ja": "jf_alpha"}
 TIME_WORDS = {"dawn": "dawn", "sunrise": "dawn", "sunset": "golden_hour", "golden": "golden_hour",
               "dusk": "dusk", "evening": "dusk", "night": "night", "midnight": "night",
               "夜": "night", "夕": "dusk", "朝": "dawn"}
+
+
+#: Shot sizes as Japanese storyboards name them.
+SIZES_JA = {"extreme_wide": "超ロングショット", "wide": "ロングショット", "full": "フルショット",
+            "medium": "ミディアムショット", "medium_close_up": "バストショット",
+            "close_up": "クローズアップ", "extreme_close_up": "超クローズアップ"}
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ def heuristic_plan(brief: Brief, duration_s: float, *, sections: Sequence[Sectio
 def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[Shot]:
     names = [c.name for c in brief.characters]
     locations = brief.locations or ["city street"]
+    japanese = written_in_japanese(brief)
     daylight = time_of_day(brief)
     shots: list[Shot] = []
     used: Counter[str] = Counter()
@@ -140,7 +150,8 @@ def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[S
             "high" if size == "extreme_wide" else "eye_level"
         shots.append(Shot(
             id=f"s{index + 1:03d}", start_s=start, end_s=end, section=section.label,
-            description=describe_shot(size, cast, location), shot_size=size,  # type: ignore[arg-type]
+            description=describe_shot(size, cast, location, japanese),
+            shot_size=size,  # type: ignore[arg-type]
             camera_angle=angle, camera_move=move,  # type: ignore[arg-type]
             characters=cast, location=location, time_of_day=daylight,  # type: ignore[arg-type]
             image_prompt=_prompt(brief, size, cast, location, daylight),
@@ -149,10 +160,20 @@ def _shots(brief: Brief, bounds: list[float], sections: list[Section]) -> list[S
     return shots
 
 
-def describe_shot(size: str, cast: list[str], location: str) -> str:
-    """The rules' description: size, who (or the place) and where."""
+def describe_shot(size: str, cast: list[str], location: str, japanese: bool = False) -> str:
+    """The rules' description: size, who (or the place) and where; in Japanese for briefs
+    written in Japanese."""
+    if japanese:
+        who = "と".join(cast)
+        return f"{location}、{who + 'の' if who else ''}{SIZES_JA.get(size, size)}"
     who = " and ".join(cast) if cast else "the place"
     return f"{size.replace('_', ' ')} of {who} at the {location}"
+
+
+def written_in_japanese(brief: Brief) -> bool:
+    """Whether the brief's own words (title, story, places) are Japanese."""
+    text = " ".join([brief.title, brief.logline, *brief.locations])
+    return bool(_KANA.search(text)) or (bool(_HAN.search(text)) and brief.language[:2] == "ja")
 
 
 def _prompt(brief: Brief, size: str, cast: list[str], location: str, daylight: str) -> str:

@@ -21,6 +21,7 @@ from tests.scripted_llm import Text, scripted_llm
 
 pytestmark = pytest.mark.integration
 KANTOKU = str(Path(sys.executable).with_name("kantoku"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def brief(tmp_path: Path, name: str = "brief.yaml", **changes: object) -> Path:
@@ -223,3 +224,31 @@ def test_an_llm_that_answers_garbage_falls_back_to_the_heuristic_plan(server: st
     assert planning["model"] == "scripted-1" and planning["fallback_reason"]
     said = " ".join(done.stdout.split())
     assert "the LLM scripted-1" in said and "was not used" in said
+
+
+def test_the_llm_planner_runs_on_the_embedded_model_without_configuration(
+        server: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "KANTOKU_LLM_"))}
+    done = subprocess.run(
+        [KANTOKU, "mv", str(ROOT / "examples" / "city-night.yaml"), "--out", str(out), "--yes",
+         "--planner", "llm", "--server", server, "--resolution", "480p"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "plan: LLM planner smollm2-135m-instruct" in said or \
+        "the LLM smollm2-135m-instruct" in said
+    entries = ledger(out)
+    calls = [e["data"] for e in entries if e["kind"] == "llm_call"]
+    assert calls and all(c["model"] == "smollm2-135m-instruct" for c in calls)
+    assert all(c["latency_ms"] <= c["timeout_s"] * 1000 for c in calls)
+    gates = [e["data"] for e in entries if e["kind"] == "plan_gate"]
+    assert gates and gates[-1]["passed"]
+    plan = json.loads((out / "plan.json").read_text())
+    if plan["planner"] == "llm":
+        assert all(shot["sources"] for shot in plan["shots"])
+    names = {n for shot in plan["shots"] for n in shot["characters"]}
+    assert names == {"Aki", "Ren"}
+    assert [d["text"] for s in plan["shots"] for d in s["dialogue"]] == [
+        "Come on, the last train leaves at midnight!", "I can see the station from here."]

@@ -369,3 +369,35 @@ async def test_the_same_description_on_every_shot_is_kept_once(brief: Brief, gri
     assert any("repeats the description of s001" in p for p in problems)
     descriptions = [s.description for s in result.plan.shots]
     assert descriptions.count("Ren runs across the rooftop") == 1
+
+
+async def test_one_character_and_one_place_for_the_whole_video_are_rebalanced(
+        brief: Brief) -> None:
+    grid = heuristic_plan(brief, 30.0)
+
+    def per_section(body: dict[str, Any]) -> Text:
+        answers = [{"who": ["Ren"], "place": "rooftop", "show": f"Ren runs over the rooftop {i}"}
+                   for i, _ in enumerate(sections_asked(body))]
+        return Text(json.dumps({"sections": answers}))
+
+    with scripted_llm(per_section) as llm:
+        result = await plan(brief, grid, llm, detail="compact")
+    first = {c["check"]: c for c in result.gates[0]["checks"]}
+    assert not first["characters"]["ok"]
+    assert "give Aki at least 25%" in first["characters"]["problems"][0]
+    assert not first["places"]["ok"] and "train station" in first["places"]["problems"][0]
+    shots = result.plan.shots
+    assert {s.location for s in shots} == {"rooftop", "train station"}
+    peopled = [s for s in shots if s.characters]
+    aki = sum(s.duration_s for s in peopled if "Aki" in s.characters)
+    assert aki / sum(s.duration_s for s in peopled) >= 0.25
+    assert rounds(result)[-1][1]
+
+
+def test_briefs_written_in_japanese_get_japanese_rule_descriptions() -> None:
+    brief = Brief.model_validate({"title": "夜の街", "logline": "屋上を走る", "language": "ja",
+                                  "duration_s": 6, "locations": ["屋上"],
+                                  "characters": [{"name": "アキ"}]})
+    descriptions = [s.description for s in heuristic_plan(brief, 6.0).shots]
+    assert descriptions[0] == "屋上、超ロングショット"
+    assert all("of" not in d for d in descriptions)
