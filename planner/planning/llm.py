@@ -191,7 +191,8 @@ async def plan_with_llm(brief: Brief, grid: Plan, *, longest_s: float,
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - the planner must always produce a plan
         reason = f"{type(exc).__name__}: {shorten(str(exc))}"
-    return _fallback(grid, reason, calls, [], started, model=settings.model)
+    model = (endpoint.model if endpoint is not None else None) or settings.model
+    return _fallback(grid, reason, calls, [], started, model=model)
 
 
 async def _plan(session: LLMSession, brief: Brief, grid: Plan, longest_s: float, emit: Emit,
