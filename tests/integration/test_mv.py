@@ -194,10 +194,14 @@ def test_lyrics_without_timestamps_are_spread_over_the_loud_sections(
 def test_the_llm_planner_fills_the_songs_beat_grid(song: Path, tmp_path: Path) -> None:
     from kantoku.planner.music.song import analyze_song
 
+    places = ["apartment window at dawn", "empty shopping street", "railway crossing",
+              "seaside promenade"]
+
     def idea(shot_id: str, position: int) -> dict[str, object]:
-        who = ["Hana", "Sora"][int(shot_id[1:]) % 2]
+        number = int(shot_id[1:])
+        who, place = ["Hana", "Sora"][number % 2], places[number % 4]
         return {"who": [who], "size": "medium", "move": ["pan_left", "static"][position % 2],
-                "place": "seaside promenade", "show": f"{who} runs along the seaside promenade",
+                "place": place, "show": f"{who} runs past the {place} in shot {shot_id}",
                 "cut": True}
 
     out = tmp_path / "plan.json"
