@@ -1,0 +1,287 @@
+"""`kantoku studio`'s HTTP API on a real uvicorn server, with the services on a standalone gRPC
+server: a job stops at review, its plan is edited and approved, its events stream as SSE and
+its video downloads with a Range request."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_standalone_cli import _wait_healthy
+
+pytestmark = pytest.mark.integration
+KANTOKU = str(Path(sys.executable).with_name("kantoku"))
+
+BRIEF = {"title": "Night market", "logline": "Mei walks through a night market at dusk",
+         "duration_s": 4, "seed": 5, "resolution": "480p", "aspect": "16:9",
+         "locations": ["night market"],
+         "characters": [{"name": "Mei", "description": "yellow raincoat"}]}
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[str]:
+    from kantoku.services._core.server import free_port
+
+    port = free_port()
+    # The brief has no dialogue: the job calls the image and video services only.
+    process = subprocess.Popen([KANTOKU, "serve", "image", "video", "--standalone", "--port",
+                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        _wait_healthy(address, process)
+        yield address
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def studio(services: str) -> Iterator[str]:
+    import uvicorn
+
+    from kantoku.agents.studio.app import create_app
+    from kantoku.services._core.server import free_port
+
+    port = free_port()
+    config = uvicorn.Config(create_app(server=services), host="127.0.0.1", port=port,
+                            log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the studio did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def api(studio: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=studio, timeout=30) as client:
+        yield client
+
+
+def wait_for(api: httpx.Client, job_id: str, status: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] == status:
+            return job
+        assert job["status"] not in ("failed", "cancelled", "done") or job["status"] == status, job
+        assert time.monotonic() < deadline, f"{job_id} is still {job['status']}"
+        time.sleep(0.2)
+
+
+def sse(api: httpx.Client, job_id: str, last_id: int | None = None, until: str | None = None
+        ) -> list[dict[str, Any]]:
+    """The events of a stream, to its end or to the first event named `until`."""
+    headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    with api.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if not line:
+                if "data" in current:
+                    events.append(current)
+                    if current.get("event") == until:
+                        return events
+                current = {}
+                continue
+            key, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if key == "id":
+                current["id"] = int(value)
+            elif key == "event":
+                current["event"] = value
+            elif key == "data":
+                current["data"] = json.loads(value)
+    return events
+
+
+def raw_get(api: httpx.Client, path: str) -> int:
+    """The status of GET `path` sent as it is written (clients drop dot segments)."""
+    connection = http.client.HTTPConnection(api.base_url.host, api.base_url.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def new_job(api: httpx.Client, **changes: Any) -> dict[str, Any]:
+    response = api.post("/v1/jobs", json={"brief": {**BRIEF, **changes}, "planner": "heuristic"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_job_is_reviewed_edited_approved_and_downloaded(api: httpx.Client, home: Path) -> None:
+    created = new_job(api)
+    job_id = created["id"]
+    assert created["status"] in ("created", "running")
+    job = wait_for(api, job_id, "awaiting_review")
+    assert job["plan"]["shots"] and job["plan_version"] == 1 and job["policy"]
+    assert job["plan"]["width_px"] == 854 or job["plan"]["height_px"] == 480
+    assert json.loads((home / "studio" / "jobs" / job_id / "job.json").read_text())["status"] \
+        == "awaiting_review"
+    assert any(j["id"] == job_id for j in api.get("/v1/jobs").json())
+
+    # Events replay from the start; after Last-Event-ID, only what came later.
+    replay = sse(api, job_id, until="plan_ready")
+    assert [e["id"] for e in replay] == list(range(1, len(replay) + 1))
+    ready = replay[-1]
+    assert ready["data"]["plan"]["shots"] == job["plan"]["shots"]
+    later = sse(api, job_id, last_id=ready["id"], until="status")
+    assert later[0]["id"] == ready["id"] + 1 and all(e["id"] > ready["id"] for e in later)
+
+    plan = api.get(f"/v1/jobs/{job_id}/plan").json()
+    assert plan["version"] == 1
+    shots = plan["plan"]["shots"]
+    first = shots[0]["id"]
+    edited = api.patch(f"/v1/jobs/{job_id}/shots/{first}",
+                       json={"image_prompt": "lanterns swaying above the stalls"})
+    assert edited.status_code == 200, edited.text
+    body = edited.json()
+    assert body["version"] == 2
+    assert body["diff"]["stale"] == [first]
+    assert body["diff"]["changes"][0]["fields"] == ["image_prompt"]
+    assert body["diff"]["render_steps"] == 2  # a new keyframe and a new clip
+
+    # Refusals name the shot, the field and the rule; the plan stays as it was.
+    unknown = api.patch(f"/v1/jobs/{job_id}/shots/{first}", json={"characters": ["Nobody"]})
+    assert unknown.status_code == 422
+    assert {"shot": first, "field": "characters"}.items() <= unknown.json()["problems"][0].items()
+    assert "Nobody" in unknown.json()["detail"]
+    last = shots[-1]
+    backwards = api.patch(f"/v1/jobs/{job_id}/shots/{last['id']}",
+                          json={"end_s": last["start_s"] - 0.1})
+    assert backwards.status_code == 422
+    problem = backwards.json()["problems"][0]
+    assert (problem["shot"], problem["field"]) == (last["id"], "end_s"), problem
+    assert f"{last['id']}.end_s" in backwards.json()["detail"]
+    wrong_type = api.patch(f"/v1/jobs/{job_id}/shots/{first}", json={"camera_move": "spin"})
+    assert wrong_type.status_code == 422
+    assert wrong_type.json()["problems"][0]["field"] == "camera_move"
+    assert api.patch(f"/v1/jobs/{job_id}/shots/s999", json={}).status_code == 404
+    assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 2
+
+    # Two subscribers from before the approval each see every event to the end.
+    streams: list[list[dict[str, Any]]] = [[], []]
+    readers = [threading.Thread(target=lambda i=i: streams[i].extend(
+        sse(api, job_id, last_id=ready["id"]))) for i in range(2)]
+    for reader in readers:
+        reader.start()
+    approved = api.post(f"/v1/jobs/{job_id}:approve")
+    assert approved.status_code == 202, approved.text
+    done = wait_for(api, job_id, "done", timeout=120)
+    for reader in readers:
+        reader.join(30)
+        assert not reader.is_alive(), "the event stream did not end with the job"
+    assert streams[0] == streams[1]
+    names = [e["event"] for e in streams[0]]
+    assert "shot_done" in names and names[-1] == "status"
+    assert streams[0][-1]["data"]["status"] == "done"
+    ids = [e["id"] for e in streams[0]]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+    assert done["plan"]["shots"][0]["image_prompt"] == "lanterns swaying above the stalls"
+    outputs = {o["name"] for o in done["outputs"]}
+    assert {"video.mp4", "plan.json", "rights.json", "record.json"} <= outputs
+    assert done["verdict"]["publish"]
+    saved = json.loads((home / "studio" / "jobs" / job_id / "plan.json").read_text())
+    assert saved["shots"][0]["image_prompt"] == "lanterns swaying above the stalls"
+    whole = api.get(f"/v1/jobs/{job_id}/files/video.mp4")
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    part = api.get(f"/v1/jobs/{job_id}/files/video.mp4", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    assert part.content == whole.content[100:200]
+
+    # Only the folder's own files: no traversal, no links out, no plan edits after approval.
+    folder = home / "studio" / "jobs" / job_id
+    (folder / "escape.txt").symlink_to(home / "jobs.sqlite")
+    for name in ("..", "%2E%2E", "..%2Fjobs.sqlite", "%2E%2E%2Fjobs.sqlite", "escape.txt",
+                 "shots", "nothing.mp4", ".%2Fjob.json"):
+        assert raw_get(api, f"/v1/jobs/{job_id}/files/{name}") == 404, name
+    assert api.put(f"/v1/jobs/{job_id}/plan", json=done["plan"]).status_code == 409
+    assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 409
+
+
+def test_a_cancelled_job_cannot_be_approved(api: httpx.Client) -> None:
+    job_id = new_job(api, seed=6)["id"]
+    wait_for(api, job_id, "awaiting_review")
+    plan = api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]
+    plan["shots"][0]["description"] = "the market from above"
+    replaced = api.put(f"/v1/jobs/{job_id}/plan", json=plan)
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2
+    cancelled = api.post(f"/v1/jobs/{job_id}:cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 409
+    events = sse(api, job_id)  # the stream of a finished job ends after its replay
+    assert events[-1]["data"] == {"event": "status", "status": "cancelled"}
+
+
+def test_bad_requests_name_what_is_wrong(api: httpx.Client) -> None:
+    missing = api.get("/v1/jobs/job-nope")
+    assert missing.status_code == 404 and "job-nope" in missing.json()["detail"]
+    assert api.get("/v1/jobs/job-nope/events").status_code == 404
+    assert api.get("/v1/jobs/job-nope/files/video.mp4").status_code == 404
+
+    bad = api.post("/v1/jobs", json={"brief": {**BRIEF, "duration_s": "soon"}})
+    assert bad.status_code == 400 and "duration_s" in bad.json()["detail"]
+    extra = api.post("/v1/jobs", json={"brief": {**BRIEF, "colour": "red"}})
+    assert extra.status_code == 400 and "colour" in extra.json()["detail"]
+    planner = api.post("/v1/jobs", json={"brief": BRIEF, "planner": "magic"})
+    assert planner.status_code == 400 and "planner" in planner.json()["detail"]
+    form = api.post("/v1/jobs", files={"brief": ("brief.yaml", b"title: [unclosed\n")})
+    assert form.status_code == 400 and form.json()["detail"].startswith("brief:")
+    no_title = api.post("/v1/jobs", files={"brief": ("brief.yaml", b"logline: x\nduration_s: 4\n")})
+    assert no_title.status_code == 400 and "title" in no_title.json()["detail"]
+    not_audio = api.post("/v1/jobs", files={
+        "brief": ("brief.json", json.dumps(BRIEF).encode()),
+        "song": ("song.wav", b"this is not a song, only words " * 64)})
+    assert not_audio.status_code == 400, not_audio.text
+    assert not_audio.json()["detail"].startswith("song:") and not_audio.json()["field"] == "song"
+    assert str(Path(os.environ["KANTOKU_HOME"])) not in not_audio.json()["detail"]
+    assert api.post("/v1/jobs", content=b"brief", headers={"content-type": "text/plain"}
+                    ).status_code == 415
+
+
+def test_a_token_guards_every_route_but_healthz(api: httpx.Client,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANTOKU_AUTH_TOKEN", "s3cret-token")
+    assert api.get("/healthz").status_code == 200
+    for path in ("/v1/jobs", "/openapi.json", "/v1/jobs/job-nope/events"):
+        refused = api.get(path)
+        assert refused.status_code == 401, path
+        assert refused.headers["www-authenticate"] == "Bearer"
+    assert api.get("/v1/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert api.get("/v1/jobs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert api.get("/v1/jobs?token=s3cret-token").status_code == 200
+    schema = api.get("/openapi.json", headers={"Authorization": "Bearer s3cret-token"}).json()
+    assert "/v1/jobs/{job_id}:approve" in schema["paths"]
+    assert "multipart/form-data" in schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
+
+
+def test_the_studio_refuses_a_wide_host_without_a_token() -> None:
+    done = subprocess.run([KANTOKU, "studio", "--host", "0.0.0.0", "--port", "0"],
+                          capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "KANTOKU_AUTH_TOKEN"})
+    assert done.returncode == 2 and "KANTOKU_AUTH_TOKEN" in done.stderr
