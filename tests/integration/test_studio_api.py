@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.integration.test_standalone_cli import _wait_healthy
 
@@ -236,6 +237,27 @@ def test_a_cancelled_job_cannot_be_approved(api: httpx.Client) -> None:
     assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 409
     events = sse(api, job_id)  # the stream of a finished job ends after its replay
     assert events[-1]["data"] == {"event": "status", "status": "cancelled"}
+
+
+def test_a_song_and_lyrics_upload_as_a_form(api: httpx.Client, tmp_path: Path) -> None:
+    from tests.conftest import make_song
+
+    song = make_song(tmp_path / "song.wav", 6)
+    brief = {k: v for k, v in BRIEF.items() if k != "duration_s"} | {
+        "song": {"title": "Market", "holder": "kantoku project", "license": "CC0-1.0",
+                 "commercial_use": True}}
+    lyrics = "[00:01.00]lanterns in the rain\n[00:03.50]the night is ours\n"
+    created = api.post("/v1/jobs", data={"planner": "heuristic"}, files={
+        "brief": ("brief.yaml", yaml.safe_dump(brief).encode()),
+        "song": ("song.wav", song.read_bytes(), "audio/wav"),
+        "lyrics": ("song.lrc", lyrics.encode())})
+    assert created.status_code == 201, created.text
+    job = wait_for(api, created.json()["id"], "awaiting_review")
+    plan = job["plan"]
+    assert abs(plan["duration_s"] - 6) < 0.05
+    sung = [line for shot in plan["shots"] for line in shot["lyrics"]]
+    assert "lanterns in the rain" in sung and "the night is ours" in sung
+    assert api.post(f"/v1/jobs/{job['id']}:cancel").json()["status"] == "cancelled"
 
 
 def test_bad_requests_name_what_is_wrong(api: httpx.Client) -> None:
