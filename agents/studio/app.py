@@ -225,6 +225,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await manager.restore()
         yield
         await manager.close()
 
@@ -379,6 +380,14 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         """Render the current plan (as edited)."""
         job = job_or_404(job_id)
         manager.approve(job)
+        return job_view(job)
+
+    @router.post("/jobs/{job_id}:resume", status_code=202, response_model=JobView,
+                 responses={409: {"model": ErrorView}})
+    async def resume(job_id: str) -> JobView:
+        """Run an interrupted (the studio stopped) or failed job on from its last checkpoint."""
+        job = job_or_404(job_id)
+        manager.resume(job)
         return job_view(job)
 
     @router.post("/jobs/{job_id}:cancel", response_model=JobView,

@@ -1,15 +1,18 @@
 """The studio's jobs: each runs its graph in a background task and stops at review until a
 person approves its plan (as it is, or edited here); its events are kept for every subscriber.
 
-A job's folder is `$KANTOKU_HOME/studio/jobs/<id>/` and its uploads sit beside the jobs in
-`$KANTOKU_HOME/studio/uploads/<id>/`; the checkpointer, ledger and render cache are the same
-ones `kantoku mv` uses, so `kantoku resume <id>` can finish a studio job too.
+A job's folder is `$KANTOKU_HOME/studio/jobs/<id>/`; its uploads sit in
+`$KANTOKU_HOME/studio/uploads/<id>/` and its edited plan in `drafts/<id>.json`. The
+checkpointer, ledger and render cache are the ones `kantoku mv` uses, so `kantoku resume <id>`
+can finish a studio job too, and a studio started again finds its jobs where they stood: a job
+it stopped while running is `interrupted` until `:resume`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -21,18 +24,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from kantoku.agents.mv.run import Delivery, execute_job, job_state
-from kantoku.planner.claims import claim_folder, hold_folder, hold_job
+from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job, hold_folder, hold_job
 from kantoku.planner.context import Event
-from kantoku.planner.jobs import new_job_id, write_job_file
+from kantoku.planner.jobs import new_job_id, open_checkpointer, saved_job, write_job_file
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.diff import PlanDiff, diff_plans
 from kantoku.planner.planning.plan import Plan, plan_problems
 from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 #: Statuses after which nothing more happens to a job.
 FINISHED = frozenset({"done", "failed", "cancelled"})
+#: Statuses a job can be resumed from (`:resume`): stopped with the studio, or failed.
+RESUMABLE = frozenset({"interrupted", "failed"})
 #: Shot fields a PATCH may not change (the id names the shot).
 FIXED_FIELDS = frozenset({"id"})
 
@@ -159,6 +165,54 @@ class JobManager:
         self.root = root
         self.server = server
         self.jobs: dict[str, StudioJob] = {}
+        self.closing = False
+
+    def _draft(self, job_id: str) -> Path:
+        return self.root / "drafts" / f"{job_id}.json"
+
+    async def restore(self) -> None:
+        """Find the jobs of an earlier run of the studio, each as it stood."""
+        folders = sorted((self.root / "jobs").glob(f"*/{JOB_FILE}"))
+        if not folders:
+            return
+        async with open_checkpointer() as saver:
+            for path in folders:
+                job_id = folder_job(path.parent)
+                if job_id is None or job_id != path.parent.name or job_id in self.jobs:
+                    continue
+                try:
+                    state, waiting = await saved_job(saver, job_id)
+                    document = json.loads(path.read_text())
+                except (KantokuError, OSError, ValueError):
+                    log.warning("studio job %s has no saved state; left out", job_id)
+                    continue
+                self.jobs[job_id] = self._restored(job_id, path.parent.resolve(), state, waiting,
+                                                   document)
+
+    def _restored(self, job_id: str, folder: Path, state: dict[str, Any], waiting: bool,
+                  document: dict[str, Any]) -> StudioJob:
+        status = str(document.get("status", ""))
+        if status == "awaiting_review" and not waiting:
+            status = "interrupted"  # approved, stopped before its first step ran
+        elif status in ("running", "created"):
+            status = "interrupted"
+        job = StudioJob(job_id, folder, state, status=status,
+                        created=str(document.get("created", "")), plan=state.get("plan"),
+                        plan_version=1 if state.get("plan") else 0, policy=state.get("policy"),
+                        report=state.get("report"))
+        if status == "awaiting_review":
+            try:
+                draft = json.loads(self._draft(job_id).read_text())
+                job.plan, job.plan_version = draft["plan"], int(draft["version"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        if status == "failed":
+            job.error = {"message": document.get("error", ""),
+                         "reason": document.get("reason", "")}
+        if job.plan is not None:
+            job.add_event({"event": "plan_ready", "plan": job.plan})
+        job.add_event({"event": "status", "status": status})
+        return job
 
     def new_id(self) -> str:
         return new_job_id()
@@ -194,7 +248,10 @@ class JobManager:
                 outcome = await execute_job(job.state, graph_input, server=self.server,
                                             reviewer=None, on_event=job.add_event)
         except asyncio.CancelledError:
-            job.set_status("cancelled")
+            if self.closing:  # the studio stops; the job is checkpointed
+                job.set_status("interrupted", resume=f"kantoku resume {job.id}")
+            else:
+                job.set_status("cancelled")
             return
         except KantokuError as exc:
             job.error = {"message": exc.message, "reason": exc.reason}
@@ -242,6 +299,8 @@ class JobManager:
         diff = diff_document(diff_plans(old, plan))
         job.plan = plan.model_dump(mode="json")
         job.plan_version += 1
+        write_text_atomic(self._draft(job.id), json.dumps(
+            {"version": job.plan_version, "plan": job.plan}, ensure_ascii=False))
         job.add_event({"event": "plan_edited", "version": job.plan_version,
                        "summary": diff["summary"], "stale": diff["stale"]})
         return {"version": job.plan_version, "plan": job.plan, "diff": diff}
@@ -280,6 +339,15 @@ class JobManager:
         job.task = asyncio.create_task(self._run(job, Command(resume=answer)),
                                        name=f"studio {job.id}")
 
+    def resume(self, job: StudioJob) -> None:
+        """Run an interrupted or failed job on from its last checkpoint."""
+        if job.status not in RESUMABLE:
+            raise JobStateError(f"{job.id} is {job.status}; only an interrupted or failed job "
+                                "can be resumed")
+        job.error = None
+        job.set_status("running")
+        job.task = asyncio.create_task(self._run(job, None), name=f"studio {job.id}")
+
     async def cancel(self, job: StudioJob) -> None:
         if job.status in FINISHED:
             raise JobStateError(f"{job.id} is already {job.status}")
@@ -293,6 +361,7 @@ class JobManager:
 
     async def close(self) -> None:
         """Stop every running job (each is checkpointed; `kantoku resume` finishes it)."""
+        self.closing = True
         for job in list(self.jobs.values()):
             if job.task is not None and not job.task.done():
                 job.task.cancel()

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,9 @@ def services() -> Iterator[str]:
         process.wait()
 
 
-@pytest.fixture(scope="module")
-def studio(services: str) -> Iterator[str]:
+@contextmanager
+def running_studio(services: str) -> Iterator[str]:
+    """A studio on a free port in a thread of this process, stopped at the end of the block."""
     import uvicorn
 
     from kantoku.agents.studio.app import create_app
@@ -70,6 +72,13 @@ def studio(services: str) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+        assert not thread.is_alive(), "the studio did not stop"
+
+
+@pytest.fixture(scope="module")
+def studio(services: str) -> Iterator[str]:
+    with running_studio(services) as url:
+        yield url
 
 
 @pytest.fixture
@@ -258,6 +267,31 @@ def test_a_song_and_lyrics_upload_as_a_form(api: httpx.Client, tmp_path: Path) -
     sung = [line for shot in plan["shots"] for line in shot["lyrics"]]
     assert "lanterns in the rain" in sung and "the night is ours" in sung
     assert api.post(f"/v1/jobs/{job['id']}:cancel").json()["status"] == "cancelled"
+
+
+def test_a_studio_started_again_finds_its_jobs_and_resumes_a_stopped_one(
+        api: httpx.Client, services: str, home: Path) -> None:
+    job_id = new_job(api, seed=7)["id"]
+    wait_for(api, job_id, "awaiting_review")
+    edited = api.patch(f"/v1/jobs/{job_id}/shots/s001", json={"description": "rain on awnings"})
+    assert edited.json()["version"] == 2
+    with running_studio(services) as url, httpx.Client(base_url=url, timeout=30) as second:
+        job = second.get(f"/v1/jobs/{job_id}").json()
+        assert (job["status"], job["plan_version"]) == ("awaiting_review", 2)
+        assert job["plan"]["shots"][0]["description"] == "rain on awnings"
+        assert second.post(f"/v1/jobs/{job_id}:approve").status_code == 202
+        sse(second, job_id, until="step")  # rendering has begun
+    # Stopped while it rendered: checkpointed, and resumable by the next studio.
+    assert json.loads((home / "studio" / "jobs" / job_id / "job.json").read_text())["status"] \
+        == "interrupted"
+    with running_studio(services) as url, httpx.Client(base_url=url, timeout=30) as third:
+        assert third.get(f"/v1/jobs/{job_id}").json()["status"] == "interrupted"
+        assert third.post(f"/v1/jobs/{job_id}:approve").status_code == 409
+        assert third.post(f"/v1/jobs/{job_id}:resume").status_code == 202
+        done = wait_for(third, job_id, "done", timeout=120)
+        assert done["plan"]["shots"][0]["description"] == "rain on awnings"
+        assert "video.mp4" in {o["name"] for o in done["outputs"]}
+        assert third.post(f"/v1/jobs/{job_id}:resume").status_code == 409
 
 
 def test_bad_requests_name_what_is_wrong(api: httpx.Client) -> None:
