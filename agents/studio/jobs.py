@@ -98,6 +98,40 @@ def validation_refusals(exc: ValidationError, document: dict[str, Any]) -> list[
     return refusals
 
 
+_PLAN_FIELD = re.compile(r"^plan\.shots\[(\d+)\]\.(.+)$")
+
+
+def _where(field_name: str, plan: Plan) -> tuple[str | None, str]:
+    """(shot id, field) for a policy field such as `plan.shots[0].dialogue[1].voice`."""
+    match = _PLAN_FIELD.match(field_name)
+    if match is None or int(match.group(1)) >= len(plan.shots):
+        return None, field_name
+    return plan.shots[int(match.group(1))].id, match.group(2)
+
+
+def policy_refusals(job: StudioJob, plan: Plan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rights policy on an edited plan (a line can name a voice): the refusals, and the
+    report that replaces the job's when there are none."""
+    from kantoku.planner.rights.policy import check_policy
+    from kantoku.services._core.registry import ModelRegistry
+
+    song = job.state.get("song")
+    try:
+        report = check_policy(job.brief, plan, ModelRegistry(), song=Path(song) if song else None)
+    except KantokuError as exc:
+        shot, name = _where(exc.metadata.get("field", ""), plan)
+        rule = exc.message.split(": ", 1)[-1]
+        return [{"shot": shot, "field": name or None, "rule": rule}], {}
+    refusals = []
+    for item in report.violations:
+        for violation in item.violations:
+            for field_name in item.fields or [""]:
+                shot, name = _where(field_name, plan)
+                refusals.append({"shot": shot, "field": name or None,
+                                 "rule": f"the rights policy: {item.describe(violation)}"})
+    return refusals, report.model_dump(mode="json")
+
+
 def diff_document(diff: PlanDiff) -> dict[str, Any]:
     return {"changes": [{"shot_id": c.shot_id, "status": c.status, "fields": c.fields,
                          "renders": c.renders} for c in diff.changed],
@@ -296,6 +330,10 @@ class JobManager:
         refusals = plan_refusals(plan, {c.name for c in job.brief.characters})
         if refusals:
             raise PlanRefused(refusals)
+        refusals, policy = policy_refusals(job, plan)
+        if refusals:
+            raise PlanRefused(refusals)
+        job.policy = policy
         diff = diff_document(diff_plans(old, plan))
         job.plan = plan.model_dump(mode="json")
         job.plan_version += 1

@@ -234,13 +234,28 @@ def test_a_job_is_reviewed_edited_approved_and_downloaded(api: httpx.Client, hom
     assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 409
 
 
-def test_a_cancelled_job_cannot_be_approved(api: httpx.Client) -> None:
-    job_id = new_job(api, seed=6)["id"]
+def test_edits_pass_the_rights_policy_and_a_cancelled_job_cannot_be_approved(
+        api: httpx.Client) -> None:
+    job_id = new_job(api, seed=6, rights_policy={"opt_in_training_data_only": True})["id"]
     wait_for(api, job_id, "awaiting_review")
+    # A line an edit adds may name a voice; the policy gate's rules still hold.
+    for voice, words in (("jf_alpha", "opt_in_training_data_only"), ("nope", "unknown")):
+        line = {"speaker": "Mei", "text": "Over here", "voice": voice}
+        refused = api.patch(f"/v1/jobs/{job_id}/shots/s001", json={"dialogue": [line]})
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()["problems"][0]
+        assert (problem["shot"], problem["field"]) == ("s001", "dialogue[0].voice"), problem
+        assert words in problem["rule"]
+    voiced = api.patch(f"/v1/jobs/{job_id}/shots/s001", json={"dialogue": [
+        {"speaker": "Mei", "text": "Over here", "voice": "en_US-joe-medium"}]})
+    assert voiced.status_code == 200, voiced.text
+    assert voiced.json()["diff"]["changes"][0]["renders"] == ["speech"]
+    policy = api.get(f"/v1/jobs/{job_id}").json()["policy"]
+    assert "en_US-joe-medium" in {item["id"] for item in policy["items"]}
     plan = api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]
     plan["shots"][0]["description"] = "the market from above"
     replaced = api.put(f"/v1/jobs/{job_id}/plan", json=plan)
-    assert replaced.status_code == 200 and replaced.json()["version"] == 2
+    assert replaced.status_code == 200 and replaced.json()["version"] == 3
     cancelled = api.post(f"/v1/jobs/{job_id}:cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 409
