@@ -217,6 +217,14 @@ def test_a_job_is_reviewed_edited_approved_and_downloaded(api: httpx.Client, hom
     assert done["verdict"]["publish"]
     saved = json.loads((home / "studio" / "jobs" / job_id / "plan.json").read_text())
     assert saved["shots"][0]["image_prompt"] == "lanterns swaying above the stalls"
+    ledger = [json.loads(line) for line in
+              (home / "studio" / "jobs" / job_id / "ledger.jsonl").read_text().splitlines()]
+    edit = next(e for e in ledger if e["kind"] == "plan_edit")
+    assert edit["data"]["changes"] == [{"shot_id": first, "status": "changed",
+                                        "fields": ["image_prompt"]}]
+    verified = subprocess.run([KANTOKU, "rights", "verify", str(home / "studio" / "jobs" / job_id)],
+                              capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stderr
     whole = api.get(f"/v1/jobs/{job_id}/files/video.mp4")
     assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
     part = api.get(f"/v1/jobs/{job_id}/files/video.mp4", headers={"Range": "bytes=100-199"})
