@@ -54,6 +54,32 @@ class ApiError(Exception):
         self.status, self.detail, self.reason, self.extra = status, detail, reason, extra
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is refused (413) as it arrives, with
+    or without a Content-Length (chunked uploads too)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        total = 0
+
+        async def limited() -> Any:
+            nonlocal total
+            message = await receive()
+            if message["type"] == "http.request":
+                total += len(message.get("body", b""))
+                if total > self.limit:
+                    raise ApiError(413, f"the request is over the limit of {self.limit} bytes",
+                                   "UPLOAD_TOO_LARGE")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 # -- request and response models --------------------------------------------------------------
 
 
@@ -232,6 +258,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
     app = FastAPI(title="kantoku studio", version="1", lifespan=lifespan, openapi_url=None,
                   docs_url=None, redoc_url=None)
     app.state.jobs = manager
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
     auth = [Depends(require_token)]
     router = APIRouter(prefix=API, dependencies=auth,
                        responses={401: {"model": ErrorView}, 404: {"model": ErrorView}})

@@ -341,6 +341,12 @@ def test_bad_requests_name_what_is_wrong(api: httpx.Client) -> None:
     assert str(Path(os.environ["KANTOKU_HOME"])) not in not_audio.json()["detail"]
     assert api.post("/v1/jobs", content=b"brief", headers={"content-type": "text/plain"}
                     ).status_code == 415
+    from kantoku.agents.studio.app import MAX_LYRICS_BYTES
+
+    long_lyrics = api.post("/v1/jobs", files={
+        "brief": ("brief.json", json.dumps(BRIEF).encode()),
+        "song": ("song.wav", b"RIFF" * 16), "lyrics": ("song.lrc", b"la " * MAX_LYRICS_BYTES)})
+    assert long_lyrics.status_code == 413 and long_lyrics.json()["field"] == "lyrics"
 
 
 def test_a_token_guards_every_route_but_healthz(api: httpx.Client,
