@@ -478,4 +478,6 @@ def serve(host: str, port: int, server: str | None) -> None:
         raise invalid(f"--host: {host} lets other machines start jobs and read their files; set "
                       "KANTOKU_AUTH_TOKEN first (clients send it) or keep --host 127.0.0.1",
                       reason="STUDIO_UNPROTECTED", host=host)
-    uvicorn.run(create_app(server=server), host=host, port=port, log_level="info")
+    # Open event streams are closed after a few seconds; running jobs stop checkpointed.
+    uvicorn.run(create_app(server=server), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -365,8 +366,29 @@ def test_a_token_guards_every_route_but_healthz(api: httpx.Client,
     assert "multipart/form-data" in schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
 
 
-def test_the_studio_refuses_a_wide_host_without_a_token() -> None:
+def test_kantoku_studio_serves_and_refuses_a_wide_host_without_a_token(services: str) -> None:
+    from kantoku.services._core.server import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "KANTOKU_AUTH_TOKEN"}
     done = subprocess.run([KANTOKU, "studio", "--host", "0.0.0.0", "--port", "0"],
-                          capture_output=True, text=True, timeout=60,
-                          env={k: v for k, v in os.environ.items() if k != "KANTOKU_AUTH_TOKEN"})
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2 and "KANTOKU_AUTH_TOKEN" in done.stderr
+    port = free_port()
+    process = subprocess.Popen([KANTOKU, "studio", "--port", str(port), "--server", services],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "kantoku studio did not answer"
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/jobs").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn shuts down, then says so
+        assert process.wait(20) in (0, 130)
