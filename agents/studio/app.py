@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -320,6 +321,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         song_document = None
         if kind == "multipart/form-data":
             form = await request.form(max_files=3, max_fields=10)
+            uploads = manager.uploads(job_id)
             try:
                 if "brief" not in form:
                     raise ApiError(400, "brief: required (a YAML or JSON file)", "BRIEF_MISSING",
@@ -329,7 +331,6 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                 if planner not in ("heuristic", "llm"):
                     raise ApiError(400, f"planner: {planner!r} is not heuristic or llm",
                                    "PLANNER_INVALID", field="planner")
-                uploads = manager.uploads(job_id)
                 for name, limit in (("song", MAX_SONG_BYTES), ("lyrics", MAX_LYRICS_BYTES)):
                     value = form.get(name)
                     if value is None or value == "":
@@ -343,6 +344,9 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                                    "SONG_MISSING", field="lyrics")
                 if song is not None:
                     song_document = await _check_song(song, lyrics, brief)
+            except BaseException:
+                shutil.rmtree(uploads, ignore_errors=True)  # nothing is kept of a refused job
+                raise
             finally:
                 await form.close()
         elif kind == "application/json":

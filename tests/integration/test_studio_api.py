@@ -340,6 +340,8 @@ def test_bad_requests_name_what_is_wrong(api: httpx.Client) -> None:
     assert not_audio.status_code == 400, not_audio.text
     assert not_audio.json()["detail"].startswith("song:") and not_audio.json()["field"] == "song"
     assert str(Path(os.environ["KANTOKU_HOME"])) not in not_audio.json()["detail"]
+    uploads = Path(os.environ["KANTOKU_HOME"]) / "studio" / "uploads"
+    assert not any(p.name == "song.wav" and p.stat().st_size == 2048 for p in uploads.rglob("*"))
     assert api.post("/v1/jobs", content=b"brief", headers={"content-type": "text/plain"}
                     ).status_code == 415
     from kantoku.agents.studio.app import MAX_LYRICS_BYTES
