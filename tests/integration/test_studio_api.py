@@ -295,7 +295,7 @@ def test_a_song_and_lyrics_upload_as_a_form(api: httpx.Client, tmp_path: Path) -
 
 def test_a_studio_started_again_finds_its_jobs_and_resumes_a_stopped_one(
         api: httpx.Client, services: str, home: Path) -> None:
-    job_id = new_job(api, seed=7)["id"]
+    job_id = new_job(api, seed=7, duration_s=10)["id"]  # long enough to stop mid-render
     wait_for(api, job_id, "awaiting_review")
     edited = api.patch(f"/v1/jobs/{job_id}/shots/s001", json={"description": "rain on awnings"})
     assert edited.json()["version"] == 2
