@@ -533,6 +533,21 @@ def edit(
         _print_outcome(*result)
 
 
+@app.command()
+def studio(
+    host: Annotated[str, typer.Option(
+        help="Interface to listen on; wider than 127.0.0.1 needs KANTOKU_AUTH_TOKEN.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    server: ServerOpt = None,
+) -> None:
+    """The studio's HTTP API: start jobs from briefs, review and edit their plans, approve,
+    follow their events and download their files (routes under /v1, /openapi.json)."""
+    from kantoku.agents.studio.app import serve
+
+    serve(host, port, server)
+
+
 @app.command("plan")
 def plan_command(
     brief: Annotated[Path, typer.Argument(help="Brief file (YAML or JSON).")],

@@ -22,6 +22,7 @@ from kantoku.planner.context import Event, JobContext
 from kantoku.planner.finish import steps as finish
 from kantoku.planner.music import steps as music
 from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.diff import diff_plans
 from kantoku.planner.planning.heuristic import heuristic_plan
 from kantoku.planner.planning.llm import LLMPlanResult, plan_with_llm
 from kantoku.planner.planning.plan import Plan, plan_problems
@@ -129,7 +130,7 @@ async def policy_gate(state: JobState, runtime: Runtime[JobContext]) -> dict[str
     return {"policy": report.model_dump(mode="json")}
 
 
-async def review(state: JobState) -> dict[str, Any]:
+async def review(state: JobState, runtime: Runtime[JobContext]) -> dict[str, Any]:
     """Show the plan and wait for a person (`--yes` approves in batch mode)."""
     if state.get("auto_approve"):
         return {}
@@ -139,6 +140,12 @@ async def review(state: JobState) -> dict[str, Any]:
         problems = plan_problems(plan, {c.name for c in brief_of(state).characters})
         if problems:
             raise invalid("edited plan: " + "; ".join(problems), reason="PLAN_INVALID")
+        diff = diff_plans(plan_of(state), plan)
+        ctx = runtime.context
+        ctx.ledger.append(ctx.job_id, "plan_edit", data={
+            "summary": diff.summary(), "render_steps": diff.render_steps,
+            "changes": [{"shot_id": c.shot_id, "status": c.status, "fields": c.fields}
+                        for c in diff.changed]})
         return {"plan": plan.model_dump(mode="json")}
     if answer is not True:
         raise KantokuError("the plan was not approved; edit the brief and run again",

@@ -53,11 +53,8 @@ class Delivery:
 
 async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | None,
                   console: Console, reviewer: Reviewer | None) -> tuple[JobOutcome, ProgressView]:
-    settings = core_settings()
-    store = AssetStore(settings.assets_dir)
     with progress_bars(console) as progress:
         view = ProgressView(progress)
-        brief = Brief.model_validate(ctx_args["brief"])
         if ctx_args.get("plan"):  # resuming after planning
             view.plan_ready(Plan.model_validate(ctx_args["plan"]))
 
@@ -66,30 +63,58 @@ async def run_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | N
                 view.plan_ready(Plan.model_validate(event["plan"]))
             view(event)
 
-        plan = ctx_args.get("plan")
-        # Every planner speaks the brief's dialogue lines and no others.
-        speech = bool(brief.dialogue) if plan is None else \
-            any(shot["dialogue"] for shot in plan["shots"])
-        async with job_services(server, speech) as client, open_checkpointer() as saver:
-            ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
-                             client=client, store=store,
-                             cache=RenderCache(settings.home_dir / "cache", store),
-                             ledger=Ledger(settings.home_dir / "ledger.sqlite"),
-                             references=reference_images(brief, store))
-            try:
-                outcome = await run_graph(saver, ctx, graph_input, reviewer, on_event)
-            except (KantokuError, OSError) as exc:
-                err = exc if isinstance(exc, KantokuError) else from_os_error(
-                    exc, candidates=[ctx.out_dir, settings.home_dir])
-                if err is None:
-                    raise
-                if err.transient or err.category in (Category.INTERNAL,
-                                                     Category.RESOURCE_EXHAUSTED):
-                    err.message += (f"\n  the job is saved; once that is fixed, run "
-                                    f"`kantoku resume {ctx.job_id}`")
-                raise err from None
+        outcome = await execute_job(ctx_args, graph_input, server=server, reviewer=reviewer,
+                                    on_event=on_event)
         view.finish()
     return outcome, view
+
+
+async def execute_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str | None,
+                      reviewer: Reviewer | None, on_event: Callable[[Event], None]
+                      ) -> JobOutcome:
+    """Run a job's graph on its services with the shared checkpointer, ledger and cache; every
+    progress event goes to `on_event` (the console's bars, or the studio's event stream).
+
+    Args:
+        ctx_args: the job's state (a new job's first state, or the checkpointed one).
+        graph_input: that state for a new job; None or a resume Command to go on.
+        reviewer: decides the review; None pauses the job there.
+    """
+    settings = core_settings()
+    store = AssetStore(settings.assets_dir)
+    brief = Brief.model_validate(ctx_args["brief"])
+    plan = ctx_args.get("plan")
+    # Every planner speaks the brief's dialogue lines and no others.
+    speech = bool(brief.dialogue) if plan is None else \
+        any(shot["dialogue"] for shot in plan["shots"])
+    async with job_services(server, speech) as client, open_checkpointer() as saver:
+        ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
+                         client=client, store=store,
+                         cache=RenderCache(settings.home_dir / "cache", store),
+                         ledger=Ledger(settings.home_dir / "ledger.sqlite"),
+                         references=reference_images(brief, store))
+        try:
+            return await run_graph(saver, ctx, graph_input, reviewer, on_event)
+        except (KantokuError, OSError) as exc:
+            err = exc if isinstance(exc, KantokuError) else from_os_error(
+                exc, candidates=[ctx.out_dir, settings.home_dir])
+            if err is None:
+                raise
+            if err.transient or err.category in (Category.INTERNAL,
+                                                 Category.RESOURCE_EXHAUSTED):
+                err.message += (f"\n  the job is saved; once that is fixed, run "
+                                f"`kantoku resume {ctx.job_id}`")
+            raise err from None
+
+
+def job_state(job_id: str, out: Path, brief: Brief, *, song: Path | None, lyrics: Path | None,
+              planner: str, yes: bool, delivery: Delivery) -> dict[str, Any]:
+    """A new job's first graph state."""
+    return {"job_id": job_id, "out_dir": str(out), "brief": brief.model_dump(mode="json"),
+            "song": str(song.resolve()) if song else None,
+            "lyrics": str(lyrics.resolve()) if lyrics else None,
+            "planner": planner, "auto_approve": yes, "shots": {}, "notes": [],
+            "loudness_lufs": delivery.loudness_lufs, "lyrics_mode": delivery.lyrics_mode}
 
 
 async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Path | None,
@@ -105,11 +130,8 @@ async def start_mv(brief_path: Path, out: Path, *, song: Path | None, lyrics: Pa
             raise invalid(f"{flag}: {path} is not a file", reason="FILE_NOT_FOUND")
     job_id = new_job_id()
     out = out.resolve()
-    state = {"job_id": job_id, "out_dir": str(out), "brief": brief.model_dump(mode="json"),
-             "song": str(song.resolve()) if song else None,
-             "lyrics": str(lyrics.resolve()) if lyrics else None,
-             "planner": planner, "auto_approve": yes, "shots": {}, "notes": [],
-             "loudness_lufs": delivery.loudness_lufs, "lyrics_mode": delivery.lyrics_mode}
+    state = job_state(job_id, out, brief, song=song, lyrics=lyrics, planner=planner, yes=yes,
+                      delivery=delivery)
     # One job per folder: a new job needs a new or empty one, and one process at a time.
     with hold_job(job_id), hold_folder(out, job_id):
         claim_folder(out, job_id)

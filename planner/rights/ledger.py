@@ -39,7 +39,8 @@ from kantoku.services._core.settings import core_settings
 #: song (the song file and its rights), repair (a plan repair), fallback (a model replaced by
 #: another), cache (an asset reused from the cache).
 KINDS: tuple[str, ...] = ("plan", "llm_call", "plan_gate", "policy", "image", "video", "tts",
-                          "motion", "assemble", "sign", "song", "repair", "fallback", "cache")
+                          "motion", "assemble", "sign", "song", "repair", "fallback", "cache",
+                          "plan_edit")
 GENESIS_HASH = "0" * 64
 #: Seconds a writer waits for another writer (another thread or process) to commit.
 BUSY_TIMEOUT_S = 60.0

@@ -1,0 +1,407 @@
+"""The studio's jobs: each runs its graph in a background task and stops at review until a
+person approves its plan (as it is, or edited here); its events are kept for every subscriber.
+
+A job's folder is `$KANTOKU_HOME/studio/jobs/<id>/`; its uploads sit in
+`$KANTOKU_HOME/studio/uploads/<id>/` and its edited plan in `drafts/<id>.json`. The
+checkpointer, ledger and render cache are the ones `kantoku mv` uses, so `kantoku resume <id>`
+can finish a studio job too, and a studio started again finds its jobs where they stood: a job
+it stopped while running is `interrupted` until `:resume`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kantoku.agents.mv.run import Delivery, execute_job, job_state
+from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job, hold_folder, hold_job
+from kantoku.planner.context import Event
+from kantoku.planner.jobs import new_job_id, open_checkpointer, saved_job, write_job_file
+from kantoku.planner.planning.brief import Brief
+from kantoku.planner.planning.diff import PlanDiff, diff_plans
+from kantoku.planner.planning.plan import Plan, plan_problems
+from kantoku.services._core.errors import KantokuError
+from kantoku.services._core.files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+#: Statuses after which nothing more happens to a job.
+FINISHED = frozenset({"done", "failed", "cancelled"})
+#: Statuses a job can be resumed from (`:resume`): stopped with the studio, or failed.
+RESUMABLE = frozenset({"interrupted", "failed"})
+#: Shot fields a PATCH may not change (the id names the shot).
+FIXED_FIELDS = frozenset({"id"})
+
+_PROBLEM = re.compile(r"^shots\[(\d+)\] \((\w+)\)(?:\.(\w+))?: (.+)$")
+
+
+class PlanRefused(Exception):
+    """An edited plan that breaks a rule; each problem names the shot, the field and the rule."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(describe(p) for p in problems))
+
+
+class JobStateError(Exception):
+    """The request does not fit what the job is doing now (409)."""
+
+
+def describe(problem: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in (problem.get("shot"), problem.get("field")) if p)
+    return f"{where}: {problem['rule']}" if where else str(problem["rule"])
+
+
+def plan_refusals(plan: Plan, characters: set[str]) -> list[dict[str, Any]]:
+    """`plan_problems` as {shot, field, rule}."""
+    refusals = []
+    for text in plan_problems(plan, characters):
+        match = _PROBLEM.match(text)
+        if match is None:
+            refusals.append({"shot": None, "field": "shots", "rule": text.removeprefix("shots: ")})
+            continue
+        _, shot_id, name, rule = match.groups()
+        refusals.append({"shot": shot_id,
+                         "field": name or ("start_s" if rule.startswith("starts at") else "end_s"),
+                         "rule": rule})
+    return refusals
+
+
+def validation_refusals(exc: ValidationError, document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plan's pydantic errors as {shot, field, rule}."""
+    found_shots = document.get("shots")
+    shots: list[Any] = found_shots if isinstance(found_shots, list) else []
+    refusals = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        shot = None
+        if len(loc) >= 2 and loc[0] == "shots" and isinstance(loc[1], int):
+            index = loc[1]
+            found = shots[index] if index < len(shots) and isinstance(shots[index], dict) else {}
+            shot = str(found.get("id") or f"shots[{index}]")
+            loc = loc[2:]
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling"
+        refusals.append({"shot": shot, "field": ".".join(str(p) for p in loc) or None,
+                         "rule": message})
+    return refusals
+
+
+_PLAN_FIELD = re.compile(r"^plan\.shots\[(\d+)\]\.(.+)$")
+
+
+def _where(field_name: str, plan: Plan) -> tuple[str | None, str]:
+    """(shot id, field) for a policy field such as `plan.shots[0].dialogue[1].voice`."""
+    match = _PLAN_FIELD.match(field_name)
+    if match is None or int(match.group(1)) >= len(plan.shots):
+        return None, field_name
+    return plan.shots[int(match.group(1))].id, match.group(2)
+
+
+def policy_refusals(job: StudioJob, plan: Plan) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rights policy on an edited plan (a line can name a voice): the refusals, and the
+    report that replaces the job's when there are none."""
+    from kantoku.planner.rights.policy import check_policy
+    from kantoku.services._core.registry import ModelRegistry
+
+    song = job.state.get("song")
+    try:
+        report = check_policy(job.brief, plan, ModelRegistry(), song=Path(song) if song else None)
+    except KantokuError as exc:
+        shot, name = _where(exc.metadata.get("field", ""), plan)
+        rule = exc.message.split(": ", 1)[-1]
+        return [{"shot": shot, "field": name or None, "rule": rule}], {}
+    refusals = []
+    for item in report.violations:
+        for violation in item.violations:
+            for field_name in item.fields or [""]:
+                shot, name = _where(field_name, plan)
+                refusals.append({"shot": shot, "field": name or None,
+                                 "rule": f"the rights policy: {item.describe(violation)}"})
+    return refusals, report.model_dump(mode="json")
+
+
+def diff_document(diff: PlanDiff) -> dict[str, Any]:
+    return {"changes": [{"shot_id": c.shot_id, "status": c.status, "fields": c.fields,
+                         "renders": c.renders} for c in diff.changed],
+            "stale": [c.shot_id for c in diff.changes if c.renders],
+            "render_steps": diff.render_steps, "summary": diff.summary()}
+
+
+@dataclass
+class StudioJob:
+    id: str
+    folder: Path
+    #: The graph state a run starts from: the first one, then the one it paused with.
+    state: dict[str, Any]
+    status: str = "created"
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    plan: dict[str, Any] | None = None
+    plan_version: int = 0
+    policy: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    _signal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def brief(self) -> Brief:
+        return Brief.model_validate(self.state["brief"])
+
+    def add_event(self, event: Event) -> None:
+        """Keep `event` with the next id and wake every subscriber."""
+        self.events.append({"id": len(self.events) + 1, "event": str(event.get("event", "message")),
+                            "data": event})
+        self._signal.set()
+        self._signal = asyncio.Event()
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        self.status = status
+        write_job_file(self.folder, self.id, status, **extra)
+        self.add_event({"event": "status", "status": status, **extra})
+
+    async def events_after(self, last_id: int) -> AsyncIterator[dict[str, Any]]:
+        """Every event after `last_id`, then each new one, until the job is finished."""
+        while True:
+            signal = self._signal
+            while last_id < len(self.events):
+                yield self.events[last_id]
+                last_id += 1
+            if self.status in FINISHED:
+                return
+            await signal.wait()
+
+    def outputs(self) -> list[dict[str, Any]]:
+        """The job folder's files (top level, no links, no hidden or partial files)."""
+        if not self.folder.is_dir():
+            return []
+        files = [p for p in self.folder.iterdir()
+                 if not p.name.startswith(".") and not p.is_symlink() and p.is_file()]
+        return [{"name": p.name, "bytes": p.stat().st_size} for p in sorted(files)]
+
+
+class JobManager:
+    """Jobs of one studio process, by id."""
+
+    def __init__(self, root: Path, server: str | None) -> None:
+        self.root = root
+        self.server = server
+        self.jobs: dict[str, StudioJob] = {}
+        self.closing = False
+
+    def _draft(self, job_id: str) -> Path:
+        return self.root / "drafts" / f"{job_id}.json"
+
+    async def restore(self) -> None:
+        """Find the jobs of an earlier run of the studio, each as it stood."""
+        folders = sorted((self.root / "jobs").glob(f"*/{JOB_FILE}"))
+        if not folders:
+            return
+        async with open_checkpointer() as saver:
+            for path in folders:
+                job_id = folder_job(path.parent)
+                if job_id is None or job_id != path.parent.name or job_id in self.jobs:
+                    continue
+                try:
+                    state, waiting = await saved_job(saver, job_id)
+                    document = json.loads(path.read_text())
+                except (KantokuError, OSError, ValueError):
+                    log.warning("studio job %s has no saved state; left out", job_id)
+                    continue
+                self.jobs[job_id] = self._restored(job_id, path.parent.resolve(), state, waiting,
+                                                   document)
+
+    def _restored(self, job_id: str, folder: Path, state: dict[str, Any], waiting: bool,
+                  document: dict[str, Any]) -> StudioJob:
+        status = str(document.get("status", ""))
+        if status == "awaiting_review" and not waiting:
+            status = "interrupted"  # approved, stopped before its first step ran
+        elif status in ("running", "created"):
+            status = "interrupted"
+        job = StudioJob(job_id, folder, state, status=status,
+                        created=str(document.get("created", "")), plan=state.get("plan"),
+                        plan_version=1 if state.get("plan") else 0, policy=state.get("policy"),
+                        report=state.get("report"))
+        if status == "awaiting_review":
+            try:
+                draft = json.loads(self._draft(job_id).read_text())
+                job.plan, job.plan_version = draft["plan"], int(draft["version"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        if status == "failed":
+            job.error = {"message": document.get("error", ""),
+                         "reason": document.get("reason", "")}
+        if job.plan is not None:
+            job.add_event({"event": "plan_ready", "plan": job.plan})
+        job.add_event({"event": "status", "status": status})
+        return job
+
+    def new_id(self) -> str:
+        return new_job_id()
+
+    def uploads(self, job_id: str) -> Path:
+        return self.root / "uploads" / job_id
+
+    def get(self, job_id: str) -> StudioJob | None:
+        return self.jobs.get(job_id)
+
+    def start(self, job_id: str, brief: Brief, *, planner: str, song: Path | None = None,
+              lyrics: Path | None = None, song_document: dict[str, Any] | None = None
+              ) -> StudioJob:
+        """Create the job, write its job.json and start its graph (it pauses at review)."""
+        folder = (self.root / "jobs" / job_id).resolve()
+        state = job_state(job_id, folder, brief, song=song, lyrics=lyrics, planner=planner,
+                          yes=False, delivery=Delivery())
+        if song_document is not None:
+            state["song_analysis"] = song_document  # checked at upload; not analysed again
+        job = StudioJob(job_id, folder, state)
+        claim_folder(folder, job_id)
+        write_job_file(folder, job_id, "created", title=brief.title,
+                       resume=f"kantoku resume {job_id}")
+        self.jobs[job_id] = job
+        job.task = asyncio.create_task(self._run(job, state), name=f"studio {job_id}")
+        return job
+
+    async def _run(self, job: StudioJob, graph_input: Any) -> None:
+        if job.status != "running":
+            job.set_status("running")
+        try:
+            with hold_job(job.id), hold_folder(job.folder, job.id):
+                outcome = await execute_job(job.state, graph_input, server=self.server,
+                                            reviewer=None, on_event=job.add_event)
+        except asyncio.CancelledError:
+            if self.closing:  # the studio stops; the job is checkpointed
+                job.set_status("interrupted", resume=f"kantoku resume {job.id}")
+            else:
+                job.set_status("cancelled")
+            return
+        except KantokuError as exc:
+            job.error = {"message": exc.message, "reason": exc.reason}
+            job.set_status("failed", error=exc.message, reason=exc.reason)
+            return
+        except Exception as exc:  # a bug: the job says so, the studio goes on
+            log.exception("job %s failed", job.id)
+            job.error = {"message": repr(exc), "reason": "INTERNAL"}
+            job.set_status("failed", error=repr(exc))
+            return
+        job.state = outcome.state
+        job.policy = outcome.state.get("policy")
+        if outcome.paused:
+            job.plan = outcome.state["plan"]
+            job.plan_version = 1
+            job.set_status("awaiting_review")
+        else:
+            job.plan = outcome.state.get("plan", job.plan)
+            job.report = outcome.state.get("report")
+            job.set_status("done")
+
+    def _reviewing(self, job: StudioJob) -> dict[str, Any]:
+        if job.status != "awaiting_review" or job.plan is None:
+            raise JobStateError(f"{job.id} is {job.status}; its plan can be changed only while "
+                                "it awaits review")
+        return job.plan
+
+    def edit_plan(self, job: StudioJob, document: Any) -> dict[str, Any]:
+        """Make `document` the job's plan: checked, versioned, and diffed with the last one.
+
+        Raises:
+            PlanRefused: naming each shot, field and rule the plan breaks.
+            JobStateError: when the job does not await review.
+        """
+        old = Plan.model_validate(self._reviewing(job))
+        if not isinstance(document, dict):
+            raise PlanRefused([{"shot": None, "field": "plan", "rule": "a plan is an object"}])
+        try:
+            plan = Plan.model_validate(document)
+        except ValidationError as exc:
+            raise PlanRefused(validation_refusals(exc, document)) from None
+        refusals = plan_refusals(plan, {c.name for c in job.brief.characters})
+        if refusals:
+            raise PlanRefused(refusals)
+        refusals, policy = policy_refusals(job, plan)
+        if refusals:
+            raise PlanRefused(refusals)
+        job.policy = policy
+        diff = diff_document(diff_plans(old, plan))
+        job.plan = plan.model_dump(mode="json")
+        job.plan_version += 1
+        write_text_atomic(self._draft(job.id), json.dumps(
+            {"version": job.plan_version, "plan": job.plan}, ensure_ascii=False))
+        job.add_event({"event": "plan_edited", "version": job.plan_version,
+                       "summary": diff["summary"], "stale": diff["stale"]})
+        return {"version": job.plan_version, "plan": job.plan, "diff": diff}
+
+    def edit_shot(self, job: StudioJob, shot_id: str, changes: Any) -> dict[str, Any] | None:
+        """Change some of one shot's fields; None when the plan has no such shot."""
+        plan = self._reviewing(job)
+        if not isinstance(changes, dict):
+            raise PlanRefused([{"shot": shot_id, "field": None,
+                                "rule": "send an object of the fields to change"}])
+        fixed = sorted(FIXED_FIELDS & set(changes))
+        if fixed:
+            raise PlanRefused([{"shot": shot_id, "field": name, "rule": "cannot be changed"}
+                               for name in fixed])
+        shots = []
+        found = False
+        for shot in plan["shots"]:
+            if shot["id"] == shot_id:
+                found = True
+                # Fields a person set are no longer the planner's.
+                sources = {k: v for k, v in shot.get("sources", {}).items() if k not in changes}
+                shot = {**shot, "sources": sources, **changes}
+            shots.append(shot)
+        if not found:
+            return None
+        return self.edit_plan(job, {**plan, "shots": shots})
+
+    def approve(self, job: StudioJob) -> None:
+        """Resume the graph with the current plan (edited or not)."""
+        from langgraph.types import Command
+
+        plan = self._reviewing(job)
+        answer: Any = {"plan": plan} if job.plan_version > 1 else True
+        job.state = {**job.state, "plan": plan}
+        job.set_status("running")
+        job.task = asyncio.create_task(self._run(job, Command(resume=answer)),
+                                       name=f"studio {job.id}")
+
+    def resume(self, job: StudioJob) -> None:
+        """Run an interrupted or failed job on from its last checkpoint."""
+        if job.status not in RESUMABLE:
+            raise JobStateError(f"{job.id} is {job.status}; only an interrupted or failed job "
+                                "can be resumed")
+        job.error = None
+        job.set_status("running")
+        job.task = asyncio.create_task(self._run(job, None), name=f"studio {job.id}")
+
+    async def cancel(self, job: StudioJob) -> None:
+        if job.status in FINISHED:
+            raise JobStateError(f"{job.id} is already {job.status}")
+        task = job.task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if job.status != "cancelled":
+            job.set_status("cancelled")
+
+    async def close(self) -> None:
+        """Stop every running job (each is checkpointed; `kantoku resume` finishes it)."""
+        self.closing = True
+        for job in list(self.jobs.values()):
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job.task
