@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := constraints/cpu.txt
 STAMP := $(VENV)/.kantoku-installed
 
-.PHONY: setup test demo protos lint bench clean
+.PHONY: setup test test-slow demo protos lint bench clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[gpu,dev]"
 	touch $(STAMP)
 
+# Everything but the minute-long cluster tests; `make test-slow` runs those (CI runs both).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
 
 # A folder holds one job (kantoku refuses a used one), so the demo starts from an empty one.
 demo: setup

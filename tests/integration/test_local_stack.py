@@ -24,6 +24,7 @@ def _run(home: Path, *args: str, timeout: int = 240,
                           timeout=timeout)
 
 
+@pytest.mark.slow
 def test_up_status_call_down(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
@@ -56,6 +57,7 @@ def test_up_status_call_down(tmp_path: Path) -> None:
     assert after.returncode == 7 and "kantoku up" in after.stderr
 
 
+@pytest.mark.slow
 def test_up_joins_a_running_cluster_on_loopback_and_down_leaves_it_running(
         tmp_path: Path) -> None:
     import psutil
