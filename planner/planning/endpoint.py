@@ -132,7 +132,6 @@ async def open_endpoint(settings: LLMSettings) -> AsyncIterator[Endpoint]:
 class Answer:
     text: str
     finish_reason: str | None
-    tokens: int
 
 
 def _sha256(text: str) -> str:
@@ -319,7 +318,7 @@ class LLMSession:
         record["response_sha256"] = _sha256(text)
         self.on_progress({"event": "llm_progress", "purpose": purpose, "tokens": len(parts),
                           "max_tokens": max_tokens, "done": True})
-        return Answer(text, record["finish_reason"], record["completion_tokens"])
+        return Answer(text, record["finish_reason"])
 
     def _request(self, messages: list[dict[str, str]], schema: dict[str, Any], mode: Mode,
                  max_tokens: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kantoku.planner.planning.brief import Brief
-from kantoku.planner.planning.plan import CAMERA_MOVES, SHOT_SIZES, Plan, Shot
+from kantoku.planner.planning.plan import CAMERA_MOVES, SHOT_SIZES, Plan
 
 #: How much the LLM is asked: every field of every shot, or (small models, "compact") who, the
 #: place and what happens per section, the rules framing each shot of it.
@@ -38,7 +38,8 @@ _SIZE_ALIASES = {"ecu": "extreme_close_up", "cu": "close_up", "mcu": "medium_clo
 _LANGUAGE_NAMES = {"en": "English", "ja": "Japanese", "zh": "Chinese", "ko": "Korean",
                    "fr": "French", "de": "German", "es": "Spanish", "it": "Italian",
                    "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "pl": "Polish"}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: Chinese, Japanese (kana and kanji) and Korean script.
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
@@ -143,7 +144,7 @@ def batches(grid: Plan, per_batch: int) -> list[Batch]:
 
 def writes_cjk(text: str) -> bool:
     """Whether `text` is written mostly in Chinese, Japanese or Korean script."""
-    cjk, latin = len(_CJK.findall(text)), len(_LATIN.findall(text))
+    cjk, latin = len(CJK.findall(text)), len(_LATIN.findall(text))
     return cjk > 0 and cjk * 3 >= latin
 
 
@@ -413,7 +414,3 @@ def _int(value: object) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
-
-
-def previous_show(shot: Shot | None) -> str | None:
-    return shot.description if shot is not None and shot.description else None

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.compose import LLM, Composed, Problem, min_shots
-from kantoku.planner.planning.exchange import brief_text, writes_cjk
+from kantoku.planner.planning.exchange import CJK, brief_text, writes_cjk
 from kantoku.planner.planning.plan import Plan, Shot, plan_problems
 
 CHECKS = ("renderable", "characters", "places", "dialogue", "density", "sections", "framing",
           "descriptions", "language", "prompts")
 _WORD = re.compile(r"[^\W\d_]{2,}")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 #: Sizes close enough that a shot of the place alone makes no sense in a brief with people.
 CLOSE_SIZES = ("medium", "medium_close_up", "close_up", "extreme_close_up")
 #: Words are compared by their first letters, so "rooftops" is a word of "rooftop".
@@ -165,7 +164,7 @@ def brief_words(brief: Brief) -> set[str]:
 
 
 def _cjk_pairs(text: str) -> set[str]:
-    return {a + b for a, b in zip(text, text[1:], strict=False) if _CJK.match(a) and _CJK.match(b)}
+    return {a + b for a, b in zip(text, text[1:], strict=False) if CJK.match(a) and CJK.match(b)}
 
 
 def word_runs(text: str, length: int = 4) -> set[tuple[str, ...]]:
@@ -204,7 +203,7 @@ def describe_problem(text: str, cast: Sequence[str], vocabulary: set[str],
     if word_runs(text) & set(instructions):
         return "copies the instructions instead of describing the shot"
     if writes_cjk(text):
-        if len(_CJK.findall(text)) < 4:
+        if len(CJK.findall(text)) < 4:
             return "is too short to say what the shot shows"
     elif len(_WORD.findall(text)) < 3:
         return "is too short to say what the shot shows"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kantoku.planner.planning.brief import Brief
@@ -108,7 +108,7 @@ class PlanningReport:
         return f"{self.calls} call{'s' * (self.calls != 1)}, {self.tokens} tokens"
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return asdict(self)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -37,13 +38,13 @@ def brief(tmp_path: Path, name: str = "brief.yaml", **changes: object) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+@contextmanager
+def standalone_services(*names: str) -> Iterator[str]:
+    """`kantoku serve NAMES --standalone` on a free port; yields its address, stops it after."""
     from kantoku.services._core.server import free_port
 
     port = free_port()
-    process = subprocess.Popen([KANTOKU, "serve", "tts", "motion", "image", "video",
-                                "--standalone", "--port", str(port)],
+    process = subprocess.Popen([KANTOKU, "serve", *names, "--standalone", "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     address = f"127.0.0.1:{port}"
     try:
@@ -52,6 +53,12 @@ def server() -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with standalone_services("tts", "motion", "image", "video") as address:
+        yield address
 
 
 def kantoku(*args: str, env: dict[str, str] | None = None, timeout: float = 240

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.test_standalone_cli import _wait_healthy
+from tests.integration.test_jobs import standalone_services
 
 pytestmark = pytest.mark.integration
 KANTOKU = str(Path(sys.executable).with_name("kantoku"))
@@ -34,20 +34,9 @@ BRIEF = {"title": "Night market", "logline": "Mei walks through a night market a
 
 @pytest.fixture(scope="module")
 def services() -> Iterator[str]:
-    from kantoku.services._core.server import free_port
-
-    port = free_port()
     # The brief has no dialogue: the job calls the image and video services only.
-    process = subprocess.Popen([KANTOKU, "serve", "image", "video", "--standalone", "--port",
-                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    address = f"127.0.0.1:{port}"
-    try:
-        _wait_healthy(address, process)
+    with standalone_services("image", "video") as address:
         yield address
-    finally:
-        process.kill()
-        process.wait()
 
 
 @contextmanager
