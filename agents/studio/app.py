@@ -2,7 +2,11 @@
 and approve; the job's events as Server-Sent Events; its files out.
 
 Routes are under `/v1`; `/openapi.json` describes them. When KANTOKU_AUTH_TOKEN is set every
-route but `/healthz` needs `Authorization: Bearer <token>` (or `?token=` for EventSource).
+route but `/healthz` and the page needs `Authorization: Bearer <token>` (or `?token=` for
+EventSource, or the `kantoku_token` cookie that `POST /v1/session` sets for the page).
+
+The page (`GET /`, `/static/*`) is the studio in a browser: a brief or chat in, the plan to
+review and edit, live progress, the video and its files out.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Any, Literal
 
 import yaml
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
@@ -42,6 +47,10 @@ MAX_LYRICS_BYTES = 1 << 20
 #: Whole request: the files and the form's framing.
 MAX_REQUEST_BYTES = MAX_SONG_BYTES + MAX_LYRICS_BYTES + MAX_BRIEF_BYTES + (1 << 20)
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
+#: The page's files (index.html, its JS modules and CSS).
+STATIC = Path(__file__).with_name("static")
+#: The cookie `POST /v1/session` sets: the page's token, out of reach of its scripts.
+TOKEN_COOKIE = "kantoku_token"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 _STATUS = {Category.INVALID_REQUEST: 400, Category.NOT_FOUND: 404, Category.RIGHTS_DENIED: 403,
@@ -162,7 +171,7 @@ def require_token(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
-        given = request.query_params.get("token", "")
+        given = request.query_params.get("token", "") or request.cookies.get(TOKEN_COOKIE, "")
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError(401, "a bearer token is required: send `Authorization: Bearer "
                        "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource)", "UNAUTHENTICATED")
@@ -287,6 +296,26 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    class Session(BaseModel):
+        token: str
+
+    @app.post(f"{API}/session", status_code=204, include_in_schema=False)
+    async def session(body: Session, request: Request) -> Response:
+        """The page's sign-in: a right token becomes an HttpOnly cookie every route accepts."""
+        expected = core_settings().token or ""
+        if not hmac.compare_digest(body.token.strip().encode(), expected.encode()):
+            raise ApiError(401, "token: not the studio's KANTOKU_AUTH_TOKEN", "UNAUTHENTICATED")
+        response = Response(status_code=204)
+        response.set_cookie(TOKEN_COOKIE, expected, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
     async def openapi() -> JSONResponse:

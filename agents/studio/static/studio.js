@@ -1,0 +1,683 @@
+// kantoku studio's page: a brief (or a chat) in, the plan to review as a storyboard and a
+// timeline strip, edits sent to the API, approval, live progress, the video and its files out.
+// It speaks only the studio's /v1 API; routes a studio lacks (chat, timeline, previews) are
+// found from /openapi.json and their panels stay hidden.
+
+import { Chat } from "./chat.js";
+import { initialLanguage, language, setLanguage, t, translate } from "./i18n.js";
+import { hue, Strip } from "./timeline.js";
+
+// The plan's choices (planner/planning/plan.py).
+const SHOT_SIZES = ["extreme_wide", "wide", "full", "medium", "medium_close_up", "close_up",
+  "extreme_close_up"];
+const CAMERA_ANGLES = ["eye_level", "high", "low", "birds_eye", "dutch"];
+const CAMERA_MOVES = ["static", "pan_left", "pan_right", "tilt_up", "tilt_down", "dolly_in",
+  "dolly_out", "zoom_in", "zoom_out", "truck_left", "truck_right"];
+const FINISHED = ["done", "failed", "cancelled"];
+const EDITED_FIELDS = ["shot_size", "camera_angle", "camera_move", "characters", "description",
+  "dialogue", "image_prompt", "seed"];
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+};
+const seconds = (s) => Number(s).toFixed(2);
+
+const state = {
+  features: { chat: false, timeline: false, preview: false, regenerate: false },
+  job: null,
+  music: null,
+  source: null,
+  shots: new Map(), // shot id -> "queued" | "rendering" | "done"
+  stage: "",
+  assembled: 0,
+  editing: null,
+  refresh: null,
+};
+
+// -- the API -----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body.detail && typeof body.detail === "string" ? body.detail : JSON.stringify(body));
+    Object.assign(this, { status, body });
+  }
+}
+
+let signingIn = null;
+
+/** fetch, asking for the studio's token (once) when it answers 401. */
+async function request(path, init = {}) {
+  for (;;) {
+    const response = await fetch(path, { credentials: "same-origin", ...init });
+    if (response.status !== 401) return response;
+    signingIn ??= askToken().finally(() => { signingIn = null; });
+    await signingIn;
+  }
+}
+
+async function api(path, init = {}) {
+  if (init.json !== undefined) {
+    init = { ...init, body: JSON.stringify(init.json),
+      headers: { "content-type": "application/json", ...init.headers } };
+  }
+  const response = await request(path, init);
+  const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function askToken() {
+  const dialog = $("#token-dialog");
+  const form = $("#token-form");
+  const error = $("[data-error-for=token]", form);
+  return new Promise((resolve) => {
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const response = await fetch("/v1/session", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: form.token.value }),
+      });
+      if (response.ok) {
+        error.textContent = "";
+        form.reset();
+        dialog.close();
+        resolve();
+      } else {
+        error.textContent = t("token.wrong");
+      }
+    };
+    dialog.oncancel = (e) => e.preventDefault(); // nothing works without it
+    dialog.showModal();
+  });
+}
+
+async function findFeatures() {
+  const paths = Object.keys((await api("/openapi.json")).paths || {});
+  const has = (pattern) => paths.some((p) => pattern.test(p));
+  state.features = {
+    chat: has(/^\/v1\/chats/),
+    timeline: has(/^\/v1\/jobs\/[^/]+\/timeline$/),
+    preview: has(/\/shots\/[^/]+\/preview$/),
+    regenerate: has(/\/shots\/[^/]+:regenerate$/),
+  };
+}
+
+function showError(name, err, root = document) {
+  const target = $(`[data-error-for="${name}"]`, root);
+  if (target) target.textContent = err ? err.message || String(err) : "";
+}
+
+// -- the brief and the job list -----------------------------------------------------------------
+
+function lines(text) {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+function briefOf(form) {
+  const song = form.song.files[0];
+  const brief = {
+    title: form.title.value.trim(),
+    logline: form.logline.value.trim(),
+    language: form.language.value,
+    aspect: form.aspect.value,
+    resolution: form.resolution.value,
+    rights_policy: { use: form.use.value },
+    characters: lines(form.characters.value).map((line) => {
+      const [name, ...rest] = line.split(/[:：]/);
+      return { name: name.trim(), description: rest.join(":").trim() };
+    }),
+    locations: lines(form.locations.value),
+  };
+  if (!song) brief.duration_s = Number(form.duration_s.value);
+  else if (form.song_holder.value.trim()) {
+    brief.song = { title: song.name.replace(/\.[^.]+$/, ""), holder: form.song_holder.value.trim(),
+      license: form.song_license.value.trim() || "proprietary",
+      commercial_use: form.song_commercial.checked };
+  }
+  return brief;
+}
+
+async function createJob(e) {
+  e.preventDefault();
+  const form = e.target;
+  const button = $("button[type=submit]", form);
+  showError("brief", null, form);
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const brief = briefOf(form);
+  const song = form.song.files[0];
+  button.disabled = true;
+  button.textContent = t("brief.creating");
+  try {
+    let job;
+    if (song) {
+      const data = new FormData();
+      data.append("brief", new Blob([JSON.stringify(brief)], { type: "application/json" }),
+        "brief.json");
+      data.append("song", song);
+      if (form.lyrics.files[0]) data.append("lyrics", form.lyrics.files[0]);
+      data.append("planner", form.planner.value);
+      job = await api("/v1/jobs", { method: "POST", body: data });
+    } else {
+      job = await api("/v1/jobs", { method: "POST", json: { brief, planner: form.planner.value } });
+    }
+    await listJobs();
+    openJob(job.id);
+  } catch (err) {
+    showError("brief", err, form);
+    // The message names the field: mark it (e.g. "brief: duration_s: must be ...").
+    const named = err.body?.field ?? (err.message.match(/^(?:brief[.:] ?)?(\w+)/) || [])[1];
+    const input = named && form.elements[named];
+    if (input instanceof HTMLElement) input.setAttribute("aria-invalid", "true");
+  } finally {
+    button.disabled = false;
+    button.textContent = t("brief.create");
+  }
+}
+
+async function listJobs() {
+  const jobs = await api("/v1/jobs");
+  const list = $("#jobs");
+  list.replaceChildren(...jobs.reverse().map((job) => el("li", {},
+    el("a", { href: `#/jobs/${job.id}`, className: job.id === state.job?.id ? "current" : "" },
+      el("span", { className: "job-name", textContent: job.title }),
+      el("span", { className: `status ${job.status}`, textContent: t(`status.${job.status}`) })))));
+  if (!jobs.length) list.append(el("li", { className: "muted", textContent: t("jobs.none") }));
+}
+
+// -- one job ------------------------------------------------------------------------------------
+
+async function openJob(id) {
+  if (location.hash !== `#/jobs/${id}`) history.replaceState(null, "", `#/jobs/${id}`);
+  state.source?.close();
+  Object.assign(state, { source: null, music: null, editing: null, stage: "", assembled: 0 });
+  state.shots = new Map();
+  $("#shot-editor").hidden = true;
+  $("#strip-note").textContent = "";
+  for (const node of document.querySelectorAll("#job .error")) node.textContent = "";
+  try {
+    state.job = await api(`/v1/jobs/${id}`);
+  } catch (err) {
+    showError("brief", err);
+    return;
+  }
+  chat?.follow(id);
+  render();
+  listJobs();
+  if (state.job.status === "done") {
+    for (const shot of state.job.plan?.shots || []) state.shots.set(shot.id, "done");
+  } else {
+    follow(id);
+  }
+  loadMusic();
+}
+
+async function loadMusic() {
+  const job = state.job;
+  if (!state.features.timeline || !job?.plan) return;
+  try {
+    state.music = await api(`/v1/jobs/${job.id}/timeline`);
+  } catch {
+    state.music = null; // no timeline for this job: the strip shows the shots alone
+  }
+  if (job === state.job) renderStrip();
+}
+
+/** The job's events, replayed from the start, then live until the job ends. */
+function follow(id) {
+  const source = new EventSource(`/v1/jobs/${id}/events`);
+  state.source = source;
+  const on = (name, handle) => source.addEventListener(name, (e) => {
+    if (state.source === source) handle(JSON.parse(e.data));
+  });
+  on("stage", (data) => { state.stage = data.stage; renderProgress(); });
+  on("step", (data) => {
+    if (data.state === "start" && state.shots.get(data.shot_id) !== "done") {
+      state.shots.set(data.shot_id, "rendering");
+    }
+    renderProgress();
+  });
+  on("shot_done", (data) => { state.shots.set(data.shot_id, "done"); renderProgress(); });
+  on("assemble_progress", (data) => { state.assembled = data.done / data.total; renderProgress(); });
+  on("preview", (data) => showPreview(data.shot_id, data.url, data.plan_version));
+  for (const name of ["plan_ready", "plan_edited"]) on(name, () => refreshSoon());
+  on("status", (data) => {
+    if (data.status === "running" && state.job?.status === "awaiting_review") {
+      state.shots = new Map(); // approved: every shot renders now
+    }
+    if (FINISHED.includes(data.status)) {
+      source.close();
+      if (data.status === "done") {
+        for (const shot of state.job?.plan?.shots || []) state.shots.set(shot.id, "done");
+      }
+    }
+    refreshSoon();
+  });
+}
+
+/** Fetch the job again once a burst of events is over (a replay sends many at once). */
+function refreshSoon() {
+  clearTimeout(state.refresh);
+  state.refresh = setTimeout(async () => {
+    const id = state.job?.id;
+    if (!id) return;
+    const job = await api(`/v1/jobs/${id}`);
+    if (state.job?.id !== id) return;
+    const planChanged = job.plan_version !== state.job.plan_version || !state.music;
+    state.job = job;
+    render();
+    listJobs();
+    if (planChanged) loadMusic();
+  }, 150);
+}
+
+function render() {
+  const job = state.job;
+  $("#empty").hidden = Boolean(job);
+  $("#job").hidden = !job;
+  if (!job) return;
+  const reviewing = job.status === "awaiting_review";
+  const planning = ["created", "running"].includes(job.status) && !job.plan;
+  $("#job-title").textContent = job.title;
+  const status = $("#job-status");
+  status.className = `status ${job.status}`;
+  status.textContent = t(planning ? "status.planning" : `status.${job.status}`);
+  status.dataset.status = job.status;
+  const plan = job.plan;
+  $("#job-summary").textContent = plan ? t("job.shots", { count: plan.shots.length,
+    seconds: seconds(plan.duration_s), width: plan.width_px, height: plan.height_px,
+    version: job.plan_version }) : "";
+  $("#job-note").textContent = reviewing ? t("job.review") : planning ? t("job.planning") : "";
+  $("#approve").hidden = !reviewing;
+  $("#cancel").hidden = FINISHED.includes(job.status);
+  $("#resume").hidden = !["interrupted", "failed"].includes(job.status);
+  const error = $("[data-error-for=job]");
+  error.textContent = job.error ? `${job.error.message} (${job.error.reason})` : "";
+  renderPolicy(job);
+  renderStoryboard();
+  renderStrip();
+  renderProgress();
+  renderResult(job);
+  if (state.editing) fillEditor(state.editing);
+}
+
+function renderPolicy(job) {
+  const root = $("#policy");
+  root.replaceChildren(el("h3", { textContent: t("policy.heading") }));
+  root.hidden = !job.policy && !job.verdict;
+  if (job.verdict) {
+    const badge = (name, ok) => el("span", { className: `badge ${ok ? "ok" : "no"}` },
+      `${t(`verdict.${name}`)}: ${t(ok ? "verdict.yes" : "verdict.no")}`);
+    root.append(el("p", { className: "verdict" }, badge("publish", job.verdict.publish),
+      badge("monetize", job.verdict.monetize)));
+    root.append(el("ul", {}, ...job.verdict.reasons.map((r) => el("li", { textContent: r }))));
+  } else if (job.policy) {
+    const blocked = job.policy.items.filter((item) => !item.ok);
+    if (!blocked.length) {
+      root.append(el("p", { className: "ok", textContent: t("policy.ok", {
+        use: job.policy.use, count: job.policy.items.length }) }));
+    } else {
+      root.append(el("p", { className: "no", textContent: t("policy.blocked",
+        { use: job.policy.use }) }), el("ul", {}, ...blocked.map((item) => el("li", {
+        textContent: `${item.kind} ${item.id} (${item.license}): ${item.violations.join("; ")}`,
+      }))));
+    }
+  }
+}
+
+// -- the storyboard and the strip ---------------------------------------------------------------
+
+function renderStoryboard() {
+  const job = state.job;
+  const board = $("#storyboard");
+  const plan = job.plan;
+  board.closest(".panel").hidden = !plan;
+  if (!plan) return;
+  const key = `${job.id}:${job.plan_version}:${language()}`;
+  if (board.dataset.key !== key) {
+    board.dataset.key = key;
+    board.style.setProperty("--frame", `${plan.width_px} / ${plan.height_px}`);
+    board.replaceChildren(...plan.shots.map((shot) => card(job, shot)));
+  }
+  for (const li of board.children) {
+    const progress = state.shots.get(li.dataset.shot) || "";
+    li.dataset.state = progress;
+    li.classList.toggle("selected", li.dataset.shot === state.editing);
+    $(".state", li).textContent = progress ? t(`shot.state.${progress}`) : "";
+  }
+}
+
+function card(job, shot) {
+  const words = [shot.shot_size, shot.camera_angle, shot.camera_move]
+    .map((w) => w.replaceAll("_", " ")).join(" · ");
+  const image = el("img", { alt: shot.description, hidden: true, loading: "lazy" });
+  image.addEventListener("load", () => { image.hidden = false; });
+  image.addEventListener("error", () => { image.hidden = true; });
+  const frame = el("button", { type: "button", className: "frame",
+    title: t("shot.edit", { shot: shot.id }) },
+  el("span", { className: "frame-text", textContent: shot.description || shot.image_prompt }),
+  image);
+  frame.style.setProperty("--hue", hue(shot.location || shot.section || shot.id));
+  frame.addEventListener("click", () => selectShot(shot.id));
+  const li = el("li", { className: "card" }, frame,
+    el("p", { className: "meta" }, el("b", { textContent: shot.id }),
+      ` ${seconds(shot.start_s)}–${seconds(shot.end_s)} s `,
+      el("span", { className: "state" })),
+    el("p", { className: "tags", textContent: words }),
+    shot.characters.length ? el("p", { className: "who", textContent: shot.characters.join(", ") })
+      : null,
+    ...shot.dialogue.map((d) => el("p", { className: "line", textContent: `${d.speaker}: ${d.text}` })),
+    shot.lyrics.length ? el("p", { className: "lyric", textContent: `♪ ${shot.lyrics.join(" / ")}` })
+      : null);
+  li.dataset.shot = shot.id;
+  if (state.features.preview) {
+    image.src = `/v1/jobs/${job.id}/shots/${shot.id}/preview?v=${job.plan_version}`;
+  }
+  return li;
+}
+
+function showPreview(shotId, url, version) {
+  const img = $(`#storyboard li[data-shot="${shotId}"] img`);
+  if (img) img.src = `${url}${url.includes("?") ? "&" : "?"}v=${version}`;
+}
+
+let strip = null;
+
+function renderStrip() {
+  const job = state.job;
+  $("#timeline").hidden = !job?.plan;
+  if (!job?.plan) return;
+  strip.set(job.plan, state.music, { selected: state.editing,
+    editable: job.status === "awaiting_review" });
+}
+
+async function moveCut(shot, t) {
+  const job = state.job;
+  const note = $("#strip-note");
+  showError("end_s", null);
+  note.textContent = "";
+  try {
+    let answer;
+    if (state.features.timeline) {
+      // The studio moves the cut it shares with the next shot and snaps it to a beat.
+      answer = await api(`/v1/jobs/${job.id}/shots/${shot.id}`,
+        { method: "PATCH", json: { end_s: Number(t.toFixed(3)) } });
+    } else {
+      // A studio without cut moves: both sides of the cut change in one plan, on a frame.
+      const plan = structuredClone(job.plan);
+      const index = plan.shots.findIndex((s) => s.id === shot.id);
+      const cut = Number((Math.round(t * plan.fps) / plan.fps).toFixed(6));
+      plan.shots[index].end_s = cut;
+      plan.shots[index + 1].start_s = cut;
+      answer = await api(`/v1/jobs/${job.id}/plan`, { method: "PUT", json: plan });
+    }
+    applyPlan(answer);
+    const moved = answer.plan.shots.find((s) => s.id === shot.id).end_s;
+    note.textContent = answer.snapped
+      ? t("timeline.snapped", { shot: shot.id, cut: seconds(answer.snapped.cut_s),
+        asked: seconds(answer.snapped.asked_s) })
+      : t("timeline.moved", { shot: shot.id, cut: seconds(moved) });
+  } catch (err) {
+    showError("end_s", err);
+  } finally {
+    strip.settle();
+  }
+}
+
+function applyPlan(answer) {
+  if (!state.job) return;
+  state.job = { ...state.job, plan: answer.plan, plan_version: answer.version };
+  render();
+}
+
+// -- the shot editor ----------------------------------------------------------------------------
+
+function selectShot(id) {
+  state.editing = id;
+  const form = $("#shot-editor");
+  form.hidden = false;
+  $("#editor-note").textContent = "";
+  for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  fillEditor(id);
+  renderStoryboard();
+  renderStrip();
+  form.scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+function dialogueText(lines) {
+  return lines.map((d) => `${d.speaker}${d.voice ? ` (${d.voice})` : ""}: ${d.text}`).join("\n");
+}
+
+function dialogueOf(text) {
+  return lines(text).map((line) => {
+    const match = line.match(/^([^:：(]*?)\s*(?:\(([^)]*)\))?\s*[:：]\s*(.*)$/);
+    if (!match) return { speaker: "", text: line };
+    const [, speaker, voice, words] = match;
+    return voice ? { speaker, text: words, voice } : { speaker, text: words };
+  });
+}
+
+function fillEditor(id) {
+  const shot = state.job?.plan?.shots.find((s) => s.id === id);
+  const form = $("#shot-editor");
+  if (!shot) {
+    form.hidden = true;
+    return;
+  }
+  const reviewing = state.job.status === "awaiting_review";
+  const done = state.job.status === "done";
+  $("#editor-title").textContent = t("shot.edit", { shot: id });
+  form.shot_size.value = shot.shot_size;
+  form.camera_angle.value = shot.camera_angle;
+  form.camera_move.value = shot.camera_move;
+  form.characters.value = shot.characters.join(", ");
+  form.description.value = shot.description;
+  form.dialogue.value = dialogueText(shot.dialogue);
+  form.image_prompt.value = shot.image_prompt;
+  form.seed.value = String(shot.seed);
+  const regenerating = done && state.features.regenerate;
+  for (const input of form.querySelectorAll("input, select, textarea")) {
+    input.disabled = !reviewing && !(regenerating && ["image_prompt", "seed"].includes(input.name));
+  }
+  $("button[type=submit]", form).hidden = !reviewing;
+  $("#regenerate").hidden = !regenerating;
+}
+
+function editedFields(form, shot) {
+  const values = {
+    shot_size: form.shot_size.value,
+    camera_angle: form.camera_angle.value,
+    camera_move: form.camera_move.value,
+    characters: form.characters.value.split(/[,、]/).map((n) => n.trim()).filter(Boolean),
+    description: form.description.value,
+    dialogue: dialogueOf(form.dialogue.value),
+    image_prompt: form.image_prompt.value,
+    seed: form.seed.value === "" ? shot.seed : Number(form.seed.value),
+  };
+  const changes = {};
+  for (const name of EDITED_FIELDS) {
+    const before = name === "dialogue"
+      ? dialogueOf(dialogueText(shot.dialogue)) : shot[name];
+    if (JSON.stringify(values[name]) !== JSON.stringify(before)) changes[name] = values[name];
+  }
+  return changes;
+}
+
+/** A refusal's problems, each shown beside the field it names. */
+function showProblems(form, err) {
+  const problems = err.body?.problems || [{ field: null, rule: err.message }];
+  for (const problem of problems) {
+    const base = (problem.field || "").split(/[.[]/)[0];
+    const target = $(`[data-error-for="${base}"]`, form) || $("[data-error-for=shot]", form);
+    const where = problem.shot && problem.shot !== state.editing ? `${problem.shot}: ` : "";
+    target.textContent = `${target.textContent ? `${target.textContent} ` : ""}${where}${problem.rule}`;
+  }
+}
+
+async function saveShot(e) {
+  e.preventDefault();
+  const form = e.target;
+  const shot = state.job.plan.shots.find((s) => s.id === state.editing);
+  for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  const note = $("#editor-note");
+  const changes = editedFields(form, shot);
+  if (!Object.keys(changes).length) {
+    note.textContent = t("shot.nothing");
+    return;
+  }
+  note.textContent = "";
+  try {
+    const answer = await api(`/v1/jobs/${state.job.id}/shots/${shot.id}`,
+      { method: "PATCH", json: changes });
+    applyPlan(answer);
+    note.textContent = t("shot.saved", { version: answer.version,
+      summary: answer.diff?.summary || "" });
+  } catch (err) {
+    showProblems(form, err);
+  }
+}
+
+async function regenerate(jobId, shotId, body = {}) {
+  try {
+    await api(`/v1/jobs/${jobId}/shots/${shotId}:regenerate`, { method: "POST", json: body });
+    await openJob(jobId);
+  } catch (err) {
+    showError("job", err);
+  }
+}
+
+// -- progress and the finished video ------------------------------------------------------------
+
+function renderProgress() {
+  const job = state.job;
+  const section = $("#progress");
+  const rendering = job?.plan && ["running", "done"].includes(job.status);
+  section.hidden = !rendering;
+  if (!rendering) return;
+  const total = job.plan.shots.length;
+  const done = job.plan.shots.filter((s) => state.shots.get(s.id) === "done").length;
+  const bar = $("#progress-bar");
+  // Shots are most of the work; assembling the video and signing it the rest.
+  bar.value = job.status === "done" ? 1 : 0.9 * (done / total) + 0.1 * state.assembled;
+  const parts = [t("progress.shots", { done, total })];
+  if (state.stage && job.status !== "done") parts.push(t("progress.stage", { stage: state.stage }));
+  $("#progress-text").textContent = parts.join(" · ");
+  renderStoryboard();
+}
+
+function renderResult(job) {
+  const section = $("#result");
+  const done = job.status === "done";
+  section.hidden = !done;
+  const video = $("#video");
+  if (!done) {
+    video.removeAttribute("src");
+    return;
+  }
+  const url = (name) => `/v1/jobs/${job.id}/files/${encodeURIComponent(name)}`;
+  const src = `${url("video.mp4")}?v=${job.events}`;
+  if (video.getAttribute("src") !== src) video.src = src; // a new version after a re-render
+  const size = (bytes) => (bytes > 1e6 ? `${(bytes / 1e6).toFixed(1)} MB`
+    : `${Math.max(1, Math.round(bytes / 1e3))} kB`);
+  $("#downloads").replaceChildren(...job.outputs.map((file) => el("li", {},
+    el("a", { href: url(file.name), download: file.name, textContent: file.name }),
+    el("small", { textContent: ` ${size(file.bytes)}` }))));
+}
+
+// -- start --------------------------------------------------------------------------------------
+
+let chat = null;
+
+function fillChoices(select, values) {
+  select.replaceChildren(...values.map((v) => el("option", { value: v,
+    textContent: v.replaceAll("_", " ") })));
+}
+
+function relabel() {
+  translate();
+  $("#lang").textContent = t("lang.switch");
+  if (state.job) {
+    $("#storyboard").dataset.key = "";
+    render();
+  }
+  listJobs().catch(() => {});
+}
+
+async function start() {
+  setLanguage(initialLanguage());
+  translate();
+  const brief = $("#brief");
+  brief.language.value = language();
+  brief.addEventListener("submit", createJob);
+  brief.song.addEventListener("change", () => {
+    const song = Boolean(brief.song.files.length);
+    $("#song-rights").hidden = !song;
+    brief.duration_s.disabled = song;
+  });
+  $("#lang").addEventListener("click", () => {
+    setLanguage(language() === "ja" ? "en" : "ja");
+    relabel();
+  });
+  const editor = $("#shot-editor");
+  fillChoices(editor.shot_size, SHOT_SIZES);
+  fillChoices(editor.camera_angle, CAMERA_ANGLES);
+  fillChoices(editor.camera_move, CAMERA_MOVES);
+  editor.addEventListener("submit", saveShot);
+  $("#editor-close").addEventListener("click", () => {
+    state.editing = null;
+    editor.hidden = true;
+    renderStoryboard();
+    renderStrip();
+  });
+  $("#regenerate").addEventListener("click", () => {
+    const changes = editedFields(editor, state.job.plan.shots.find((s) => s.id === state.editing));
+    regenerate(state.job.id, state.editing, changes);
+  });
+  strip = new Strip($("#strip"), { onMoveCut: moveCut, onSelect: (shot) => selectShot(shot.id) });
+  const act = (name, path) => $(`#${name}`).addEventListener("click", async () => {
+    showError("job", null);
+    try {
+      state.job = await api(`/v1/jobs/${state.job.id}${path}`, { method: "POST" });
+      render();
+      if (name === "resume") openJob(state.job.id);
+    } catch (err) {
+      showError("job", err);
+    }
+  });
+  act("approve", ":approve");
+  act("cancel", ":cancel");
+  act("resume", ":resume");
+  window.addEventListener("hashchange", () => {
+    const id = location.hash.match(/^#\/jobs\/([\w-]+)$/)?.[1];
+    if (id && id !== state.job?.id) openJob(id);
+  });
+
+  try {
+    await findFeatures();
+  } catch (err) {
+    showError("brief", new Error(t("error.network", { message: err.message })));
+    return;
+  }
+  if (state.features.chat) {
+    $("#chat").hidden = false;
+    chat = new Chat($("#chat"), {
+      request, jobId: () => state.job?.id ?? null,
+      changed: (change) => {
+        if (change.job_id && change.job_id !== state.job?.id) openJob(change.job_id);
+        else refreshSoon();
+        listJobs();
+      },
+      propose: (p) => (p.action === "approve"
+        ? api(`/v1/jobs/${p.job_id}:approve`, { method: "POST" }).then(() => openJob(p.job_id))
+        : regenerate(p.job_id, p.shot_id)),
+    });
+  }
+  await listJobs();
+  const id = location.hash.match(/^#\/jobs\/([\w-]+)$/)?.[1];
+  if (id) openJob(id);
+  document.body.dataset.ready = "true";
+}
+
+start();
