@@ -1,0 +1,301 @@
+"""The studio's page in a real browser (the system's Chromium, driven by Playwright) against a
+real studio and real services: a person writes a brief, reviews the storyboard, drags a cut,
+edits a prompt, approves, watches the shots render, plays the video and downloads the rights
+report; on a phone too, in Japanese, and behind a token.
+
+`KANTOKU_SCREENSHOTS=docs` keeps the plan and the finished job as docs/studio-plan.png and
+docs/studio-done.png (else they go to the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.integration.test_studio_api import BRIEF, running_studio, wait_for
+from tests.integration.test_jobs import standalone_services
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PLANNED, FINISHED = 90_000, 180_000  # ms: a heuristic plan; a short job rendered
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install the "
+                       "distribution's chromium package to drive the studio's page"),
+]
+
+@pytest.fixture(scope="module")
+def studio() -> Iterator[str]:
+    # The briefs have no dialogue: the jobs call the image and video services only.
+    with standalone_services("image", "video") as services, running_studio(services) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                             headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def api(studio: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=studio, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("KANTOKU_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_page(browser: Browser, studio: str, **options: Any) -> Page:
+    """A new browser context on the studio; a script error on the page fails the test."""
+    context = browser.new_context(base_url=studio, accept_downloads=True, **options)
+    page = context.new_page()
+    page.on("pageerror", lambda error: pytest.fail(f"the page threw: {error}"))
+    page.goto("/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    return page
+
+
+def job_id_of(page: Page) -> str:
+    return str(page.evaluate("location.hash")).rsplit("/", 1)[-1]
+
+
+def fill_brief(page: Page, title: str, duration: str | None = "4") -> None:
+    form = page.locator("#brief")
+    form.locator("[name=title]").fill(title)
+    form.locator("[name=logline]").fill(BRIEF["logline"])
+    if duration is not None:
+        form.locator("[name=duration_s]").fill(duration)
+    form.locator("[name=characters]").fill("Mei: yellow raincoat")
+    form.locator("[name=locations]").fill("night market\nriver bank")
+    form.locator("[name=aspect]").select_option("16:9")
+    form.locator("[name=resolution]").select_option("480p")
+
+
+def drag_cut(page: Page, duration_s: float, from_s: float, to_s: float) -> None:
+    strip = page.locator("#strip")
+    strip.scroll_into_view_if_needed()
+    box = strip.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] - 15  # on the shots' row
+
+    def x(t: float) -> float:
+        return box["x"] + box["width"] * t / duration_s
+
+    page.mouse.move(x(from_s), y)
+    page.mouse.down()
+    page.mouse.move(x(to_s), y, steps=10)
+    page.mouse.up()
+
+
+def test_a_brief_becomes_a_reviewed_edited_approved_video(browser: Browser, studio: str,
+                                                          api: httpx.Client,
+                                                          screenshots: Path) -> None:
+    page = open_page(browser, studio, locale="en-US", viewport={"width": 1360, "height": 900})
+    paths = api.get("/openapi.json").json()["paths"]
+    if "/v1/chats" in paths:  # the chat panel shows where the studio can chat
+        expect(page.locator("#chat")).to_be_visible()
+    else:
+        expect(page.locator("#chat")).to_be_hidden()
+
+    fill_brief(page, "Night market")
+    page.locator("#brief button[type=submit]").click()
+    status = page.locator("#job-status")
+    expect(status).to_have_attribute("data-status", "awaiting_review", timeout=PLANNED)
+    expect(status).to_have_text("awaiting review")
+    job_id = job_id_of(page)
+    plan = api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]
+    shots = plan["shots"]
+    assert len(shots) >= 2, "the drag needs a cut"
+    expect(page.locator("#storyboard li")).to_have_count(len(shots))
+    expect(page.locator("#storyboard li").first).to_contain_text(shots[0]["id"])
+    expect(page.locator("#policy")).to_contain_text("clears all")
+    expect(page.locator("#job-summary")).to_contain_text(f"{len(shots)} shots")
+
+    # Drag the first cut: the plan's next version has it where it was dropped (on a frame, or
+    # on the song's beat), and the two shots still meet.
+    first, second = shots[0], shots[1]
+    room = second["end_s"] - first["end_s"] - 0.5
+    target = first["end_s"] + min(0.4, room) if room > 0.2 else first["end_s"] - 0.4
+    drag_cut(page, plan["duration_s"], first["end_s"], target)
+    expect(page.locator("#strip-note")).to_contain_text(f"Cut after {first['id']}")
+    moved = api.get(f"/v1/jobs/{job_id}/plan").json()
+    assert moved["version"] == 2
+    cut = moved["plan"]["shots"][0]["end_s"]
+    assert abs(cut - target) < 0.1 and cut != first["end_s"], (cut, target)
+    assert moved["plan"]["shots"][1]["start_s"] == cut
+    expect(page.locator("#strip-note")).to_contain_text(f"{cut:.2f} s")
+    expect(page.locator("#storyboard li").first).to_contain_text(f"{cut:.2f} s")
+
+    # Click the first shot and change its prompt.
+    page.locator(f"#storyboard li[data-shot={first['id']}] .frame").click()
+    editor = page.locator("#shot-editor")
+    expect(editor).to_be_visible()
+    expect(editor.locator("h3")).to_have_text(f"Edit {first['id']}")
+    editor.locator("[name=image_prompt]").fill("lanterns swaying above the stalls")
+    editor.locator("button[type=submit]").click()
+    expect(page.locator("#editor-note")).to_contain_text("plan v3")
+    edited = api.get(f"/v1/jobs/{job_id}/plan").json()
+    assert edited["plan"]["shots"][0]["image_prompt"] == "lanterns swaying above the stalls"
+
+    # A name the brief does not have is refused beside the characters field; nothing changes.
+    editor.locator("[name=characters]").fill("Mei, Nobody")
+    editor.locator("button[type=submit]").click()
+    refusal = editor.locator("[data-error-for=characters]")
+    expect(refusal).to_contain_text("Nobody")
+    expect(refusal).to_contain_text("not in the brief")
+    assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 3
+    editor.locator("[name=characters]").fill("Mei")
+    page.screenshot(path=str(screenshots / "studio-plan.png"), full_page=True)
+
+    # Approve, and watch the shots fill in as they finish.
+    page.evaluate("""() => {
+        window.progressSeen = [];
+        const text = document.querySelector('#progress-text');
+        new MutationObserver(() => window.progressSeen.push(text.textContent))
+            .observe(text, {childList: true, characterData: true, subtree: true});
+    }""")
+    page.locator("#approve").click()
+    expect(page.locator("#approve")).to_be_hidden()
+    expect(page.locator("#progress")).to_be_visible()
+    expect(status).to_have_attribute("data-status", "done", timeout=FINISHED)
+    expect(page.locator("#storyboard li[data-state=done]")).to_have_count(len(shots))
+    seen = [int(text.split(" of ")[0]) for text in page.evaluate("window.progressSeen")
+            if " of " in text]
+    assert seen == sorted(seen) and seen[-1] == len(shots), seen
+    assert any(0 < count < len(shots) for count in seen), f"no shot finished on its own: {seen}"
+    expect(page.locator("#progress-bar")).to_have_attribute("value", "1")
+
+    # The video plays in the page, as long as the plan; every output is a download.
+    job = wait_for(api, job_id, "done")
+    page.wait_for_function("document.querySelector('#video').readyState >= 1", timeout=30_000)
+    video = page.evaluate("(() => { const v = document.querySelector('#video');"
+                          " return {duration: v.duration, error: v.error && v.error.code}; })()")
+    assert video["error"] is None
+    assert abs(video["duration"] - job["plan"]["duration_s"]) < 0.1, video
+    links = page.locator("#downloads a")
+    names = set(links.evaluate_all("links => links.map(a => a.textContent)"))
+    assert {"video.mp4", "timeline.otio", "rights.html", "record.json"} <= names
+    assert names == {o["name"] for o in job["outputs"]}
+    expect(page.locator("#policy .badge").first).to_have_text("publish: yes")
+    with page.expect_download() as download_info:
+        page.locator("#downloads a[download='rights.html']").click()
+    download = download_info.value
+    assert download.suggested_filename == "rights.html"
+    assert Path(download.path()).read_bytes() == \
+        api.get(f"/v1/jobs/{job_id}/files/rights.html").content
+    page.locator("#editor-close").click()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(screenshots / "studio-done.png"), full_page=True)
+    page.context.close()
+
+
+def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(browser: Browser, studio: str,
+                                                           tmp_path: Path) -> None:
+    from tests.conftest import make_song
+
+    song = make_song(tmp_path / "song.wav", 6)
+    lyrics = tmp_path / "song.lrc"
+    lyrics.write_text("[00:01.00]lanterns in the rain\n[00:03.50]the night is ours\n")
+    page = open_page(browser, studio, locale="ja-JP", viewport={"width": 1280, "height": 900})
+    form = page.locator("#brief")
+    expect(form.locator("button[type=submit]")).to_have_text("計画を立てる")  # from the browser
+
+    fill_brief(page, "夜市", duration=None)
+    form.locator("[name=song]").set_input_files(str(song))
+    expect(page.locator("#song-rights")).to_be_visible()
+    expect(form.locator("[name=duration_s]")).to_be_disabled()  # the song sets the length
+    form.locator("[name=lyrics]").set_input_files(str(lyrics))
+    form.locator("[name=song_holder]").fill("kantoku project")
+    form.locator("[name=song_license]").fill("CC0-1.0")
+    form.locator("[name=song_commercial]").check()
+    form.locator("button[type=submit]").click()
+    status = page.locator("#job-status")
+    expect(status).to_have_attribute("data-status", "awaiting_review", timeout=PLANNED)
+    expect(status).to_have_text("確認待ち")
+    board = page.locator("#storyboard")
+    expect(board).to_contain_text("lanterns in the rain")
+    expect(board).to_contain_text("the night is ours")
+    expect(page.locator("#job-summary")).to_contain_text("6.00 秒")
+    expect(page.locator("#timeline")).to_be_visible()
+
+    page.locator("#cancel").click()
+    expect(status).to_have_attribute("data-status", "cancelled")
+    expect(status).to_have_text("取り消し")
+    expect(page.locator("#approve")).to_be_hidden()
+    page.locator("#lang").click()  # to English, and it stays so
+    expect(status).to_have_text("cancelled")
+    expect(form.locator("button[type=submit]")).to_have_text("Plan it")
+    page.reload()
+    expect(page.locator("#job-status")).to_have_text("cancelled")
+    page.context.close()
+
+
+def test_the_page_fits_a_phone(browser: Browser, studio: str, api: httpx.Client) -> None:
+    created = api.post("/v1/jobs", json={"brief": {**BRIEF, "seed": 11}, "planner": "heuristic"})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    wait_for(api, job_id, "awaiting_review")
+    page = open_page(browser, studio, locale="en-US", viewport={"width": 390, "height": 844},
+                     is_mobile=True, has_touch=True, device_scale_factor=2)
+
+    def overflow() -> int:
+        return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+    assert overflow() <= 0, "the empty page is wider than the phone"
+    page.goto(f"/#/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "awaiting_review")
+    expect(page.locator("#storyboard li").first).to_be_visible()
+    page.locator("#storyboard li .frame").first.tap()
+    expect(page.locator("#shot-editor")).to_be_visible()
+    assert overflow() <= 0, "the plan is wider than the phone"
+    job_box, brief_box = page.locator("#job").bounding_box(), page.locator("#brief").bounding_box()
+    assert job_box and brief_box and job_box["y"] < brief_box["y"], "the open job comes first"
+    strip = page.locator("#strip").bounding_box()
+    assert strip and strip["width"] <= 390
+    page.context.close()
+
+
+def test_the_page_asks_for_the_token_once(browser: Browser, studio: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANTOKU_AUTH_TOKEN", "s3cret-token")
+    assert httpx.get(f"{studio}/").status_code == 200  # the page itself needs no token
+    assert httpx.get(f"{studio}/static/studio.js").status_code == 200
+    context = browser.new_context(base_url=studio, locale="en-US")
+    page = context.new_page()
+    page.goto("/")
+    dialog = page.locator("#token-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator("[name=token]").fill("wrong")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog.locator("[data-error-for=token]")).to_have_text(
+        "That token is not right; try again.")
+    dialog.locator("[name=token]").fill("s3cret-token")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    cookie = next(c for c in context.cookies() if c["name"] == "kantoku_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert "kantoku_token" not in page.evaluate("document.cookie")  # out of the scripts' reach
+    page.reload()  # the cookie holds: no second question
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(dialog).to_be_hidden()
+    assert httpx.get(f"{studio}/v1/jobs").status_code == 401
+    context.close()
