@@ -144,6 +144,10 @@ class Problem(BaseModel):
     rule: str
 
 
+class SessionRequest(BaseModel):
+    token: str = Field(description="the studio's KANTOKU_AUTH_TOKEN")
+
+
 class ErrorView(BaseModel):
     detail: str
     reason: str
@@ -303,11 +307,16 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    class Session(BaseModel):
-        token: str
+    @app.get("/fonts/noto-sans-jp.otf", include_in_schema=False)
+    async def page_font() -> FileResponse:
+        """The videos' Noto Sans JP, for browsers on machines without a Japanese font."""
+        from kantoku.services._core.fonts import cjk_font_path
+
+        return FileResponse(cjk_font_path(), media_type="font/otf",
+                            headers={"Cache-Control": "public, max-age=86400"})
 
     @app.post(f"{API}/session", status_code=204, include_in_schema=False)
-    async def session(body: Session, request: Request) -> Response:
+    async def session(body: SessionRequest, request: Request) -> Response:
         """The page's sign-in: a right token becomes an HttpOnly cookie every route accepts."""
         expected = core_settings().token or ""
         if not hmac.compare_digest(body.token.strip().encode(), expected.encode()):

@@ -3,23 +3,23 @@ real studio and real services: a person writes a brief, reviews the storyboard, 
 edits a prompt, approves, watches the shots render, plays the video and downloads the rights
 report; on a phone too, in Japanese, and behind a token.
 
-`KANTOKU_SCREENSHOTS=docs` keeps the plan and the finished job as docs/studio-plan.png and
-docs/studio-done.png (else they go to the test's temporary folder).
+`KANTOKU_SCREENSHOTS=docs` keeps the plan, the finished job and the phone's view as
+docs/studio-plan.png, studio-done.png and studio-phone.png (else they go to a temporary folder).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.integration.test_studio_api import BRIEF, running_studio, wait_for
 from tests.integration.test_jobs import standalone_services
+from tests.integration.test_studio_api import BRIEF, running_studio, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -63,24 +63,35 @@ def screenshots(tmp_path: Path) -> Path:
     return folder
 
 
-def open_page(browser: Browser, studio: str, **options: Any) -> Page:
-    """A new browser context on the studio; a script error on the page fails the test."""
-    context = browser.new_context(base_url=studio, accept_downloads=True, **options)
-    page = context.new_page()
-    page.on("pageerror", lambda error: pytest.fail(f"the page threw: {error}"))
-    page.goto("/")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    return page
+@pytest.fixture
+def open_page(browser: Browser, studio: str) -> Iterator[Callable[..., Page]]:
+    """Opens the studio's page in a new browser context (closed after the test, so no event
+    stream outlives it); a script error on the page fails the test."""
+    contexts: list[BrowserContext] = []
+
+    def opened(wait: bool = True, **options: Any) -> Page:
+        context = browser.new_context(base_url=studio, accept_downloads=True, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"the page threw: {error}"))
+        page.goto("/")
+        if wait:
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        return page
+
+    yield opened
+    for context in contexts:
+        context.close()
 
 
 def job_id_of(page: Page) -> str:
     return str(page.evaluate("location.hash")).rsplit("/", 1)[-1]
 
 
-def fill_brief(page: Page, title: str, duration: str | None = "4") -> None:
+def fill_brief(page: Page, title: str, duration: str | None = "8") -> None:
     form = page.locator("#brief")
     form.locator("[name=title]").fill(title)
-    form.locator("[name=logline]").fill(BRIEF["logline"])
+    form.locator("[name=logline]").fill(str(BRIEF["logline"]))
     if duration is not None:
         form.locator("[name=duration_s]").fill(duration)
     form.locator("[name=characters]").fill("Mei: yellow raincoat")
@@ -105,10 +116,9 @@ def drag_cut(page: Page, duration_s: float, from_s: float, to_s: float) -> None:
     page.mouse.up()
 
 
-def test_a_brief_becomes_a_reviewed_edited_approved_video(browser: Browser, studio: str,
-                                                          api: httpx.Client,
-                                                          screenshots: Path) -> None:
-    page = open_page(browser, studio, locale="en-US", viewport={"width": 1360, "height": 900})
+def test_a_brief_becomes_a_reviewed_edited_approved_video(
+        open_page: Callable[..., Page], api: httpx.Client, screenshots: Path) -> None:
+    page = open_page(locale="en-US", viewport={"width": 1360, "height": 900})
     paths = api.get("/openapi.json").json()["paths"]
     if "/v1/chats" in paths:  # the chat panel shows where the studio can chat
         expect(page.locator("#chat")).to_be_visible()
@@ -201,20 +211,25 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(browser: Browser, stud
     assert download.suggested_filename == "rights.html"
     assert Path(download.path()).read_bytes() == \
         api.get(f"/v1/jobs/{job_id}/files/rights.html").content
+    page.evaluate("""() => new Promise((seeked) => {
+        const video = document.querySelector('#video');
+        video.addEventListener('seeked', seeked, {once: true});
+        video.currentTime = 2;
+    })""")
+    assert page.evaluate("document.querySelector('#video').readyState") >= 2  # a frame decoded
     page.locator("#editor-close").click()
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(screenshots / "studio-done.png"), full_page=True)
-    page.context.close()
 
 
-def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(browser: Browser, studio: str,
-                                                           tmp_path: Path) -> None:
+def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
+        open_page: Callable[..., Page], tmp_path: Path) -> None:
     from tests.conftest import make_song
 
     song = make_song(tmp_path / "song.wav", 6)
     lyrics = tmp_path / "song.lrc"
     lyrics.write_text("[00:01.00]lanterns in the rain\n[00:03.50]the night is ours\n")
-    page = open_page(browser, studio, locale="ja-JP", viewport={"width": 1280, "height": 900})
+    page = open_page(locale="ja-JP", viewport={"width": 1280, "height": 900})
     form = page.locator("#brief")
     expect(form.locator("button[type=submit]")).to_have_text("計画を立てる")  # from the browser
 
@@ -245,15 +260,15 @@ def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(browser: Browser, stu
     expect(form.locator("button[type=submit]")).to_have_text("Plan it")
     page.reload()
     expect(page.locator("#job-status")).to_have_text("cancelled")
-    page.context.close()
 
 
-def test_the_page_fits_a_phone(browser: Browser, studio: str, api: httpx.Client) -> None:
+def test_the_page_fits_a_phone(open_page: Callable[..., Page], api: httpx.Client,
+                               screenshots: Path) -> None:
     created = api.post("/v1/jobs", json={"brief": {**BRIEF, "seed": 11}, "planner": "heuristic"})
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
     wait_for(api, job_id, "awaiting_review")
-    page = open_page(browser, studio, locale="en-US", viewport={"width": 390, "height": 844},
+    page = open_page(locale="en-US", viewport={"width": 390, "height": 844},
                      is_mobile=True, has_touch=True, device_scale_factor=2)
 
     def overflow() -> int:
@@ -270,17 +285,16 @@ def test_the_page_fits_a_phone(browser: Browser, studio: str, api: httpx.Client)
     assert job_box and brief_box and job_box["y"] < brief_box["y"], "the open job comes first"
     strip = page.locator("#strip").bounding_box()
     assert strip and strip["width"] <= 390
-    page.context.close()
+    page.screenshot(path=str(screenshots / "studio-phone.png"))
 
 
-def test_the_page_asks_for_the_token_once(browser: Browser, studio: str,
+def test_the_page_asks_for_the_token_once(open_page: Callable[..., Page], studio: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KANTOKU_AUTH_TOKEN", "s3cret-token")
     assert httpx.get(f"{studio}/").status_code == 200  # the page itself needs no token
     assert httpx.get(f"{studio}/static/studio.js").status_code == 200
-    context = browser.new_context(base_url=studio, locale="en-US")
-    page = context.new_page()
-    page.goto("/")
+    page = open_page(wait=False, locale="en-US")
+    context = page.context
     dialog = page.locator("#token-dialog")
     expect(dialog).to_be_visible()
     dialog.locator("[name=token]").fill("wrong")
@@ -298,4 +312,3 @@ def test_the_page_asks_for_the_token_once(browser: Browser, studio: str,
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(dialog).to_be_hidden()
     assert httpx.get(f"{studio}/v1/jobs").status_code == 401
-    context.close()

@@ -178,7 +178,12 @@ async function createJob(e) {
 }
 
 async function listJobs() {
-  const jobs = await api("/v1/jobs");
+  let jobs;
+  try {
+    jobs = await api("/v1/jobs");
+  } catch {
+    return; // the list stays as it was
+  }
   const list = $("#jobs");
   list.replaceChildren(...jobs.reverse().map((job) => el("li", {},
     el("a", { href: `#/jobs/${job.id}`, className: job.id === state.job?.id ? "current" : "" },
@@ -263,7 +268,12 @@ function refreshSoon() {
   state.refresh = setTimeout(async () => {
     const id = state.job?.id;
     if (!id) return;
-    const job = await api(`/v1/jobs/${id}`);
+    let job;
+    try {
+      job = await api(`/v1/jobs/${id}`);
+    } catch {
+      return; // the next event tries again
+    }
     if (state.job?.id !== id) return;
     const planChanged = job.plan_version !== state.job.plan_version || !state.music;
     state.job = job;
@@ -300,7 +310,14 @@ function render() {
   renderStrip();
   renderProgress();
   renderResult(job);
-  if (state.editing) fillEditor(state.editing);
+  // The editor is filled again only when the plan or the job's status changed (not while
+  // a person types and events arrive).
+  const key = `${job.id}:${state.editing}:${job.plan_version}:${job.status}`;
+  const editor = $("#shot-editor");
+  if (state.editing && editor.dataset.key !== key) {
+    editor.dataset.key = key;
+    fillEditor(state.editing);
+  }
 }
 
 function renderPolicy(job) {
@@ -389,11 +406,14 @@ function renderStrip() {
   const job = state.job;
   $("#timeline").hidden = !job?.plan;
   if (!job?.plan) return;
-  strip.set(job.plan, state.music, { selected: state.editing,
-    editable: job.status === "awaiting_review" });
+  const editable = job.status === "awaiting_review";
+  strip.set(job.plan, state.music, { selected: state.editing, editable });
+  for (const node of document.querySelectorAll("#timeline .muted, #timeline .note")) {
+    node.hidden = !editable; // cuts move only while the plan is reviewed
+  }
 }
 
-async function moveCut(shot, t) {
+async function moveCut(shot, at) {
   const job = state.job;
   const note = $("#strip-note");
   showError("end_s", null);
@@ -403,12 +423,12 @@ async function moveCut(shot, t) {
     if (state.features.timeline) {
       // The studio moves the cut it shares with the next shot and snaps it to a beat.
       answer = await api(`/v1/jobs/${job.id}/shots/${shot.id}`,
-        { method: "PATCH", json: { end_s: Number(t.toFixed(3)) } });
+        { method: "PATCH", json: { end_s: Number(at.toFixed(3)) } });
     } else {
       // A studio without cut moves: both sides of the cut change in one plan, on a frame.
       const plan = structuredClone(job.plan);
       const index = plan.shots.findIndex((s) => s.id === shot.id);
-      const cut = Number((Math.round(t * plan.fps) / plan.fps).toFixed(6));
+      const cut = Number((Math.round(at * plan.fps) / plan.fps).toFixed(6));
       plan.shots[index].end_s = cut;
       plan.shots[index + 1].start_s = cut;
       answer = await api(`/v1/jobs/${job.id}/plan`, { method: "PUT", json: plan });
@@ -440,6 +460,7 @@ function selectShot(id) {
   form.hidden = false;
   $("#editor-note").textContent = "";
   for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  form.dataset.key = `${state.job.id}:${id}:${state.job.plan_version}:${state.job.status}`;
   fillEditor(id);
   renderStoryboard();
   renderStrip();
@@ -600,9 +621,10 @@ function relabel() {
   $("#lang").textContent = t("lang.switch");
   if (state.job) {
     $("#storyboard").dataset.key = "";
+    $("#shot-editor").dataset.key = "";
     render();
   }
-  listJobs().catch(() => {});
+  listJobs();
 }
 
 async function start() {

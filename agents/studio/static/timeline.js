@@ -3,7 +3,9 @@
 
 const MIN_SHOT_S = 0.5; // the plan's shortest shot (planner/planning/plan.py)
 const GRAB_PX = 8; // how near a cut the pointer must be to take it
-const ROWS = { sections: [0, 16], wave: [16, 80], lyrics: [80, 98], shots: [98, 132] };
+// Rows of the strip, in CSS pixels: with the song's timeline, and without one (a ruler).
+const MUSIC_ROWS = { sections: [0, 16], wave: [16, 80], lyrics: [80, 98], shots: [98, 132] };
+const PLAIN_ROWS = { ruler: [0, 22], shots: [22, 58] };
 
 export function hue(text) {
   let h = 0;
@@ -21,6 +23,7 @@ export class Strip {
     this.hooks = hooks;
     this.plan = null;
     this.music = null;
+    this.rows = PLAIN_ROWS;
     this.selected = null;
     this.editable = false;
     this.drag = null;
@@ -34,6 +37,8 @@ export class Strip {
 
   set(plan, music, { selected = this.selected, editable = this.editable } = {}) {
     Object.assign(this, { plan, music, selected, editable });
+    this.rows = music ? MUSIC_ROWS : PLAIN_ROWS;
+    this.canvas.style.height = `${this.rows.shots[1]}px`;
     this.canvas.dataset.duration = plan ? String(plan.duration_s) : "";
     this.draw();
   }
@@ -115,25 +120,27 @@ export class Strip {
     const css = getComputedStyle(canvas);
     const ink = css.getPropertyValue("--ink").trim() || "#222";
     const faint = css.getPropertyValue("--faint").trim() || "#888";
-    g.font = "11px system-ui, sans-serif";
+    g.font = `11px ${css.fontFamily}`;
     g.textBaseline = "middle";
-    if (this.music) this.drawMusic(g, height, faint, ink);
+    if (this.music) this.drawMusic(g, faint, ink);
     else this.drawRuler(g, faint);
     this.drawShots(g, ink);
   }
 
   drawRuler(g, faint) {
     const step = this.plan.duration_s > 60 ? 10 : this.plan.duration_s > 20 ? 5 : 1;
+    const bottom = PLAIN_ROWS.ruler[1];
     g.fillStyle = faint;
     for (let s = 0; s <= this.plan.duration_s; s += step) {
       const x = this.x(s);
-      g.fillRect(x, ROWS.lyrics[1] - 8, 1, 8);
-      if (s % (step * 2) === 0) g.fillText(`${s}s`, x + 3, ROWS.lyrics[1] - 12);
+      g.fillRect(x, bottom - 6, 1, 6);
+      if (s % (step * 2) === 0) g.fillText(`${s}s`, x + 3, bottom - 11);
     }
   }
 
-  drawMusic(g, height, faint, ink) {
+  drawMusic(g, faint, ink) {
     const m = this.music;
+    const ROWS = MUSIC_ROWS;
     for (const section of m.sections) {
       const x0 = this.x(section.start_s);
       g.fillStyle = `hsl(${hue(section.name)} 55% 82%)`;
@@ -172,7 +179,7 @@ export class Strip {
 
   drawShots(g, ink) {
     const shots = this.plan.shots;
-    const [top, bottom] = ROWS.shots;
+    const [top, bottom] = this.rows.shots;
     const ends = shots.map((s, i) => (this.drag && this.drag.index === i ? this.drag.t : s.end_s));
     shots.forEach((shot, i) => {
       const start = i === 0 ? 0 : ends[i - 1];
