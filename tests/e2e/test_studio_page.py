@@ -216,7 +216,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
         video.addEventListener('seeked', seeked, {once: true});
         video.currentTime = 2;
     })""")
-    assert page.evaluate("document.querySelector('#video').readyState") >= 2  # a frame decoded
+    page.wait_for_function("document.querySelector('#video').readyState >= 3")  # frames decode
     page.locator("#editor-close").click()
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(screenshots / "studio-done.png"), full_page=True)
@@ -264,7 +264,8 @@ def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
 
 def test_the_page_fits_a_phone(open_page: Callable[..., Page], api: httpx.Client,
                                screenshots: Path) -> None:
-    created = api.post("/v1/jobs", json={"brief": {**BRIEF, "seed": 11}, "planner": "heuristic"})
+    created = api.post("/v1/jobs", json={"brief": {**BRIEF, "seed": 11, "duration_s": 8},
+                                         "planner": "heuristic"})
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
     wait_for(api, job_id, "awaiting_review")
@@ -278,14 +279,15 @@ def test_the_page_fits_a_phone(open_page: Callable[..., Page], api: httpx.Client
     page.goto(f"/#/jobs/{job_id}")
     expect(page.locator("#job-status")).to_have_attribute("data-status", "awaiting_review")
     expect(page.locator("#storyboard li").first).to_be_visible()
+    assert overflow() <= 0, "the plan is wider than the phone"
+    page.screenshot(path=str(screenshots / "studio-phone.png"))
     page.locator("#storyboard li .frame").first.tap()
     expect(page.locator("#shot-editor")).to_be_visible()
-    assert overflow() <= 0, "the plan is wider than the phone"
+    assert overflow() <= 0, "the shot editor is wider than the phone"
     job_box, brief_box = page.locator("#job").bounding_box(), page.locator("#brief").bounding_box()
     assert job_box and brief_box and job_box["y"] < brief_box["y"], "the open job comes first"
     strip = page.locator("#strip").bounding_box()
     assert strip and strip["width"] <= 390
-    page.screenshot(path=str(screenshots / "studio-phone.png"))
 
 
 def test_the_page_asks_for_the_token_once(open_page: Callable[..., Page], studio: str,

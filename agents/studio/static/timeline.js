@@ -2,7 +2,7 @@
 // a canvas. A cut is dragged with the pointer; a click on a shot selects it.
 
 const MIN_SHOT_S = 0.5; // the plan's shortest shot (planner/planning/plan.py)
-const GRAB_PX = 8; // how near a cut the pointer must be to take it
+const GRAB_PX = { mouse: 8, pen: 8, touch: 18 }; // how near a cut a pointer takes it
 // Rows of the strip, in CSS pixels: with the song's timeline, and without one (a ruler).
 const MUSIC_ROWS = { sections: [0, 16], wave: [16, 80], lyrics: [80, 98], shots: [98, 132] };
 const PLAIN_ROWS = { ruler: [0, 22], shots: [22, 58] };
@@ -46,10 +46,11 @@ export class Strip {
   x(t) { return (t / this.plan.duration_s) * this.canvas.clientWidth; }
   time(e) { return (e.offsetX / this.canvas.clientWidth) * this.plan.duration_s; }
 
-  cutNear(px) {
+  cutNear(e) {
     const shots = this.plan.shots;
+    const grab = GRAB_PX[e.pointerType] ?? GRAB_PX.mouse;
     for (let i = 0; i < shots.length - 1; i++) {
-      if (Math.abs(this.x(shots[i].end_s) - px) <= GRAB_PX) return i;
+      if (Math.abs(this.x(shots[i].end_s) - e.offsetX) <= grab) return i;
     }
     return -1;
   }
@@ -58,7 +59,7 @@ export class Strip {
 
   down(e) {
     if (!this.plan) return;
-    const cut = this.editable ? this.cutNear(e.offsetX) : -1;
+    const cut = this.editable ? this.cutNear(e) : -1;
     if (cut >= 0) {
       this.drag = { index: cut, t: this.plan.shots[cut].end_s, moved: false };
       this.canvas.setPointerCapture(e.pointerId);
@@ -70,7 +71,7 @@ export class Strip {
   move(e) {
     if (!this.plan) return;
     if (!this.drag) {
-      const near = this.editable && this.cutNear(e.offsetX) >= 0;
+      const near = this.editable && this.cutNear(e) >= 0;
       this.canvas.style.cursor = near ? "col-resize" : "pointer";
       return;
     }
