@@ -562,8 +562,10 @@ async function saveShot(e) {
 
 async function regenerate(jobId, shotId, body = {}) {
   try {
-    await api(`/v1/jobs/${jobId}/shots/${shotId}:regenerate`, { method: "POST", json: body });
-    await openJob(jobId);
+    // The answer is the job's next version (a new id): the page follows it.
+    const job = await api(`/v1/jobs/${jobId}/shots/${shotId}:regenerate`,
+      { method: "POST", json: body });
+    await openJob(job.id);
   } catch (err) {
     showError("job", err);
   }
