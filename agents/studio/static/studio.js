@@ -369,9 +369,10 @@ function renderStoryboard() {
 function card(job, shot) {
   const words = [shot.shot_size, shot.camera_angle, shot.camera_move]
     .map((w) => w.replaceAll("_", " ")).join(" · ");
-  const image = el("img", { alt: shot.description, hidden: true, loading: "lazy" });
-  image.addEventListener("load", () => { image.hidden = false; });
-  image.addEventListener("error", () => { image.hidden = true; });
+  // Shown once it loads (a preview not drawn yet is a 404: the coloured card stays).
+  const image = el("img", { alt: shot.description, loading: "lazy" });
+  image.addEventListener("load", () => image.classList.add("loaded"));
+  image.addEventListener("error", () => image.classList.remove("loaded"));
   const frame = el("button", { type: "button", className: "frame",
     title: t("shot.edit", { shot: shot.id }) },
   el("span", { className: "frame-text", textContent: shot.description || shot.image_prompt }),
@@ -397,7 +398,8 @@ function card(job, shot) {
 
 function showPreview(shotId, url, version) {
   const img = $(`#storyboard li[data-shot="${shotId}"] img`);
-  if (img) img.src = `${url}${url.includes("?") ? "&" : "?"}v=${version}`;
+  if (!img || version !== state.job?.plan_version) return; // an older plan's picture
+  if (!img.src.endsWith(url)) img.src = url;
 }
 
 let strip = null;

@@ -36,8 +36,10 @@ export class Strip {
   }
 
   set(plan, music, { selected = this.selected, editable = this.editable } = {}) {
-    Object.assign(this, { plan, music, selected, editable });
-    this.rows = music ? MUSIC_ROWS : PLAIN_ROWS;
+    // A job without a song has a timeline with nothing in it: the strip is a ruler then.
+    const heard = music && (music.waveform || music.beats_s.length || music.lyrics.length);
+    Object.assign(this, { plan, music: heard ? music : null, selected, editable });
+    this.rows = heard ? MUSIC_ROWS : PLAIN_ROWS;
     this.canvas.style.height = `${this.rows.shots[1]}px`;
     this.canvas.dataset.duration = plan ? String(plan.duration_s) : "";
     this.draw();
@@ -163,7 +165,7 @@ export class Strip {
     const downbeats = new Set(m.downbeats_s.map((t) => t.toFixed(3)));
     for (const beat of m.beats_s) {
       const strong = downbeats.has(beat.toFixed(3));
-      g.fillStyle = strong ? ink : faint;
+      g.fillStyle = strong ? "hsl(215 12% 45%)" : faint; // cuts alone are drawn in ink
       g.fillRect(this.x(beat), ROWS.wave[0], strong ? 1.5 : 1, ROWS.lyrics[1] - ROWS.wave[0]);
     }
     g.fillStyle = ink;
