@@ -223,7 +223,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
 
 
 def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
-        open_page: Callable[..., Page], tmp_path: Path) -> None:
+        open_page: Callable[..., Page], api: httpx.Client, tmp_path: Path) -> None:
     from tests.conftest import make_song
 
     song = make_song(tmp_path / "song.wav", 6)
@@ -250,6 +250,22 @@ def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
     expect(board).to_contain_text("the night is ours")
     expect(page.locator("#job-summary")).to_contain_text("6.00 秒")
     expect(page.locator("#timeline")).to_be_visible()
+
+    # A cut dragged on a song lands on a beat where the studio snaps cuts (else on a frame).
+    job_id = job_id_of(page)
+    plan = api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]
+    first = plan["shots"][0]
+    target = first["end_s"] + min(0.3, plan["shots"][1]["end_s"] - first["end_s"] - 0.6)
+    drag_cut(page, plan["duration_s"], first["end_s"], target)
+    expect(page.locator("#strip-note")).to_contain_text(first["id"])
+    cut = api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]["shots"][0]["end_s"]
+    timeline = api.get(f"/v1/jobs/{job_id}/timeline")
+    if timeline.status_code == 200:
+        beats = timeline.json()["beats_s"]
+        assert min(abs(cut - beat) for beat in beats) < 1 / plan["fps"] + 1e-6, (cut, beats)
+        expect(page.locator("#strip-note")).to_contain_text("拍")
+    else:
+        assert abs(cut - target) < 0.1, (cut, target)
 
     page.locator("#cancel").click()
     expect(status).to_have_attribute("data-status", "cancelled")
