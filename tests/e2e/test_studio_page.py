@@ -330,3 +330,39 @@ def test_the_page_asks_for_the_token_once(open_page: Callable[..., Page], studio
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(dialog).to_be_hidden()
     assert httpx.get(f"{studio}/v1/jobs").status_code == 401
+
+
+def test_a_chat_plans_a_video_and_its_proposal_is_a_button(open_page: Callable[..., Page],
+                                                           api: httpx.Client,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    if "/v1/chats" not in api.get("/openapi.json").json()["paths"]:
+        pytest.skip("this studio has no chat routes (/v1/chats): the page hides its chat panel")
+    from tests.scripted_llm import Call, Text, calls, scripted_llm
+
+    brief = {"title": "Lanterns", "logline": "Mei walks under lanterns", "duration_s": 6,
+             "locations": ["night market"], "aspect": "16:9", "resolution": "480p",
+             "characters": [{"name": "Mei", "description": "yellow raincoat"}]}
+    answer = "The plan awaits your review; approve it with the button."
+    with scripted_llm(Text("ok")) as llm:  # a real OpenAI-compatible server, scripted
+        for name, value in llm.env().items():
+            monkeypatch.setenv(name, value)
+        llm.script[:] = [calls(Call("update_brief", brief)), calls(Call("start_job", {})),
+                         calls(Call("propose", {"action": "approve"})), Text(answer)]
+        page = open_page(locale="en-US", viewport={"width": 1280, "height": 900})
+        chat = page.locator("#chat")
+        expect(chat).to_be_visible()
+        chat.locator("textarea").fill("Six seconds of Mei under lanterns; start it")
+        chat.locator("textarea").press("Enter")
+        expect(chat.locator(".msg.user p")).to_have_text(
+            "Six seconds of Mei under lanterns; start it")
+        reply = chat.locator(".msg.agent").last
+        expect(reply).to_contain_text(answer, timeout=PLANNED)
+        expect(reply.locator(".change")).to_have_count(2)  # the brief, then the job
+        # The job the chat started is open, awaiting review; the agent approved nothing.
+        status = page.locator("#job-status")
+        expect(status).to_have_attribute("data-status", "awaiting_review", timeout=PLANNED)
+        expect(page.locator("#job-title")).to_have_text("Lanterns")
+        job_id = job_id_of(page)
+        assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "awaiting_review"
+        reply.locator("button", has_text="Approve the plan").click()
+        expect(status).to_have_attribute("data-status", "done", timeout=FINISHED)
