@@ -172,7 +172,6 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     expect(refusal).to_contain_text("Nobody")
     expect(refusal).to_contain_text("not in the brief")
     assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 3
-    editor.locator("[name=characters]").fill("Mei")
     page.screenshot(path=str(screenshots / "studio-plan.png"), full_page=True)
 
     # Approve, and watch the shots fill in as they finish.
