@@ -213,11 +213,12 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     page.evaluate("""() => new Promise((seeked) => {
         const video = document.querySelector('#video');
         video.addEventListener('seeked', seeked, {once: true});
-        video.currentTime = 2;
+        video.currentTime = 4;
     })""")
     page.wait_for_function("document.querySelector('#video').readyState >= 3")  # frames decode
     page.locator("#editor-close").click()
     page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(1500)  # the player's loading spinner fades out
     page.screenshot(path=str(screenshots / "studio-done.png"), full_page=True)
 
 
