@@ -125,8 +125,15 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     else:
         expect(page.locator("#chat")).to_be_hidden()
 
+    # A brief without a title is refused, and the page says which field to fix.
+    page.locator("#brief button[type=submit]").click()
+    refused = page.locator("[data-error-for=brief]")
+    expect(refused).to_contain_text("title")
+    expect(page.locator("#brief [name=title]")).to_have_attribute("aria-invalid", "true")
+
     fill_brief(page, "Night market")
     page.locator("#brief button[type=submit]").click()
+    expect(refused).to_be_empty()
     status = page.locator("#job-status")
     expect(status).to_have_attribute("data-status", "awaiting_review", timeout=PLANNED)
     expect(status).to_have_text("awaiting review")

@@ -701,6 +701,8 @@ async function start() {
     });
   }
   await listJobs();
+  // Jobs started elsewhere (another tab, the API) show up while the page is in view.
+  setInterval(() => { if (!document.hidden) listJobs(); }, 10_000);
   const id = location.hash.match(/^#\/jobs\/([\w-]+)$/)?.[1];
   if (id) openJob(id);
   document.body.dataset.ready = "true";
