@@ -10,6 +10,7 @@ docs/studio-plan.png, studio-done.png and studio-phone.png (else they go to a te
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,36 @@ def test_a_chat_plans_a_video_and_its_proposal_is_a_button(open_page: Callable[.
         assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "awaiting_review"
         reply.locator("button", has_text="Approve the plan").click()
         expect(status).to_have_attribute("data-status", "done", timeout=FINISHED)
+
+
+def test_a_shot_of_a_finished_job_renders_again(open_page: Callable[..., Page],
+                                                api: httpx.Client) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    if not any(path.endswith(":regenerate") for path in paths):
+        pytest.skip("this studio cannot render a shot again (no :regenerate route)")
+    created = api.post("/v1/jobs", json={"brief": {**BRIEF, "seed": 12, "duration_s": 6},
+                                         "planner": "heuristic"})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    wait_for(api, job_id, "awaiting_review")
+    assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 202
+    before = wait_for(api, job_id, "done", timeout=FINISHED / 1000)
+    shot = before["plan"]["shots"][1]
+
+    page = open_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    page.goto(f"/#/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "done")
+    page.locator(f"#storyboard li[data-shot={shot['id']}] .frame").click()
+    editor = page.locator("#shot-editor")
+    expect(editor.locator("[name=shot_size]")).to_be_disabled()  # the plan is rendered
+    expect(editor.locator("button[type=submit]")).to_be_hidden()
+    editor.locator("[name=seed]").fill(str(shot["seed"] + 1))
+    editor.locator("#regenerate").click()
+    # The page follows the job's next version until it is done, and plays its video.
+    expect(page).not_to_have_url(re.compile(f"#/jobs/{job_id}$"))
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "done",
+                                                          timeout=FINISHED)
+    again = api.get(f"/v1/jobs/{job_id_of(page)}").json()
+    assert again["plan"]["shots"][1]["seed"] == shot["seed"] + 1
+    assert page.locator("#video").get_attribute("src", timeout=5_000).startswith(
+        f"/v1/jobs/{again['id']}/files/video.mp4")
