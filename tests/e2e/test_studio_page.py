@@ -159,6 +159,9 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     cut = moved["plan"]["shots"][0]["end_s"]
     assert abs(cut - target) < 0.1 and cut != first["end_s"], (cut, target)
     assert moved["plan"]["shots"][1]["start_s"] == cut
+    # Nothing else changed: 64-bit seeds survive the page exactly.
+    assert [s["seed"] for s in moved["plan"]["shots"]] == [s["seed"] for s in shots]
+    assert any(s["seed"] > 2**53 for s in shots), "the seeds are small: nothing is shown"
     expect(page.locator("#strip-note")).to_contain_text(f"{cut:.2f} s")
     expect(page.locator("#storyboard li").first).to_contain_text(f"{cut:.2f} s")
 

@@ -39,9 +39,29 @@ const state = {
 
 // -- the API -----------------------------------------------------------------------------------
 
+// Seeds are 64-bit integers, beyond a JS number's exact range: where the browser can, they are
+// read as BigInt from their digits and written back as the same digits.
+const EXACT = typeof JSON.rawJSON === "function";
+
+function parseJSON(text) {
+  return JSON.parse(text, (key, value, context) => (EXACT && Number.isInteger(value)
+    && !Number.isSafeInteger(value) && /^\d+$/.test(context?.source ?? "")
+    ? BigInt(context.source) : value));
+}
+
+function toJSON(value) {
+  return JSON.stringify(value, (key, v) => (typeof v === "bigint" ? JSON.rawJSON(String(v)) : v));
+}
+
+/** A typed integer, exact when it is big. */
+function integer(digits) {
+  const n = Number(digits);
+  return EXACT && /^\d+$/.test(digits) && !Number.isSafeInteger(n) ? BigInt(digits) : n;
+}
+
 class ApiError extends Error {
   constructor(status, body) {
-    super(body.detail && typeof body.detail === "string" ? body.detail : JSON.stringify(body));
+    super(body.detail && typeof body.detail === "string" ? body.detail : toJSON(body));
     Object.assign(this, { status, body });
   }
 }
@@ -60,11 +80,17 @@ async function request(path, init = {}) {
 
 async function api(path, init = {}) {
   if (init.json !== undefined) {
-    init = { ...init, body: JSON.stringify(init.json),
+    init = { ...init, body: toJSON(init.json),
       headers: { "content-type": "application/json", ...init.headers } };
   }
   const response = await request(path, init);
-  const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  const text = await response.text();
+  let body = {};
+  try {
+    body = text ? parseJSON(text) : {};
+  } catch {
+    body = { detail: text };
+  }
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
 }
@@ -517,13 +543,13 @@ function editedFields(form, shot) {
     description: form.description.value,
     dialogue: dialogueOf(form.dialogue.value),
     image_prompt: form.image_prompt.value,
-    seed: form.seed.value === "" ? shot.seed : Number(form.seed.value),
+    seed: form.seed.value === "" ? shot.seed : integer(form.seed.value.trim()),
   };
   const changes = {};
   for (const name of EDITED_FIELDS) {
     const before = name === "dialogue"
       ? dialogueOf(dialogueText(shot.dialogue)) : shot[name];
-    if (JSON.stringify(values[name]) !== JSON.stringify(before)) changes[name] = values[name];
+    if (toJSON(values[name]) !== toJSON(before)) changes[name] = values[name];
   }
   return changes;
 }
