@@ -404,9 +404,10 @@ def test_a_shot_of_a_finished_job_renders_again(open_page: Callable[..., Page],
     editor.locator("#regenerate").click()
     # The page follows the job's next version until it is done, and plays its video.
     expect(page).not_to_have_url(re.compile(f"#/jobs/{job_id}$"))
-    expect(page.locator("#job-status")).to_have_attribute("data-status", "done",
-                                                          timeout=FINISHED)
-    again = api.get(f"/v1/jobs/{job_id_of(page)}").json()
+    next_id = job_id_of(page)
+    expect(page.locator("#video")).to_have_attribute(
+        "src", re.compile(f"^/v1/jobs/{next_id}/files/video.mp4"), timeout=FINISHED)
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "done")
+    again = api.get(f"/v1/jobs/{next_id}").json()
+    assert again["status"] == "done"
     assert again["plan"]["shots"][1]["seed"] == shot["seed"] + 1
-    assert page.locator("#video").get_attribute("src", timeout=5_000).startswith(
-        f"/v1/jobs/{again['id']}/files/video.mp4")
