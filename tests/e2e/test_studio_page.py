@@ -165,6 +165,23 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     expect(page.locator("#strip-note")).to_contain_text(f"{cut:.2f} s")
     expect(page.locator("#storyboard li").first).to_contain_text(f"{cut:.2f} s")
 
+    # The keyboard moves a cut too: the second shot picked on the strip, its end three frames on.
+    strip = page.locator("#strip")
+    box = strip.bounding_box()
+    assert box is not None
+    middle = (second["start_s"] + second["end_s"]) / 2 + 0.2
+    strip.click(position={"x": box["width"] * middle / plan["duration_s"],
+                          "y": box["height"] - 15})
+    expect(page.locator("#editor-title")).to_have_text(f"Edit {second['id']}")
+    strip.focus()
+    for _ in range(3):
+        strip.press("ArrowRight")
+    strip.press("Enter")
+    expect(page.locator("#strip-note")).to_contain_text(f"Cut after {second['id']}")
+    keyed = api.get(f"/v1/jobs/{job_id}/plan").json()
+    assert keyed["version"] == 3
+    assert abs(keyed["plan"]["shots"][1]["end_s"] - (second["end_s"] + 3 / plan["fps"])) < 0.04
+
     # Click the first shot and change its prompt.
     page.locator(f"#storyboard li[data-shot={first['id']}] .frame").click()
     editor = page.locator("#shot-editor")
@@ -172,7 +189,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     expect(editor.locator("h3")).to_have_text(f"Edit {first['id']}")
     editor.locator("[name=image_prompt]").fill("lanterns swaying above the stalls")
     editor.locator("button[type=submit]").click()
-    expect(page.locator("#editor-note")).to_contain_text("plan v3")
+    expect(page.locator("#editor-note")).to_contain_text("plan v4")
     edited = api.get(f"/v1/jobs/{job_id}/plan").json()
     assert edited["plan"]["shots"][0]["image_prompt"] == "lanterns swaying above the stalls"
 
@@ -182,7 +199,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     refusal = editor.locator("[data-error-for=characters]")
     expect(refusal).to_contain_text("Nobody")
     expect(refusal).to_contain_text("not in the brief")
-    assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 3
+    assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 4
     page.screenshot(path=str(screenshots / "studio-plan.png"), full_page=True)
 
     # Approve, and watch the shots fill in as they finish.

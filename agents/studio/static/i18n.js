@@ -1,5 +1,6 @@
 // The page's words in English and Japanese. `t(key, values)` fills {name} placeholders;
-// `translate(root)` sets every [data-i18n] element's text and [data-i18n-placeholder] hint.
+// `translate(root)` sets every [data-i18n] element's text, [data-i18n-placeholder] hint and
+// [data-i18n-label] aria-label.
 
 const STRINGS = {
   en: {
@@ -61,6 +62,7 @@ const STRINGS = {
     "verdict.no": "no",
     "timeline.heading": "Timeline",
     "timeline.hint": "Drag a cut to move it; click a shot to edit it.",
+    "timeline.keys": "Timeline: select a shot, then ← → move its end (Shift: to a beat), Enter keeps it",
     "timeline.moved": "Cut after {shot} moved to {cut} s.",
     "timeline.snapped": "Cut after {shot} snapped to the beat at {cut} s (asked {asked} s).",
     "storyboard.heading": "Storyboard",
@@ -154,6 +156,7 @@ const STRINGS = {
     "verdict.no": "不可",
     "timeline.heading": "タイムライン",
     "timeline.hint": "カットをドラッグで動かし、ショットをクリックして編集します。",
+    "timeline.keys": "タイムライン：ショットを選び、← → で終わりを動かし（Shift で拍へ）、Enter で確定",
     "timeline.moved": "{shot} の後のカットを {cut} 秒に動かしました。",
     "timeline.snapped": "{shot} の後のカットを {cut} 秒の拍に合わせました（指定 {asked} 秒）。",
     "storyboard.heading": "絵コンテ",
@@ -220,5 +223,8 @@ export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
     el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nLabel));
   }
 }

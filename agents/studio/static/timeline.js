@@ -32,6 +32,7 @@ export class Strip {
     canvas.addEventListener("pointermove", (e) => this.move(e));
     canvas.addEventListener("pointerup", (e) => this.up(e));
     canvas.addEventListener("pointercancel", () => { this.drag = null; this.draw(); });
+    canvas.addEventListener("keydown", (e) => this.key(e));
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
@@ -101,6 +102,35 @@ export class Strip {
     const shot = this.plan && this.shotAt(this.time(e));
     if (shot && shot === this.press) this.hooks.onSelect(shot);
     this.press = null;
+  }
+
+  /**
+   * The keyboard's way to move a cut: ← → move the selected shot's end by a frame (with Shift,
+   * to the previous or next beat, else by half a second), Enter keeps it, Escape drops it.
+   */
+  key(e) {
+    const index = this.plan ? this.plan.shots.findIndex((s) => s.id === this.selected) : -1;
+    if (!this.editable || index < 0 || index >= this.plan.shots.length - 1) return;
+    const shots = this.plan.shots;
+    if (e.key === "Enter" && this.drag) {
+      e.preventDefault();
+      this.hooks.onMoveCut(shots[index], this.drag.t);
+    } else if (e.key === "Escape") {
+      this.settle();
+    } else if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+      e.preventDefault();
+      const sign = e.key === "ArrowLeft" ? -1 : 1;
+      const at = this.drag?.index === index ? this.drag.t : shots[index].end_s;
+      let t = at + sign / this.plan.fps;
+      if (e.shiftKey) {
+        const beats = (this.music?.beats_s || []).filter((b) => sign * (b - at) > 1e-3);
+        t = beats.length ? beats[sign > 0 ? 0 : beats.length - 1] : at + sign * 0.5;
+      }
+      const low = shots[index].start_s + MIN_SHOT_S;
+      const high = shots[index + 1].end_s - MIN_SHOT_S;
+      this.drag = { index, t: Math.min(high, Math.max(low, t)), moved: true };
+      this.draw();
+    }
   }
 
   /** Forget a drag (the plan came back, or the move was refused). */
