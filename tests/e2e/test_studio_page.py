@@ -199,6 +199,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     refusal = editor.locator("[data-error-for=characters]")
     expect(refusal).to_contain_text("Nobody")
     expect(refusal).to_contain_text("not in the brief")
+    expect(editor.locator("[name=characters]")).to_have_attribute("aria-invalid", "true")
     assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 4
     page.screenshot(path=str(screenshots / "studio-plan.png"), full_page=True)
 

@@ -560,6 +560,7 @@ function showProblems(form, err) {
   for (const problem of problems) {
     const base = (problem.field || "").split(/[.[]/)[0];
     const target = $(`[data-error-for="${base}"]`, form) || $("[data-error-for=shot]", form);
+    form.elements[base]?.setAttribute?.("aria-invalid", "true");
     const where = problem.shot && problem.shot !== state.editing ? `${problem.shot}: ` : "";
     target.textContent = `${target.textContent ? `${target.textContent} ` : ""}${where}${problem.rule}`;
   }
@@ -570,6 +571,7 @@ async function saveShot(e) {
   const form = e.target;
   const shot = state.job.plan.shots.find((s) => s.id === state.editing);
   for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
   const note = $("#editor-note");
   const changes = editedFields(form, shot);
   if (!Object.keys(changes).length) {
