@@ -488,6 +488,7 @@ function selectShot(id) {
   form.hidden = false;
   $("#editor-note").textContent = "";
   for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
   form.dataset.key = `${state.job.id}:${id}:${state.job.plan_version}:${state.job.status}`;
   fillEditor(id);
   renderStoryboard();
