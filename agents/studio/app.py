@@ -7,7 +7,6 @@ route but `/healthz` needs `Authorization: Bearer <token>` (or `?token=` for Eve
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import re
@@ -17,42 +16,32 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sse_starlette import EventSourceResponse
-from starlette.datastructures import UploadFile
 
+from kantoku.agents.studio.errors import ApiError, status_of
 from kantoku.agents.studio.jobs import (
     JobManager,
     JobStateError,
     PlanRefused,
     StudioJob,
 )
-from kantoku.planner.planning.brief import MAX_BRIEF_BYTES, Brief, describe_errors, parse_brief
+from kantoku.agents.studio.uploads import (
+    MAX_FILES,
+    MAX_REQUEST_BYTES,
+    NewJob,
+    brief_without_uploads,
+    read_job_form,
+)
+from kantoku.planner.planning.brief import Brief, describe_errors
 from kantoku.planner.planning.plan import Plan
-from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.settings import core_settings
 
 API = "/v1"
-#: Largest song upload (a few minutes of lossless audio).
-MAX_SONG_BYTES = 200 << 20
-MAX_LYRICS_BYTES = 1 << 20
-#: Whole request: the files and the form's framing.
-MAX_REQUEST_BYTES = MAX_SONG_BYTES + MAX_LYRICS_BYTES + MAX_BRIEF_BYTES + (1 << 20)
-_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-
-_STATUS = {Category.INVALID_REQUEST: 400, Category.NOT_FOUND: 404, Category.RIGHTS_DENIED: 403,
-           Category.UNAUTHENTICATED: 401, Category.RESOURCE_EXHAUSTED: 507,
-           Category.UNAVAILABLE: 503, Category.DEADLINE_EXCEEDED: 504, Category.INTERNAL: 500}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str, reason: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.reason, self.extra = status, detail, reason, extra
 
 
 class BodyLimit:
@@ -87,6 +76,10 @@ class BodyLimit:
 class CreateJob(BaseModel):
     brief: dict[str, Any] = Field(description="the brief's fields (see Brief)")
     planner: Literal["heuristic", "llm"] = "heuristic"
+
+
+class SessionRequest(BaseModel):
+    token: str = Field(min_length=1, max_length=4096, description="KANTOKU_AUTH_TOKEN")
 
 
 class OutputFile(BaseModel):
@@ -155,91 +148,27 @@ def job_view(job: StudioJob) -> JobView:
 # -- auth ------------------------------------------------------------------------------------
 
 
+#: The cookie `POST /v1/session` sets, so a page (and its EventSource) need not hold the token.
+TOKEN_COOKIE = "kantoku_token"
+
+
+def _token_matches(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def require_token(request: Request) -> None:
+    """With KANTOKU_AUTH_TOKEN set: the bearer header, else the session cookie, else ?token=."""
     token = core_settings().token
     if not token:
         return
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
-        given = request.query_params.get("token", "")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token", "")
+    if not _token_matches(given, token):
         raise ApiError(401, "a bearer token is required: send `Authorization: Bearer "
-                       "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource)", "UNAUTHENTICATED")
-
-
-# -- reading a new job -----------------------------------------------------------------------
-
-
-def _brief_from(data: Any) -> Brief:
-    brief = parse_brief(data, "brief")
-    for index, character in enumerate(brief.characters):
-        if character.reference is not None:
-            raise ApiError(400, f"brief: characters[{index}].reference: reference images "
-                           "cannot be uploaded to the studio yet; remove it",
-                           "REFERENCE_UNSUPPORTED")
-    return brief
-
-
-def _brief_text(raw: bytes) -> Brief:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "brief: not UTF-8 text; save the brief as UTF-8 YAML or JSON",
-                       "BRIEF_INVALID") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ApiError(400, f"brief: not valid YAML or JSON{where}", "BRIEF_INVALID") from None
-    return _brief_from(data)
-
-
-async def _read_upload(value: Any, name: str, limit: int) -> bytes:
-    if isinstance(value, str):
-        data = value.encode()
-    elif isinstance(value, UploadFile):
-        data = await value.read(limit + 1)
-    else:
-        raise ApiError(400, f"{name}: send a file", "UPLOAD_INVALID", field=name)
-    if len(data) > limit:
-        raise ApiError(413, f"{name}: over the limit of {limit} bytes", "UPLOAD_TOO_LARGE",
-                       field=name)
-    if not data:
-        raise ApiError(400, f"{name}: the file is empty", "UPLOAD_EMPTY", field=name)
-    return data
-
-
-def _saved(folder: Path, name: str, data: bytes, filename: str | None) -> Path:
-    suffix = Path(filename or "").suffix
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name + (suffix.lower() if _SUFFIX.match(suffix) else ""))
-    path.write_bytes(data)
-    return path
-
-
-def _named(exc: KantokuError, path: Path, name: str) -> ApiError:
-    """The error about an uploaded file, naming the form field instead of where it was saved."""
-    message = exc.message.replace(str(path), name)
-    if not message.startswith(name):
-        message = f"{name}: {message}"
-    return ApiError(_STATUS.get(exc.category, 400), message, exc.reason, field=name)
-
-
-async def _check_song(song: Path, lyrics: Path | None, brief: Brief) -> dict[str, Any]:
-    """The song read as the planner reads it (decoded, analysed), and the lyrics placed."""
-    from kantoku.planner.music.song import analyze_song
-    from kantoku.planner.music.steps import read_song
-
-    try:
-        analysis = await asyncio.to_thread(analyze_song, song)
-    except KantokuError as exc:
-        raise _named(exc, song, "song") from None
-    try:
-        return await read_song(song, lyrics, brief, analysis)
-    except KantokuError as exc:
-        raise _named(exc, lyrics or song, "lyrics" if lyrics else "song") from None
+                       "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource, or sign in with "
+                       "POST /v1/session)", "UNAUTHENTICATED")
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -273,7 +202,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
     @app.exception_handler(KantokuError)
     async def kantoku_error(_: Request, exc: KantokuError) -> JSONResponse:
         return JSONResponse({"detail": exc.message, "reason": exc.reason},
-                            status_code=_STATUS.get(exc.category, 500))
+                            status_code=status_of(exc))
 
     @app.exception_handler(PlanRefused)
     async def plan_refused(_: Request, exc: PlanRefused) -> JSONResponse:
@@ -292,6 +221,23 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    @app.post(f"{API}/session", status_code=204, response_class=Response,
+              responses={400: {"model": ErrorView}, 401: {"model": ErrorView}})
+    async def sign_in(request: Request) -> Response:
+        """Trade the token for an HttpOnly cookie that every /v1 route accepts (for pages)."""
+        try:
+            body = SessionRequest.model_validate(await _json(request))
+        except ValidationError as exc:
+            raise ApiError(400, describe_errors(exc), "REQUEST_INVALID", field="token") from None
+        token = core_settings().token
+        if token and not _token_matches(body.token, token):
+            raise ApiError(401, "token: not this studio's KANTOKU_AUTH_TOKEN", "UNAUTHENTICATED",
+                           field="token")
+        response = Response(status_code=204)
+        response.set_cookie(TOKEN_COOKIE, body.token.strip(), httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path=API)
+        return response
+
     def job_or_404(job_id: str) -> StudioJob:
         job = manager.get(job_id)
         if job is None:
@@ -304,6 +250,9 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
             "brief": {"type": "string", "format": "binary", "description": "YAML or JSON"},
             "song": {"type": "string", "format": "binary"},
             "lyrics": {"type": "string", "format": "binary", "description": "LRC or text"},
+            "references": {"type": "array", "items": {"type": "string", "format": "binary"},
+                           "description": "characters' reference pictures (PNG, JPEG, WebP), "
+                           "each named as its character's reference.path names it"},
             "planner": {"type": "string", "enum": ["heuristic", "llm"]}}}}}}}
 
     @router.post("/jobs", status_code=201, response_model=JobView, openapi_extra=create_body,
@@ -317,33 +266,11 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                            "UPLOAD_TOO_LARGE")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         job_id = manager.new_id()
-        song = lyrics = None
-        song_document = None
         if kind == "multipart/form-data":
-            form = await request.form(max_files=3, max_fields=10)
+            form = await request.form(max_files=MAX_FILES, max_fields=10)
             uploads = manager.uploads(job_id)
             try:
-                if "brief" not in form:
-                    raise ApiError(400, "brief: required (a YAML or JSON file)", "BRIEF_MISSING",
-                                   field="brief")
-                brief = _brief_text(await _read_upload(form["brief"], "brief", MAX_BRIEF_BYTES))
-                planner = form.get("planner") or "heuristic"
-                if planner not in ("heuristic", "llm"):
-                    raise ApiError(400, f"planner: {planner!r} is not heuristic or llm",
-                                   "PLANNER_INVALID", field="planner")
-                for name, limit in (("song", MAX_SONG_BYTES), ("lyrics", MAX_LYRICS_BYTES)):
-                    value = form.get(name)
-                    if value is None or value == "":
-                        continue
-                    data = await _read_upload(value, name, limit)
-                    filename = value.filename if isinstance(value, UploadFile) else None
-                    path = _saved(uploads, name, data, filename)
-                    song, lyrics = (path, lyrics) if name == "song" else (song, path)
-                if lyrics is not None and song is None:
-                    raise ApiError(400, "lyrics: send the song too; lyrics are placed on it",
-                                   "SONG_MISSING", field="lyrics")
-                if song is not None:
-                    song_document = await _check_song(song, lyrics, brief)
+                new = await read_job_form(form, uploads)
             except BaseException:
                 shutil.rmtree(uploads, ignore_errors=True)  # nothing is kept of a refused job
                 raise
@@ -356,15 +283,15 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                 detail = describe_errors(exc) if isinstance(exc, ValidationError) else \
                     "the body is not JSON"
                 raise ApiError(400, detail, "REQUEST_INVALID") from None
-            brief, planner = _brief_from(body.brief), body.planner
+            new = NewJob(brief_without_uploads(body.brief), body.planner)
         else:
             raise ApiError(415, "send application/json or multipart/form-data",
                            "CONTENT_TYPE_UNSUPPORTED")
-        if song is None and brief.duration_s is None:
+        if new.song is None and new.brief.duration_s is None:
             raise ApiError(400, "brief: duration_s: required when there is no song",
                            "DURATION_MISSING", field="brief")
-        job = manager.start(job_id, brief, planner=str(planner), song=song, lyrics=lyrics,
-                            song_document=song_document)
+        job = manager.start(job_id, new.brief, planner=new.planner, song=new.song,
+                            lyrics=new.lyrics, song_document=new.song_document)
         return job_view(job)
 
     @router.get("/jobs", response_model=list[JobView])

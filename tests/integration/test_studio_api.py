@@ -333,7 +333,7 @@ def test_bad_requests_name_what_is_wrong(api: httpx.Client) -> None:
     assert not any(p.name == "song.wav" and p.stat().st_size == 2048 for p in uploads.rglob("*"))
     assert api.post("/v1/jobs", content=b"brief", headers={"content-type": "text/plain"}
                     ).status_code == 415
-    from kantoku.agents.studio.app import MAX_LYRICS_BYTES
+    from kantoku.agents.studio.uploads import MAX_LYRICS_BYTES
 
     long_lyrics = api.post("/v1/jobs", files={
         "brief": ("brief.json", json.dumps(BRIEF).encode()),
