@@ -24,13 +24,18 @@ def build_studio(server: str | None = None) -> Any:
 
     environment = {k: v for k, v in os.environ.items() if k.startswith(("KANTOKU_", "OPENAI_"))}
 
+    def studio_app() -> Any:  # built in the replica, not pickled from here
+        return create_app(server=server)
+
+    # num_cpus=0: the studio mostly waits on the services, and a CPU it held would be one a
+    # service replica could not be scheduled on.
     @serve.deployment(name="studio", num_replicas=1, ray_actor_options={
         "num_cpus": 0, "runtime_env": {"env_vars": environment}})
-    @serve.ingress(lambda: create_app(server=server))
+    @serve.ingress(studio_app)
     class Studio:
         """The FastAPI app; its lifespan restores the jobs a replica finds on disk."""
 
-    return Studio.bind()
+    return Studio.bind()  # type: ignore[attr-defined]
 
 
 def deploy_studio(server: str | None) -> None:
