@@ -159,8 +159,6 @@ def run_job(api: Any, duration_s: float, seed: int) -> list[float]:
                                                    "seed": seed}})
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
-    for _, event in events(api, job_id, {"plan_ready"}):
-        pass
     while api.get(f"/v1/jobs/{job_id}").json()["status"] != "awaiting_review":
         time.sleep(0.05)
     assert api.post(f"/v1/jobs/{job_id}:approve").status_code == 202
