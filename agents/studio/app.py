@@ -469,7 +469,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         if job.plan is None:
             raise ApiError(404, f"{job_id}: no plan yet (the job is {job.status})",
                            "PREVIEW_NOT_READY", shot=shot_id)
-        path = manager.previews.path(job, shot_id)
+        path = manager.previews.paths(job).get(shot_id)
         if path is None:
             raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
                            shot=shot_id)

@@ -366,13 +366,9 @@ class JobManager:
                        "summary": diff["summary"], "stale": diff["stale"]})
         # The storyboard again for the shots whose picture changed (and any not drawn yet).
         redraw = {c.shot_id for c in plan_diff.changes if "image" in c.renders}
-        redraw |= {s.id for s in plan.shots if not self._previewed(job, s.id)}
+        redraw |= {shot for shot, path in self.previews.paths(job).items() if not path.is_file()}
         self.previews.schedule(job, redraw)
         return {"version": job.plan_version, "plan": job.plan, "diff": diff}
-
-    def _previewed(self, job: StudioJob, shot_id: str) -> bool:
-        path = self.previews.path(job, shot_id)
-        return path is not None and path.is_file()
 
     def edit_shot(self, job: StudioJob, shot_id: str, changes: Any, *, snap: bool = True
                   ) -> dict[str, Any] | None:
@@ -461,7 +457,8 @@ class JobManager:
             state, archived = next_version(job.folder, job.id, job.state, plan, diff,
                                            regenerated=shot_id)
         job.folder = archived.resolve()
-        new = StudioJob(state["job_id"], Path(state["out_dir"]), state)
+        new = StudioJob(state["job_id"], Path(state["out_dir"]), state,
+                        plan=plan.model_dump(mode="json"), plan_version=1)
         self.jobs[new.id] = new
         job.add_event({"event": "new_version", "job_id": new.id, "shot_id": shot_id})
         new.task = asyncio.create_task(self._run(new, state), name=f"studio {new.id}")

@@ -34,13 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def preview_request(job: StudioJob, shot_id: str) -> image_pb2.GenerateImageRequest | None:
-    """The keyframe request of one shot of the job's current plan (None: no such shot)."""
+def preview_requests(job: StudioJob) -> dict[str, image_pb2.GenerateImageRequest]:
+    """The keyframe request of every shot of the job's current plan, by shot id."""
     if job.plan is None:
-        return None
-    plan = Plan.model_validate(job.plan)
-    shot = next((s for s in plan.shots if s.id == shot_id), None)
-    return None if shot is None else image_request(shot, plan, job.brief, [])
+        return {}
+    plan, brief = Plan.model_validate(job.plan), job.brief
+    return {shot.id: image_request(shot, plan, brief, []) for shot in plan.shots}
 
 
 def fingerprint(request: image_pb2.GenerateImageRequest) -> str:
@@ -61,12 +60,10 @@ class Previews:
         #: One drawing at a time for the whole studio: previews must not slow its requests.
         self._lock = asyncio.Lock()
 
-    def path(self, job: StudioJob, shot_id: str) -> Path | None:
-        """Where the preview of the shot as the plan has it now is (or will be) kept."""
-        request = preview_request(job, shot_id)
-        if request is None:
-            return None
-        return self.folder / job.id / f"{shot_id}-{fingerprint(request)}.png"
+    def paths(self, job: StudioJob) -> dict[str, Path]:
+        """Where the preview of each shot as the plan has it now is (or will be) kept."""
+        return {shot_id: self.folder / job.id / f"{shot_id}-{fingerprint(request)}.png"
+                for shot_id, request in preview_requests(job).items()}
 
     def url(self, job: StudioJob, shot_id: str, print_: str) -> str:
         return f"/v1/jobs/{job.id}/shots/{shot_id}/preview?v={print_}"
@@ -100,7 +97,7 @@ class Previews:
             order = [shot["id"] for shot in job.plan["shots"]]
             shot_id = min(pending, key=lambda s: order.index(s) if s in order else -1)
             pending.discard(shot_id)
-            request = preview_request(job, shot_id)
+            request = preview_requests(job).get(shot_id)
             if request is None:  # an edit removed the shot
                 continue
             print_ = fingerprint(request)
@@ -116,7 +113,7 @@ class Previews:
                 for older in target.parent.glob(f"{shot_id}-*.png"):
                     if older != target:
                         older.unlink(missing_ok=True)
-            current = preview_request(job, shot_id)
+            current = preview_requests(job).get(shot_id)
             if current is not None and fingerprint(current) == print_:
                 job.add_event({"event": "preview", "shot_id": shot_id,
                                "plan_version": job.plan_version,
