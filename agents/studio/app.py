@@ -296,9 +296,11 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(manager.warm_up(), name="studio warm-up")
         await manager.restore()
         yield
         await manager.close()
+        await warming  # a thread cannot be stopped; it ends in seconds
 
     app = FastAPI(title="kantoku studio", version="1", lifespan=lifespan, openapi_url=None,
                   docs_url=None, redoc_url=None)

@@ -44,11 +44,12 @@ def move_cut(shots: list[dict[str, Any]], shot_id: str, field: str, asked: Any, 
     if isinstance(asked, bool) or not isinstance(asked, int | float) or not math.isfinite(asked):
         raise CutRefused(shot_id, field, "send the time of the cut in seconds (a number)")
     if field == "start_s" and index == 0:
-        raise CutRefused(shot_id, field, "the first shot starts at 0 s; move the cut at its "
-                         "end_s instead")
+        instead = "; move the cut at its end_s instead" if len(shots) > 1 else ""
+        raise CutRefused(shot_id, field, f"the first shot starts at 0 s{instead}")
     if field == "end_s" and index == len(shots) - 1:
+        instead = "; move the cut at its start_s instead" if index > 0 else ""
         raise CutRefused(shot_id, field, f"the last shot ends where the video does "
-                         f"({shots[index]['end_s']:.3f} s); move the cut at its start_s instead")
+                         f"({shots[index]['end_s']:.3f} s){instead}")
     left, right = (index - 1, index) if field == "start_s" else (index, index + 1)
     lowest = shots[left]["start_s"] + MIN_SHOT_S
     highest = shots[right]["end_s"] - MIN_SHOT_S

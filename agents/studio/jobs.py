@@ -215,6 +215,17 @@ class JobManager:
     def _draft(self, job_id: str) -> Path:
         return self.root / "drafts" / f"{job_id}.json"
 
+    async def warm_up(self) -> None:
+        """Load what a new job's song analysis and storyboard need, in the background, so the
+        first job of a studio shows its first preview as soon as later ones do."""
+        from kantoku.planner.music.song import warm_up
+
+        try:
+            await asyncio.to_thread(warm_up)
+            await asyncio.to_thread(self.previews.warm_up)
+        except Exception:  # noqa: BLE001 - the first job loads them itself, and says what fails
+            log.warning("studio warm-up failed", exc_info=True)
+
     async def restore(self) -> None:
         """Find the jobs of an earlier run of the studio, each as it stood."""
         jobs = self.root / "jobs"
@@ -427,8 +438,9 @@ class JobManager:
 
     async def regenerate(self, job: StudioJob, shot_id: str, *, seed: int | None,
                          image_prompt: str | None) -> StudioJob | None:
-        """Render one shot of a finished job again (a new seed, or the given seed and prompt)
-        as the job's next version; None when the plan has no such shot.
+        """Render one shot of a finished job again as the job's next version: with the given
+        seed and/or image prompt, or a new seed when neither is given; None when the plan has
+        no such shot.
 
         The earlier outputs move to `versions/vN/` and a new job takes the folder; the other
         shots come from the render cache, then the video is assembled, signed and reported.
@@ -443,11 +455,12 @@ class JobManager:
         shot = next((s for s in plan.shots if s.id == shot_id), None)
         if shot is None:
             return None
-        if seed is None:
+        if seed is None and image_prompt is None:  # nothing asked: another take
             seed = shot.seed
             while seed == shot.seed:
                 seed = random.randrange(1, 2**31)
-        shot.seed = seed
+        if seed is not None:
+            shot.seed = seed
         if image_prompt is not None:
             shot.image_prompt = image_prompt
         shot.sources = {k: v for k, v in shot.sources.items()

@@ -119,6 +119,12 @@ class Previews:
                                "plan_version": job.plan_version,
                                "url": self.url(job, shot_id, print_)})
 
+    def warm_up(self) -> None:
+        """Load the renderer and its font before the first plan (blocking: run it in a
+        thread)."""
+        self._draw(image_pb2.GenerateImageRequest(prompt="warm up", width_px=64, height_px=36,
+                                                  shot=image_pb2.ShotSpec(caption="warm up")))
+
     def _draw(self, request: image_pb2.GenerateImageRequest) -> bytes:
         """The previz keyframe of `request` as PNG bytes (blocking: runs in a worker thread)."""
         if self._backend is None:

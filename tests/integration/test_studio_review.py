@@ -48,7 +48,8 @@ def api(studio: str) -> Iterator[httpx.Client]:
 
 
 def song_job(api: httpx.Client, song: Path) -> httpx.Response:
-    return api.post("/v1/jobs", data={"planner": "heuristic"}, files={
+    # A studio's first song may wait for librosa's import (seconds, more on a busy machine).
+    return api.post("/v1/jobs", data={"planner": "heuristic"}, timeout=120, files={
         "brief": ("brief.yaml", yaml.safe_dump(SONG_BRIEF).encode()),
         "song": ("song.wav", song.read_bytes(), "audio/wav"),
         "lyrics": ("song.lrc", LYRICS.encode())})
@@ -203,7 +204,7 @@ def test_a_song_job_shows_its_timeline_previews_and_moves_cuts_onto_beats(
 
 def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
         api: httpx.Client, home: Path) -> None:
-    job_id = new_job(api, seed=11)["id"]
+    job_id = new_job(api, seed=11, duration_s=9)["id"]
     job = wait_for(api, job_id, "awaiting_review")
     shots = job["plan"]["shots"]
     assert len(shots) >= 2
@@ -269,10 +270,10 @@ def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
 
 
 def test_a_job_without_a_song_has_an_empty_timeline(api: httpx.Client) -> None:
-    job_id = new_job(api, seed=12)["id"]
+    job_id = new_job(api, seed=12, duration_s=9)["id"]
     job = wait_for(api, job_id, "awaiting_review")
     strip = api.get(f"/v1/jobs/{job_id}/timeline").json()
-    assert strip == {"duration_s": 4.0, "fps": job["plan"]["fps"], "beats_s": [],
+    assert strip == {"duration_s": 9.0, "fps": job["plan"]["fps"], "beats_s": [],
                      "downbeats_s": [], "sections": [], "lyrics": [], "waveform": None}
     missing = api.get("/v1/jobs/job-nope/timeline")
     assert missing.status_code == 404 and missing.json()["reason"] == "JOB_NOT_FOUND"
