@@ -128,18 +128,20 @@ def next_version(out: Path, parent_job: str, state: dict[str, Any], plan: Plan, 
         The new job's first graph state (auto-approved, the edit in it, the song as analysed),
         and the folder the parent's outputs moved to.
     """
-    edit = {"plan": plan.model_dump(mode="json"), "parent_job": parent_job,
-            # From the ledger store, not from the folder's copy a user can edit.
-            "parent_ledger_head": chain_head(Ledger().entries(parent_job)),
-            "notes": [], **about, "diff": [vars(change) for change in diff.changes]}
+    edit: dict[str, Any] = {
+        "plan": plan.model_dump(mode="json"), "parent_job": parent_job,
+        # From the ledger store, not from the folder's copy a user can edit.
+        "parent_ledger_head": chain_head(Ledger().entries(parent_job)),
+        "notes": [], **about, "diff": [vars(change) for change in diff.changes]}
     archived = archive_version(out)
     job_id = new_job_id()
-    delivery = {k: state[k] for k in ("loudness_lufs", "lyrics_mode") if k in state}
-    new_state = {"job_id": job_id, "out_dir": str(out), "brief": state["brief"],
-                 "song": state.get("song"), "lyrics": state.get("lyrics"),
-                 "planner": state.get("planner", "heuristic"), "auto_approve": True,
-                 "edit": edit, "song_analysis": state.get("song_analysis") or {},
-                 "shots": {}, "notes": [], **delivery}
+    delivery: dict[str, Any] = {k: state[k] for k in ("loudness_lufs", "lyrics_mode")
+                                if k in state}
+    new_state: dict[str, Any] = {
+        "job_id": job_id, "out_dir": str(out), "brief": state["brief"],
+        "song": state.get("song"), "lyrics": state.get("lyrics"),
+        "planner": state.get("planner", "heuristic"), "auto_approve": True, "edit": edit,
+        "song_analysis": state.get("song_analysis") or {}, "shots": {}, "notes": [], **delivery}
     write_job_file(out, job_id, "created", parent_job=parent_job,
                    previous_version=str(archived.relative_to(out)),
                    resume=f"kantoku resume {job_id}")

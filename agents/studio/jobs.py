@@ -32,6 +32,7 @@ from kantoku.agents.studio.cuts import CUT_FIELDS, CutRefused, move_cut
 from kantoku.agents.studio.previews import Previews
 from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job, hold_folder, hold_job
 from kantoku.planner.context import Event
+from kantoku.planner.finish.steps import VERSIONS_DIR
 from kantoku.planner.jobs import new_job_id, open_checkpointer, saved_job, write_job_file
 from kantoku.planner.music.steps import analysis_of, lyric_lines, with_lyrics
 from kantoku.planner.planning.brief import Brief
@@ -451,6 +452,9 @@ class JobManager:
         if job.status != "done" or job.plan is None:
             raise JobStateError(f"{job.id} is {job.status}; only a done job's shots can be "
                                 "regenerated")
+        if job.folder.parent.name == VERSIONS_DIR:
+            raise JobStateError(f"{job.id} is an earlier version ({VERSIONS_DIR}/"
+                                f"{job.folder.name}); regenerate the shot on the newest one")
         plan = Plan.model_validate(job.plan)
         shot = next((s for s in plan.shots if s.id == shot_id), None)
         if shot is None:

@@ -35,9 +35,15 @@ LYRICS = "[00:02.00]lanterns in the rain\n[00:09.00]the night is ours\n[00:20.00
 
 
 @pytest.fixture(scope="module")
-def studio() -> Iterator[str]:
+def services() -> Iterator[str]:
     # The briefs have no dialogue: the jobs call the image and video services only.
-    with standalone_services("image", "video") as address, running_studio(address) as url:
+    with standalone_services("image", "video") as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def studio(services: str) -> Iterator[str]:
+    with running_studio(services) as url:
         yield url
 
 
@@ -203,7 +209,7 @@ def test_a_song_job_shows_its_timeline_previews_and_moves_cuts_onto_beats(
 
 
 def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
-        api: httpx.Client, home: Path) -> None:
+        api: httpx.Client, services: str, home: Path) -> None:
     job_id = new_job(api, seed=11, duration_s=9)["id"]
     job = wait_for(api, job_id, "awaiting_review")
     shots = job["plan"]["shots"]
@@ -260,6 +266,19 @@ def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
         assert verified.returncode == 0, verified.stdout + verified.stderr
     old = api.get(f"/v1/jobs/{job_id}").json()
     assert old["status"] == "done" and "video.mp4" in {o["name"] for o in old["outputs"]}
+    assert api.get(f"/v1/jobs/{job_id}/files/video.mp4").content == \
+        (folder / "versions" / "v1" / "video.mp4").read_bytes()
+    superseded = api.post(f"/v1/jobs/{job_id}/shots/s001:regenerate")
+    assert superseded.status_code == 409 and "versions/v1" in superseded.json()["detail"]
+
+    # A studio started again finds both versions, each in its own folder.
+    with running_studio(services) as url, httpx.Client(base_url=url, timeout=30) as second:
+        listed = {j["id"]: j for j in second.get("/v1/jobs").json()}
+        assert listed[new_id]["status"] == listed[job_id]["status"] == "done"
+        assert second.get(f"/v1/jobs/{job_id}/files/video.mp4").content == \
+            (folder / "versions" / "v1" / "video.mp4").read_bytes()
+        assert second.get(f"/v1/jobs/{new_id}/files/video.mp4").content == \
+            (folder / "video.mp4").read_bytes()
 
     # A new seed when none is given.
     again = api.post(f"/v1/jobs/{new_id}/shots/s001:regenerate")
@@ -269,7 +288,7 @@ def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
     assert (folder / "versions" / "v2" / "video.mp4").is_file()
 
 
-def test_a_job_without_a_song_has_an_empty_timeline(api: httpx.Client) -> None:
+def test_a_job_without_a_song_has_an_empty_timeline(api: httpx.Client, services: str) -> None:
     job_id = new_job(api, seed=12, duration_s=9)["id"]
     job = wait_for(api, job_id, "awaiting_review")
     strip = api.get(f"/v1/jobs/{job_id}/timeline").json()
@@ -285,4 +304,12 @@ def test_a_job_without_a_song_has_an_empty_timeline(api: httpx.Client) -> None:
     assert moved.json()["snapped"] is None
     assert moved.json()["plan"]["shots"][0]["end_s"] == round(1.2345 * job["plan"]["fps"]) / \
         job["plan"]["fps"]
+
+    # A studio started again serves the previews it drew, and says so again as events.
+    read_events(api, job_id, lambda seen: {e["data"]["shot_id"] for e in seen
+                                           if e["event"] == "preview"} >= {"s001", "s002"})
+    drawn = api.get(f"/v1/jobs/{job_id}/shots/s001/preview").content
+    with running_studio(services) as url, httpx.Client(base_url=url, timeout=30) as second:
+        assert second.get(f"/v1/jobs/{job_id}/shots/s001/preview").content == drawn
+        read_events(second, job_id, lambda seen: any(e["event"] == "preview" for e in seen))
     api.post(f"/v1/jobs/{job_id}:cancel")
