@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from kantoku.planner.planning.plan import Plan
 from kantoku.planner.render import image_request
-from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.files import write_bytes_atomic
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services.image.backend import ImageJob
@@ -106,10 +105,10 @@ class Previews:
                 try:
                     async with self._lock:
                         png = await asyncio.to_thread(self._draw, request)
-                except KantokuError as exc:  # a preview is a courtesy: the job goes on
-                    log.warning("preview of %s %s: %s", job.id, shot_id, exc.message)
+                    write_bytes_atomic(target, png)
+                except Exception:  # noqa: BLE001 - a preview is a courtesy: the job goes on
+                    log.warning("preview of %s %s failed", job.id, shot_id, exc_info=True)
                     continue
-                write_bytes_atomic(target, png)
                 for older in target.parent.glob(f"{shot_id}-*.png"):
                     if older != target:
                         older.unlink(missing_ok=True)
