@@ -1,5 +1,6 @@
-"""`kantoku studio`: the HTTP API over jobs. A brief (and a song) in; the plan to review, edit
-and approve; the job's events as Server-Sent Events; its files out.
+"""`kantoku studio`: the HTTP API over jobs. A brief (and a song) in; the plan to review (with
+its storyboard previews and the song's timeline), edit and approve; a finished job's shots
+regenerated; the job's events as Server-Sent Events; its files out.
 
 Routes are under `/v1`; `/openapi.json` describes them. When KANTOKU_AUTH_TOKEN is set every
 route but `/healthz` needs `Authorization: Bearer <token>` (or `?token=` for EventSource).
@@ -7,6 +8,7 @@ route but `/healthz` needs `Authorization: Bearer <token>` (or `?token=` for Eve
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -18,7 +20,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 
 from kantoku.agents.studio.errors import ApiError, status_of
@@ -28,6 +30,7 @@ from kantoku.agents.studio.jobs import (
     PlanRefused,
     StudioJob,
 )
+from kantoku.agents.studio.timeline import timeline_document
 from kantoku.agents.studio.uploads import (
     MAX_FILES,
     MAX_REQUEST_BYTES,
@@ -116,10 +119,52 @@ class DiffView(BaseModel):
     summary: str
 
 
+class SnapView(BaseModel):
+    field: str = Field(description="the cut asked for: start_s or end_s")
+    asked_s: float
+    cut_s: float = Field(description="where the cut went: the nearest beat, on the frame grid")
+
+
 class PlanView(BaseModel):
     version: int
     plan: Plan
     diff: DiffView | None = None
+    snapped: SnapView | None = Field(default=None, description="where a moved cut snapped")
+
+
+class SectionView(BaseModel):
+    name: str
+    start_s: float
+    end_s: float
+
+
+class LyricView(BaseModel):
+    start_s: float
+    end_s: float
+    text: str
+
+
+class WaveformView(BaseModel):
+    peaks: list[float] = Field(description="the largest |sample| per window, 0..1")
+    seconds_per_peak: float
+
+
+class TimelineView(BaseModel):
+    duration_s: float
+    fps: int
+    beats_s: list[float]
+    downbeats_s: list[float]
+    sections: list[SectionView]
+    lyrics: list[LyricView]
+    waveform: WaveformView | None = Field(description="None without a song")
+
+
+class Regenerate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = Field(default=None, ge=0, lt=2**63,
+                             description="the shot's new seed (default: a new random one)")
+    image_prompt: str | None = Field(default=None, max_length=2000)
 
 
 class Problem(BaseModel):
@@ -181,9 +226,11 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(manager.warm_up(), name="studio warm-up")
         await manager.restore()
         yield
         await manager.close()
+        await warming  # a thread cannot be stopped; it ends in seconds
 
     app = FastAPI(title="kantoku studio", version="1", lifespan=lifespan, openapi_url=None,
                   docs_url=None, redoc_url=None)
@@ -324,13 +371,65 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                       "application/json": {"schema": {"type": "object",
                                                       "description": "Shot fields to change"}}}}})
     async def patch_shot(job_id: str, shot_id: str, request: Request) -> PlanView:
-        """Change some of one shot's fields (while the job awaits review)."""
+        """Change some of one shot's fields (while the job awaits review). A new `end_s`
+        (`start_s`) moves the cut shared with the next (previous) shot; it snaps to the nearest
+        beat unless `?snap=false`."""
         job = job_or_404(job_id)
-        result = manager.edit_shot(job, shot_id, await _json(request))
+        snap = _flag(request, "snap", default=True)
+        result = manager.edit_shot(job, shot_id, await _json(request), snap=snap)
         if result is None:
             raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
                            shot=shot_id)
         return PlanView.model_validate(result)
+
+    @router.get("/jobs/{job_id}/timeline", response_model=TimelineView)
+    async def timeline(job_id: str) -> TimelineView:
+        """The song's duration, beats, downbeats, sections, lyric lines and waveform peaks, for
+        the timeline strip (no song: empty lists, waveform null)."""
+        job = job_or_404(job_id)
+        document = await asyncio.to_thread(timeline_document, job.state, job.plan,
+                                           manager.waveforms)
+        return TimelineView.model_validate(document)
+
+    @router.get("/jobs/{job_id}/shots/{shot_id}/preview", response_class=FileResponse,
+                responses={200: {"content": {"image/png": {}}}})
+    async def preview(job_id: str, shot_id: str) -> FileResponse:
+        """The shot's storyboard preview (previz keyframe) for the current plan."""
+        job = job_or_404(job_id)
+        if job.plan is None:
+            raise ApiError(404, f"{job_id}: no plan yet (the job is {job.status})",
+                           "PREVIEW_NOT_READY", shot=shot_id)
+        path = manager.previews.paths(job).get(shot_id)
+        if path is None:
+            raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
+                           shot=shot_id)
+        if not path.is_file():
+            raise ApiError(404, f"{job_id}: the preview of {shot_id} is not drawn yet; it comes "
+                           "as a `preview` event", "PREVIEW_NOT_READY", shot=shot_id)
+        return FileResponse(path, media_type="image/png",
+                            headers={"Cache-Control": "private, max-age=86400"})
+
+    @router.post("/jobs/{job_id}/shots/{shot_id}:regenerate", status_code=202,
+                 response_model=JobView,
+                 responses={400: {"model": ErrorView}, 409: {"model": ErrorView}},
+                 openapi_extra={"requestBody": {"required": False, "content": {
+                     "application/json": {"schema": Regenerate.model_json_schema()}}}})
+    async def regenerate(job_id: str, shot_id: str, request: Request) -> JobView:
+        """Render one shot of a done job again (a new seed, or the given seed and image_prompt)
+        as the job's next version: the earlier outputs move to versions/vN, the answer is the
+        new job (a new id, same folder); only that shot and the assembly render again."""
+        job = job_or_404(job_id)
+        raw = await request.body()
+        try:
+            body = Regenerate.model_validate_json(raw) if raw.strip() else Regenerate()
+        except ValidationError as exc:
+            raise ApiError(400, describe_errors(exc), "REQUEST_INVALID") from None
+        new = await manager.regenerate(job, shot_id, seed=body.seed,
+                                       image_prompt=body.image_prompt)
+        if new is None:
+            raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
+                           shot=shot_id)
+        return job_view(new)
 
     @router.post("/jobs/{job_id}:approve", status_code=202, response_model=JobView,
                  responses={409: {"model": ErrorView}})
@@ -384,6 +483,18 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
 
     app.include_router(router)
     return app
+
+
+def _flag(request: Request, name: str, *, default: bool) -> bool:
+    """A true/false query parameter."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"{name}: {value!r} is not true or false", "REQUEST_INVALID", field=name)
 
 
 async def _json(request: Request) -> Any:
