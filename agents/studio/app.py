@@ -101,6 +101,8 @@ class JobView(BaseModel):
     policy: dict[str, Any] | None = Field(default=None, description="the policy gate's report")
     verdict: dict[str, Any] | None = Field(default=None, description="publish/monetize verdict")
     outputs: list[OutputFile] = Field(default_factory=list)
+    timings_s: dict[str, float] = Field(default_factory=dict,
+                                        description="seconds per stage of the latest run")
     error: dict[str, Any] | None = None
     events: int = Field(default=0, description="events so far (the last event id)")
 
@@ -186,8 +188,8 @@ def job_view(job: StudioJob) -> JobView:
                    brief=brief, plan=Plan.model_validate(job.plan) if job.plan else None,
                    plan_version=job.plan_version, policy=job.policy,
                    verdict=report.get("verdict") if isinstance(report, dict) else None,
-                   outputs=[OutputFile(**o) for o in job.outputs()], error=job.error,
-                   events=len(job.events))
+                   outputs=[OutputFile(**o) for o in job.outputs()],
+                   timings_s=job.timings_s, error=job.error, events=len(job.events))
 
 
 # -- auth ------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ previews in `previews/<id>/`. A shot regenerated on a finished job makes a new j
 in the same folder, as `kantoku edit` does: the earlier outputs move to `versions/vN/`. The
 checkpointer, ledger and render cache are the ones `kantoku mv` uses, so `kantoku resume <id>`
 can finish a studio job too, and a studio started again finds its jobs where they stood: a job
-it stopped while running is `interrupted` until `:resume`.
+it stopped while running goes on from its last checkpoint by itself (`:resume` runs a failed
+one on).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,6 +164,9 @@ class StudioJob:
     error: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    #: Seconds per stage (intake, plan, policy, ..., report) of this run so far.
+    timings_s: dict[str, float] = field(default_factory=dict)
+    _stage: tuple[str, float] | None = None
     _signal: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -174,6 +179,14 @@ class StudioJob:
                             "data": event})
         self._signal.set()
         self._signal = asyncio.Event()
+
+    def time_stage(self, stage: str | None) -> None:
+        """Close the running stage's clock and start `stage`'s (None: the run ended)."""
+        now = time.perf_counter()
+        if self._stage is not None:
+            name, started = self._stage
+            self.timings_s[name] = round(self.timings_s.get(name, 0.0) + now - started, 3)
+        self._stage = (stage, now) if stage else None
 
     def set_status(self, status: str, **extra: Any) -> None:
         self.status = status
@@ -246,6 +259,11 @@ class JobManager:
                     continue
                 self.jobs[job_id] = self._restored(job_id, path.parent.resolve(), state, waiting,
                                                    document)
+        # Jobs this studio was running when it stopped go on from their last checkpoint:
+        # finished steps are not run again (the checkpoint and the render cache hold them).
+        for job in list(self.jobs.values()):
+            if job.status == "interrupted":
+                self.resume(job)
 
     def _restored(self, job_id: str, folder: Path, state: dict[str, Any], waiting: bool,
                   document: dict[str, Any]) -> StudioJob:
@@ -302,6 +320,8 @@ class JobManager:
 
     def _on_event(self, job: StudioJob, event: Event) -> None:
         job.add_event(event)
+        if event.get("event") == "stage":
+            job.time_stage(str(event.get("stage")))
         if event.get("event") == "plan_ready" and not job.state.get("auto_approve"):
             # The storyboard starts as soon as there is a plan, before the policy gate.
             job.plan, job.plan_version = event["plan"], 1
@@ -330,6 +350,8 @@ class JobManager:
             job.error = {"message": repr(exc), "reason": "INTERNAL"}
             job.set_status("failed", error=repr(exc))
             return
+        finally:
+            job.time_stage(None)
         job.state = outcome.state
         job.policy = outcome.state.get("policy")
         if outcome.paused:
@@ -339,7 +361,7 @@ class JobManager:
         else:
             job.plan = outcome.state.get("plan", job.plan)
             job.report = outcome.state.get("report")
-            job.set_status("done")
+            job.set_status("done", timings_s=job.timings_s)
 
     def _reviewing(self, job: StudioJob) -> dict[str, Any]:
         if job.status != "awaiting_review" or job.plan is None:
