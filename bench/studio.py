@@ -34,6 +34,8 @@ KANTOKU = str(Path(sys.executable).with_name("kantoku"))
 BRIEF = {"title": "Night market", "logline": "Mei walks through a night market at dusk",
          "seed": 5, "resolution": "480p", "aspect": "9:16", "locations": ["night market"],
          "characters": [{"name": "Mei", "description": "yellow raincoat"}]}
+SONG_RIGHTS = {"title": "Bench", "holder": "kantoku project", "license": "CC0-1.0",
+               "commercial_use": True}
 #: When each event was emitted, by (job id, event id), in this process's perf_counter.
 EMITTED: dict[tuple[str, int], float] = {}
 
@@ -136,7 +138,7 @@ def first_preview(api: Any, work: Path, song_s: float) -> tuple[float, float]:
                        for t in range(2, int(song_s) - 1, 4))
     started = time.perf_counter()
     created = api.post("/v1/jobs", data={"planner": "heuristic"}, files={
-        "brief": ("brief.json", json.dumps(BRIEF).encode()),
+        "brief": ("brief.json", json.dumps({**BRIEF, "song": SONG_RIGHTS}).encode()),
         "song": ("song.wav", song.read_bytes(), "audio/wav"),
         "lyrics": ("song.lrc", lyrics.encode())})
     answered = time.perf_counter() - started
