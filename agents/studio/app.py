@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 
+from kantoku.agents.studio.chat_routes import chat_router
 from kantoku.agents.studio.jobs import (
     JobManager,
     JobStateError,
@@ -245,9 +246,11 @@ async def _check_song(song: Path, lyrics: Path | None, brief: Brief) -> dict[str
 # -- the app ---------------------------------------------------------------------------------
 
 
-def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
+def create_app(server: str | None = None, root: Path | None = None, *,
+               start_llm: bool = False) -> FastAPI:
     """The studio's API; jobs use the services at `server` (else the local stack, else an
-    embedded server per job) and live under `root` (default `$KANTOKU_HOME/studio`)."""
+    embedded server per job) and live under `root` (default `$KANTOKU_HOME/studio`). With
+    `start_llm` the chat's embedded LLM (when no endpoint is configured) starts with the app."""
     manager = JobManager(root or core_settings().home_dir / "studio", server)
 
     @asynccontextmanager
@@ -456,6 +459,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         return FileResponse(path, filename=name)
 
     app.include_router(router)
+    app.include_router(chat_router(manager, start_llm=start_llm), prefix=API, dependencies=auth)
     return app
 
 
@@ -483,5 +487,5 @@ def serve(host: str, port: int, server: str | None) -> None:
                       "KANTOKU_AUTH_TOKEN first (clients send it) or keep --host 127.0.0.1",
                       reason="STUDIO_UNPROTECTED", host=host)
     # Open event streams are closed after a few seconds; running jobs stop checkpointed.
-    uvicorn.run(create_app(server=server), host=host, port=port, log_level="info",
+    uvicorn.run(create_app(server=server, start_llm=True), host=host, port=port, log_level="info",
                 timeout_graceful_shutdown=5)

@@ -1,0 +1,514 @@
+"""The studio's chat: a director writes, an LLM answers and works on the brief, the job and its
+plan through tools (`chat_tools.py`), on a small LangGraph graph::
+
+    call_model ──tool calls──▶ run_tools ──▶ call_model ... ──no tool calls──▶ END
+
+Every reply streams as it is written (`token` events); every change a tool made is a `change`
+event and every proposal a `proposal` event. A turn makes at most `MAX_ROUNDS` model calls; the
+last one is offered no tools, so a turn always ends with words.
+
+The model is any OpenAI-compatible endpoint with tool calling (OPENAI_BASE_URL, OPENAI_API_KEY,
+KANTOKU_LLM_MODEL, as for the planner), else the embedded SmolLM2-135M-Instruct, started once
+for the studio. A model that small rarely calls a tool, so the chat stays useful without one:
+when the first message of a new chat brings no change, the director's words become the draft
+brief's logline, and `start_job` can start a job from it.
+
+Every LLM call (model, endpoint, tokens, latency, tool calls) is a `llm_call` entry in the
+job's ledger; calls made before the chat has a job wait and are written when it gets one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import operator
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+import openai
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from kantoku.agents.studio.chat_tools import (
+    Workspace,
+    call_tool,
+    draft_of,
+    logline_draft,
+    new_draft,
+    tool_specs,
+)
+from kantoku.agents.studio.jobs import JobManager
+from kantoku.planner.planning.endpoint import (
+    EMBEDDED_TEMPERATURE,
+    Endpoint,
+    LLMFailure,
+    LLMSession,
+    LLMSettings,
+    describe_error,
+    llm_configured,
+    llm_settings,
+)
+from kantoku.planner.rights.ledger import Ledger
+from kantoku.services._core.errors import not_found, unavailable
+
+log = logging.getLogger(__name__)
+
+#: Model calls in one turn; the last is offered no tools.
+MAX_ROUNDS = 4
+#: Longest reply of one model call, in tokens (KANTOKU_LLM_MAX_TOKENS lowers it).
+REPLY_MAX_TOKENS = 512
+#: Earlier director messages (with their answers) the model sees again.
+HISTORY_TURNS = 6
+#: A server that ignores max_tokens is cut off this far past it.
+_RUNAWAY_FACTOR, _RUNAWAY_SLACK = 1.25, 32
+
+Event = tuple[str, dict[str, Any]]
+
+
+class ChatFailure(Exception):
+    """The model could not answer (timeout, connection, HTTP error, runaway output)."""
+
+    def __init__(self, detail: str, reason: str = "LLM_FAILED") -> None:
+        super().__init__(detail)
+        self.detail, self.reason = detail, reason
+
+
+@dataclass
+class Chat:
+    id: str
+    workspace: Workspace
+    model: str
+    endpoint: str  # "embedded" | "configured"
+    #: What the page shows: {"role", "content", "changes", "proposals"}.
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    #: What the model sees again: OpenAI messages, tool calls and results included.
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: LLM calls made before the chat had a job, for its ledger.
+    unledgered: list[dict[str, Any]] = field(default_factory=list)
+    busy: bool = False
+
+    @property
+    def job_id(self) -> str | None:
+        return self.workspace.job_id
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "job_id": self.job_id, "model": self.model,
+                "endpoint": self.endpoint, "language": self.workspace.language,
+                "brief": self.workspace.draft, "messages": self.messages}
+
+
+# -- one model call --------------------------------------------------------------------------
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ModelReply:
+    text: str
+    tool_calls: list[ToolCall]
+    record: dict[str, Any]
+
+
+def _sha256(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+async def stream_reply(session: LLMSession, messages: list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None, *, endpoint: str,
+                       on_token: Callable[[str], None],
+                       records: list[dict[str, Any]]) -> ModelReply:
+    """One streamed chat completion: its text (each piece to `on_token` as it comes) and its
+    tool calls (assembled from their streamed pieces); the call's record for the ledger goes
+    to `records` first, so a failed call is recorded too.
+
+    Raises:
+        ChatFailure: a timeout, connection or HTTP error, or a model writing past max_tokens.
+    """
+    settings = session.settings
+    max_tokens = min(REPLY_MAX_TOKENS, settings.max_tokens or REPLY_MAX_TOKENS)
+    request: dict[str, Any] = {"model": session.model, "messages": messages, "stream": True,
+                               "max_tokens": max_tokens,
+                               "stream_options": {"include_usage": True}}
+    if tools:
+        request["tools"] = tools
+    temperature = settings.temperature
+    if temperature is None and session.endpoint.embedded:
+        temperature = EMBEDDED_TEMPERATURE
+    if temperature is not None:
+        request["temperature"] = temperature
+    record: dict[str, Any] = {
+        "purpose": "chat", "model": session.model, "endpoint": endpoint,
+        "base_url_host": session.host, "max_tokens": max_tokens,
+        "timeout_s": settings.timeout_s, "latency_ms": 0, "first_token_ms": None,
+        "prompt_tokens": None, "completion_tokens": 0, "finish_reason": None,
+        "tools_offered": len(tools or []), "tool_calls": [],
+        "prompt_sha256": _sha256(messages), "response_sha256": None, "error": None, "ok": False}
+    records.append(record)
+    started = time.perf_counter()
+    parts: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    chunks = 0
+    try:
+        async with asyncio.timeout(settings.timeout_s):
+            try:
+                stream = await session.client.chat.completions.create(**request)
+            except openai.APIStatusError as exc:
+                if "stream_options" not in str(exc).lower():
+                    raise
+                del request["stream_options"]  # a server that refuses usage reports
+                stream = await session.client.chat.completions.create(**request)
+            try:
+                async for chunk in stream:
+                    chunks += 1
+                    if chunk.usage is not None:
+                        record["prompt_tokens"] = chunk.usage.prompt_tokens
+                        record["completion_tokens"] = chunk.usage.completion_tokens
+                    for choice in chunk.choices:
+                        if choice.finish_reason:
+                            record["finish_reason"] = choice.finish_reason
+                        delta = choice.delta
+                        if delta is None:
+                            continue
+                        if delta.content:
+                            if record["first_token_ms"] is None:
+                                record["first_token_ms"] = _ms_since(started)
+                            parts.append(delta.content)
+                            on_token(delta.content)
+                        for piece in delta.tool_calls or []:
+                            slot = calls.setdefault(piece.index or 0,
+                                                    {"id": "", "name": "", "arguments": ""})
+                            slot["id"] = piece.id or slot["id"]
+                            if piece.function is not None:
+                                slot["name"] = piece.function.name or slot["name"]
+                                slot["arguments"] += piece.function.arguments or ""
+                    if chunks > max_tokens * _RUNAWAY_FACTOR + _RUNAWAY_SLACK:
+                        raise ChatFailure(f"the model kept writing past max_tokens "
+                                          f"({max_tokens}); cut off", "LLM_RUNAWAY")
+            finally:
+                await stream.close()  # the server sees the client go and stops generating
+    except ChatFailure as exc:
+        record["error"] = exc.detail
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure of the call becomes its reason
+        record["error"] = describe_error(exc, settings.timeout_s)
+        timed_out = isinstance(exc, TimeoutError | openai.APITimeoutError)
+        raise ChatFailure(record["error"], "LLM_TIMEOUT" if timed_out else "LLM_FAILED") \
+            from exc
+    finally:
+        record["latency_ms"] = _ms_since(started)
+    text = "".join(parts)
+    record["completion_tokens"] = record["completion_tokens"] or chunks
+    record["response_sha256"] = _sha256({"text": text, "tool_calls": list(calls.values())})
+    record["ok"] = True
+    tool_calls = [ToolCall(slot["id"] or f"call_{secrets.token_hex(4)}", slot["name"],
+                           slot["arguments"]) for _, slot in sorted(calls.items())]
+    return ModelReply(text, tool_calls, record)
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+# -- the graph -------------------------------------------------------------------------------
+
+
+class TurnState(TypedDict):
+    #: This turn's messages: the director's, then the model's and the tools' answers.
+    messages: Annotated[list[dict[str, Any]], operator.add]
+    rounds: int
+    calls: list[ToolCall]
+
+
+@dataclass
+class Turn:
+    """What the graph's nodes reach during one turn of a chat."""
+
+    chat: Chat
+    session: LLMSession
+    records: list[dict[str, Any]] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+    def prompt(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"role": "system", "content": system_prompt(self.chat)},
+                *recent(self.chat.history), *messages]
+
+
+def system_prompt(chat: Chat) -> str:
+    workspace = chat.workspace
+    language = {"ja": "Japanese (日本語で答えてください)", "en": "English"}.get(
+        workspace.language or "", "the director's language")
+    job = workspace.job
+    if job is None:
+        where = "No job yet: the brief below is a draft."
+    else:
+        shots = len(job.plan["shots"]) if job.plan else 0
+        where = (f"Job {job.id} is {job.status}; plan version {job.plan_version}, "
+                 f"{shots} shots.")
+    brief = json.dumps(workspace.draft, ensure_ascii=False)
+    return (
+        "You are the assistant of kantoku's studio. You help a director turn an idea into a "
+        "short video: write the brief, start a job (it plans the shots and stops for review), "
+        "read and edit the plan, explain the rights report and say how the job is going. Act "
+        "with the tools, and never claim a change you did not make with a tool. You cannot "
+        "approve a plan or render anything yourself: call propose, and the director decides "
+        "with a button. When a tool answers with an error, explain it in plain words and say "
+        f"what would work. Keep answers short. Answer in {language}.\n\n"
+        f"{where}\nBrief: {brief}")
+
+
+def recent(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last `HISTORY_TURNS` turns of `history`, each from its director's message on."""
+    starts = [i for i, m in enumerate(history) if m["role"] == "user"]
+    return history[starts[-HISTORY_TURNS]:] if len(starts) > HISTORY_TURNS else history
+
+
+async def call_model(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]:
+    turn = runtime.context
+    last = state["rounds"] + 1 >= MAX_ROUNDS
+    write = runtime.stream_writer
+
+    def on_token(text: str) -> None:
+        turn.text.append(text)
+        write(("token", {"text": text}))
+
+    reply = await stream_reply(turn.session, turn.prompt(state["messages"]),
+                               None if last else tool_specs(), endpoint=turn.chat.endpoint,
+                               on_token=on_token, records=turn.records)
+    calls = reply.tool_calls
+    if last and calls:  # offered none: a model that calls tools anyway is not obeyed
+        reply.record["tool_calls"] = [{"name": c.name, "ok": False,
+                                       "error": "not run: the last round offers no tools"}
+                                      for c in calls]
+        calls = []
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if calls:
+        message["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}}
+                                 for c in calls]
+    return {"messages": [message], "rounds": state["rounds"] + 1, "calls": calls}
+
+
+async def run_tools(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]:
+    turn = runtime.context
+    workspace = turn.chat.workspace
+    record = turn.records[-1]
+    answers = []
+    for call in state["calls"]:
+        changes, proposals = len(workspace.changes), len(workspace.proposals)
+        outcome = await call_tool(workspace, call.name, call.arguments)
+        record["tool_calls"].append({"name": call.name, "ok": outcome.ok,
+                                     **({"error": outcome.error} if outcome.error else {})})
+        for change in workspace.changes[changes:]:
+            runtime.stream_writer(("change", change))
+        for proposal in workspace.proposals[proposals:]:
+            runtime.stream_writer(("proposal", proposal))
+        answers.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+    return {"messages": answers, "calls": []}
+
+
+def after_model(state: TurnState) -> str:
+    return "run_tools" if state["calls"] else END
+
+
+def build_graph() -> Any:
+    graph = StateGraph(TurnState, context_schema=Turn)
+    graph.add_node("call_model", call_model)
+    graph.add_node("run_tools", run_tools)
+    graph.add_edge(START, "call_model")
+    graph.add_conditional_edges("call_model", after_model, ["run_tools", END])
+    graph.add_edge("run_tools", "call_model")
+    return graph.compile()
+
+
+GRAPH = build_graph()
+
+
+# -- chats -----------------------------------------------------------------------------------
+
+
+class ChatModels:
+    """Where the chat's model is: the configured endpoint, else the embedded LLM, started once
+    for the studio (or the one `kantoku up` runs) and stopped with it."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self._embedded: Endpoint | None = None
+        self._lock = asyncio.Lock()
+
+    async def endpoint(self) -> tuple[Endpoint, LLMSettings, str]:
+        """(endpoint, settings, "configured" or "embedded")."""
+        settings = llm_settings()
+        if llm_configured(settings):
+            key = settings.api_key.get_secret_value() if settings.api_key else ""
+            return Endpoint(settings.base_url, settings.model, key), settings, "configured"
+        async with self._lock:
+            if self._embedded is None:
+                from kantoku.services.llm.hosting import embedded_endpoint
+
+                hosted = await self._stack.enter_async_context(embedded_endpoint())
+                self._embedded = Endpoint(hosted.base_url, settings.model or hosted.model,
+                                          embedded=True)
+        return self._embedded, settings, "embedded"
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._embedded = None
+            await self._stack.aclose()
+
+
+class ChatManager:
+    """The chats of one studio process, by id (kept in memory)."""
+
+    def __init__(self, jobs: JobManager, ledger: Ledger | None = None) -> None:
+        self.jobs = jobs
+        self.models = ChatModels()
+        self.chats: dict[str, Chat] = {}
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger()
+        return self._ledger
+
+    def get(self, chat_id: str) -> Chat | None:
+        return self.chats.get(chat_id)
+
+    async def start_model(self) -> None:
+        """Have the model ready before the first chat (the embedded LLM loads in a second)."""
+        if not llm_configured():
+            await self.models.endpoint()
+
+    async def close(self) -> None:
+        await self.models.close()
+
+    async def create(self, job_id: str | None, language: str | None) -> Chat:
+        """A new chat, about `job_id` when given, else with an empty draft brief.
+
+        Raises:
+            KantokuError: NOT_FOUND for an unknown job; UNAVAILABLE when the model cannot be
+                reached or named.
+        """
+        job = None
+        if job_id is not None:
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise not_found(f"job_id: no job {job_id}", reason="JOB_NOT_FOUND",
+                                job_id=job_id)
+        endpoint, settings, kind = await self._endpoint()
+        session = LLMSession(endpoint, settings)
+        try:
+            model = await session.check_model()
+        except LLMFailure as exc:
+            raise unavailable(f"the chat's model: {exc}", reason="LLM_UNAVAILABLE") from None
+        finally:
+            await session.close()
+        draft = draft_of(job) if job is not None else new_draft(language)
+        workspace = Workspace(self.jobs, draft, job_id=job_id, language=language)
+        chat = Chat(f"chat-{secrets.token_hex(6)}", workspace, model, kind)
+        self.chats[chat.id] = chat
+        return chat
+
+    async def _endpoint(self) -> tuple[Endpoint, LLMSettings, str]:
+        try:
+            return await self.models.endpoint()
+        except Exception as exc:  # noqa: BLE001 - the embedded LLM could not start
+            detail = getattr(exc, "message", None) or str(exc)
+            raise unavailable(f"the chat's model could not start: {detail}",
+                              reason="LLM_UNAVAILABLE") from None
+
+    async def send(self, chat: Chat, text: str) -> AsyncIterator[Event]:
+        """One turn: the director's `text` in; the reply's events out, `done` or `error` last."""
+        if chat.busy:
+            yield "error", {"detail": f"{chat.id} is still answering the last message; wait "
+                            "for its done event", "reason": "CHAT_BUSY"}
+            return
+        chat.busy = True
+        workspace = chat.workspace
+        workspace.changes, workspace.proposals = [], []
+        first = not any(m["role"] == "user" for m in chat.messages)
+        chat.messages.append({"role": "user", "content": text, "changes": [], "proposals": []})
+        user = {"role": "user", "content": text}
+        turn: Turn | None = None
+        messages: list[dict[str, Any]] = [user]
+        failure: ChatFailure | None = None
+        try:
+            endpoint, settings, _ = await self._endpoint()
+            turn = Turn(chat, LLMSession(endpoint, settings))
+            turn.session.model = chat.model
+            state: TurnState = {"messages": [user], "rounds": 0, "calls": []}
+            async for mode, chunk in GRAPH.astream(state, context=turn,
+                                                   stream_mode=["custom", "values"]):
+                if mode == "custom":
+                    yield chunk
+                else:
+                    messages = chunk["messages"]
+        except ChatFailure as exc:
+            failure = exc
+        except Exception as exc:  # noqa: BLE001 - a bug or an unreachable model: said, not raised
+            log.exception("chat %s failed", chat.id)
+            reason = getattr(exc, "reason", "INTERNAL")
+            failure = ChatFailure(getattr(exc, "message", None) or repr(exc), reason)
+        finally:
+            chat.busy = False
+            if turn is not None:
+                await turn.session.close()
+        records = turn.records if turn is not None else []
+        if first and not any(c["ok"] for r in records for c in r["tool_calls"]):
+            change = logline_draft(workspace, text)
+            if change is not None:
+                yield "change", change
+        reply = "".join(turn.text if turn is not None else []).strip()
+        if not reply and failure is None:
+            reply = fallback_reply(workspace)
+            yield "token", {"text": reply}
+        chat.messages.append({"role": "assistant", "content": reply,
+                              "changes": workspace.changes, "proposals": workspace.proposals,
+                              **({"error": failure.detail} if failure else {})})
+        if failure is None:
+            chat.history.extend(messages)
+        else:
+            chat.history.append(user)
+        await self._ledger_calls(chat, records)
+        if failure is not None:
+            yield "error", {"detail": failure.detail, "reason": failure.reason}
+            return
+        yield "done", {"reply": reply, "changes": workspace.changes,
+                       "proposals": workspace.proposals, "job_id": chat.job_id}
+
+    async def _ledger_calls(self, chat: Chat, records: list[dict[str, Any]]) -> None:
+        """Write the turn's LLM calls (and any from before the job) to the job's ledger."""
+        for record in records:
+            record["chat_id"] = chat.id
+        chat.unledgered.extend(records)
+        if chat.job_id is None:
+            return
+        pending, chat.unledgered = chat.unledgered, []
+        for record in pending:
+            await self.ledger.append_async(chat.job_id, "llm_call", data=record)
+
+
+def fallback_reply(workspace: Workspace) -> str:
+    """Words for a turn whose model said nothing: what changed, or where things stand."""
+    japanese = workspace.language == "ja" or workspace.draft.get("language") == "ja"
+    if workspace.changes:
+        done = "; ".join(c["summary"] for c in workspace.changes)
+        return f"変更しました: {done}" if japanese else f"Done: {done}."
+    if workspace.job_id is None:
+        return ("ブリーフを書いて「ジョブを開始」と言ってください。" if japanese else
+                "Tell me about the video; say \"start the job\" when the brief is ready.")
+    return (f"ジョブ {workspace.job_id} の状況をお尋ねください。" if japanese else
+            f"Ask me about job {workspace.job_id}: its plan, its rights, its progress.")
