@@ -35,6 +35,7 @@ import openai
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from kantoku.agents.studio.chat_commands import command_reply, match_command
 from kantoku.agents.studio.chat_tools import (
     Workspace,
     call_tool,
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 4
 #: Longest reply of one model call, in tokens (KANTOKU_LLM_MAX_TOKENS lowers it).
 REPLY_MAX_TOKENS = 512
+#: The embedded model's replies: a few sentences (it writes about five tokens a second on a
+#: busy CPU, and rambles when let).
+EMBEDDED_MAX_TOKENS = 96
 #: Earlier director messages (with their answers) the model sees again.
 HISTORY_TURNS = 6
 #: A server that ignores max_tokens is cut off this far past it.
@@ -128,7 +132,7 @@ def _sha256(value: Any) -> str:
 
 async def stream_reply(session: LLMSession, messages: list[dict[str, Any]],
                        tools: list[dict[str, Any]] | None, *, endpoint: str,
-                       on_token: Callable[[str], None],
+                       max_tokens: int, on_token: Callable[[str], None],
                        records: list[dict[str, Any]]) -> ModelReply:
     """One streamed chat completion: its text (each piece to `on_token` as it comes) and its
     tool calls (assembled from their streamed pieces); the call's record for the ledger goes
@@ -138,7 +142,7 @@ async def stream_reply(session: LLMSession, messages: list[dict[str, Any]],
         ChatFailure: a timeout, connection or HTTP error, or a model writing past max_tokens.
     """
     settings = session.settings
-    max_tokens = min(REPLY_MAX_TOKENS, settings.max_tokens or REPLY_MAX_TOKENS)
+    max_tokens = min(max_tokens, settings.max_tokens or max_tokens)
     request: dict[str, Any] = {"model": session.model, "messages": messages, "stream": True,
                                "max_tokens": max_tokens,
                                "stream_options": {"include_usage": True}}
@@ -233,17 +237,31 @@ class TurnState(TypedDict):
 
 
 @dataclass
+class TurnOutcome:
+    """What one turn said and did, kept in the chat however the turn ends."""
+
+    messages: list[dict[str, Any]]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    reply: str = ""
+    failure: ChatFailure | None = None
+
+
+@dataclass
 class Turn:
     """What the graph's nodes reach during one turn of a chat."""
 
     chat: Chat
     session: LLMSession
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]]
     text: list[str] = field(default_factory=list)
 
+    @property
+    def embedded(self) -> bool:
+        return self.chat.endpoint == "embedded"
+
     def prompt(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{"role": "system", "content": system_prompt(self.chat)},
-                *recent(self.chat.history), *messages]
+        system = embedded_prompt(self.chat) if self.embedded else system_prompt(self.chat)
+        return [{"role": "system", "content": system}, *recent(self.chat.history), *messages]
 
 
 def system_prompt(chat: Chat) -> str:
@@ -269,6 +287,16 @@ def system_prompt(chat: Chat) -> str:
         f"{where}\nBrief: {brief}")
 
 
+def embedded_prompt(chat: Chat) -> str:
+    """The embedded model's prompt: short, English, one task (it answers English best and
+    cannot use tools; chat_commands.py runs the few commands it would need them for)."""
+    logline = chat.workspace.draft.get("logline")
+    idea = f" The idea so far: {logline}" if logline else ""
+    return ("You help a film director plan a short video. Reply in one or two short sentences: "
+            "say what you understood and ask one question about the video (length, style, "
+            f"characters or places).{idea}")
+
+
 def recent(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last `HISTORY_TURNS` turns of `history`, each from its director's message on."""
     starts = [i for i, m in enumerate(history) if m["role"] == "user"]
@@ -277,7 +305,8 @@ def recent(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def call_model(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]:
     turn = runtime.context
-    last = state["rounds"] + 1 >= MAX_ROUNDS
+    # The embedded model is offered no tools: its chat template has no place for them.
+    last = state["rounds"] + 1 >= MAX_ROUNDS or turn.embedded
     write = runtime.stream_writer
 
     def on_token(text: str) -> None:
@@ -286,7 +315,8 @@ async def call_model(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]
 
     reply = await stream_reply(turn.session, turn.prompt(state["messages"]),
                                None if last else tool_specs(), endpoint=turn.chat.endpoint,
-                               on_token=on_token, records=turn.records)
+                               max_tokens=EMBEDDED_MAX_TOKENS if turn.embedded else
+                               REPLY_MAX_TOKENS, on_token=on_token, records=turn.records)
     calls = reply.tool_calls
     if last and calls:  # offered none: a model that calls tools anyway is not obeyed
         reply.record["tool_calls"] = [{"name": c.name, "ok": False,
@@ -441,74 +471,106 @@ class ChatManager:
         workspace.changes, workspace.proposals = [], []
         first = not any(m["role"] == "user" for m in chat.messages)
         chat.messages.append({"role": "user", "content": text, "changes": [], "proposals": []})
-        user = {"role": "user", "content": text}
+        outcome = TurnOutcome([{"role": "user", "content": text}])
+        try:
+            command = match_command(text) if chat.endpoint == "embedded" else None
+            if command is not None:
+                async for event in self._command(chat, outcome, *command):
+                    yield event
+            else:
+                async for event in self._model_turn(chat, outcome):
+                    yield event
+            acted = command is not None or any(c["ok"] for r in outcome.records
+                                                for c in r["tool_calls"])
+            if first and not acted:
+                change = logline_draft(workspace, text)
+                if change is not None:
+                    yield "change", change
+            if not outcome.reply and outcome.failure is None:
+                outcome.reply = fallback_reply(workspace)
+                yield "token", {"text": outcome.reply}
+            await self._ledger_calls(chat, outcome.records)
+            if outcome.failure is not None:
+                yield "error", {"detail": outcome.failure.detail,
+                                "reason": outcome.failure.reason}
+            else:
+                yield "done", {"reply": outcome.reply, "changes": workspace.changes,
+                               "proposals": workspace.proposals, "job_id": chat.job_id,
+                               "model": chat.model}
+        finally:
+            # Kept even when the director hung up mid-reply: what changed is in the transcript,
+            # and calls not yet in the ledger are written with the next turn.
+            chat.busy = False
+            chat.unledgered.extend(outcome.records)
+            failure = outcome.failure
+            chat.messages.append({"role": "assistant", "content": outcome.reply,
+                                  "changes": workspace.changes,
+                                  "proposals": workspace.proposals,
+                                  **({"error": failure.detail} if failure else {})})
+            done = failure is None and outcome.messages[-1]["role"] == "assistant"
+            chat.history.extend(outcome.messages if done else outcome.messages[:1])
+
+    async def _command(self, chat: Chat, outcome: TurnOutcome, name: str,
+                       arguments: dict[str, Any]) -> AsyncIterator[Event]:
+        """A command run without the model: its tool, then words written from its answer."""
+        workspace = chat.workspace
+        answer = await call_tool(workspace, name, json.dumps(arguments))
+        for change in workspace.changes:
+            yield "change", change
+        for proposal in workspace.proposals:
+            yield "proposal", proposal
+        outcome.reply = command_reply(name, answer, japanese(workspace))
+        yield "token", {"text": outcome.reply}
+        outcome.messages.append({"role": "assistant", "content": outcome.reply})
+
+    async def _model_turn(self, chat: Chat, outcome: TurnOutcome) -> AsyncIterator[Event]:
+        """The graph's turn: the model's words and tool calls, streamed as events."""
         turn: Turn | None = None
-        messages: list[dict[str, Any]] = [user]
-        failure: ChatFailure | None = None
         try:
             endpoint, settings, _ = await self._endpoint()
-            turn = Turn(chat, LLMSession(endpoint, settings))
+            turn = Turn(chat, LLMSession(endpoint, settings), outcome.records)
             turn.session.model = chat.model
-            state: TurnState = {"messages": [user], "rounds": 0, "calls": []}
+            state: TurnState = {"messages": outcome.messages, "rounds": 0, "calls": []}
             async for mode, chunk in GRAPH.astream(state, context=turn,
                                                    stream_mode=["custom", "values"]):
                 if mode == "custom":
                     yield chunk
                 else:
-                    messages = chunk["messages"]
+                    outcome.messages = chunk["messages"]
         except ChatFailure as exc:
-            failure = exc
+            outcome.failure = exc
         except Exception as exc:  # noqa: BLE001 - a bug or an unreachable model: said, not raised
             log.exception("chat %s failed", chat.id)
             reason = getattr(exc, "reason", "INTERNAL")
-            failure = ChatFailure(getattr(exc, "message", None) or repr(exc), reason)
+            outcome.failure = ChatFailure(getattr(exc, "message", None) or repr(exc), reason)
         finally:
-            chat.busy = False
             if turn is not None:
+                outcome.reply = "".join(turn.text).strip()
                 await turn.session.close()
-        records = turn.records if turn is not None else []
-        if first and not any(c["ok"] for r in records for c in r["tool_calls"]):
-            change = logline_draft(workspace, text)
-            if change is not None:
-                yield "change", change
-        reply = "".join(turn.text if turn is not None else []).strip()
-        if not reply and failure is None:
-            reply = fallback_reply(workspace)
-            yield "token", {"text": reply}
-        chat.messages.append({"role": "assistant", "content": reply,
-                              "changes": workspace.changes, "proposals": workspace.proposals,
-                              **({"error": failure.detail} if failure else {})})
-        if failure is None:
-            chat.history.extend(messages)
-        else:
-            chat.history.append(user)
-        await self._ledger_calls(chat, records)
-        if failure is not None:
-            yield "error", {"detail": failure.detail, "reason": failure.reason}
-            return
-        yield "done", {"reply": reply, "changes": workspace.changes,
-                       "proposals": workspace.proposals, "job_id": chat.job_id}
 
     async def _ledger_calls(self, chat: Chat, records: list[dict[str, Any]]) -> None:
         """Write the turn's LLM calls (and any from before the job) to the job's ledger."""
         for record in records:
             record["chat_id"] = chat.id
         chat.unledgered.extend(records)
-        if chat.job_id is None:
-            return
-        pending, chat.unledgered = chat.unledgered, []
-        for record in pending:
-            await self.ledger.append_async(chat.job_id, "llm_call", data=record)
+        records.clear()
+        while chat.job_id is not None and chat.unledgered:
+            await self.ledger.append_async(chat.job_id, "llm_call", data=chat.unledgered[0])
+            chat.unledgered.pop(0)
+
+
+def japanese(workspace: Workspace) -> bool:
+    return workspace.language == "ja" or (workspace.language is None and
+                                          workspace.draft.get("language") == "ja")
 
 
 def fallback_reply(workspace: Workspace) -> str:
     """Words for a turn whose model said nothing: what changed, or where things stand."""
-    japanese = workspace.language == "ja" or workspace.draft.get("language") == "ja"
     if workspace.changes:
         done = "; ".join(c["summary"] for c in workspace.changes)
-        return f"変更しました: {done}" if japanese else f"Done: {done}."
+        return f"変更しました: {done}" if japanese(workspace) else f"Done: {done}."
     if workspace.job_id is None:
-        return ("ブリーフを書いて「ジョブを開始」と言ってください。" if japanese else
+        return ("ブリーフを書いて「ジョブを開始」と言ってください。" if japanese(workspace) else
                 "Tell me about the video; say \"start the job\" when the brief is ready.")
-    return (f"ジョブ {workspace.job_id} の状況をお尋ねください。" if japanese else
+    return (f"ジョブ {workspace.job_id} の状況をお尋ねください。" if japanese(workspace) else
             f"Ask me about job {workspace.job_id}: its plan, its rights, its progress.")

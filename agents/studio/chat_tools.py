@@ -29,7 +29,13 @@ from kantoku.agents.studio.jobs import (
     StudioJob,
     describe,
 )
-from kantoku.planner.planning.brief import Brief, describe_errors, parse_brief
+from kantoku.planner.planning.brief import (
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    Brief,
+    describe_errors,
+    parse_brief,
+)
 from kantoku.planner.planning.exchange import CJK
 from kantoku.planner.planning.plan import Plan
 from kantoku.services._core.errors import KantokuError
@@ -43,6 +49,8 @@ MAX_RESULT_CHARS = 6000
 #: Brief fields the chat may set (reference images need an upload, not a chat message).
 BRIEF_FIELDS = tuple(name for name in Brief.model_fields if name != "song")
 _TITLE_WORDS = 8
+#: "10 seconds", "a 6-second video", "30 s", "15秒".
+_SECONDS = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*-?\s*(?:sec(?:ond)?s?\b|s\b|秒)", re.IGNORECASE)
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -99,16 +107,16 @@ def title_from(text: str) -> str:
     """A short title from the director's words: the first sentence, cut to a few words."""
     first = re.split(r"(?<=[.!?。！？])\s*", text.strip(), maxsplit=1)[0] or text.strip()
     if writes_japanese(first):
-        return first[:24].rstrip("、。")
+        return re.split(r"[、，,]", first, maxsplit=1)[0][:24]
     words = first.split()
     title = " ".join(words[:_TITLE_WORDS]).rstrip(",;:.")
     return (title[:1].upper() + title[1:])[:200] or "Untitled"
 
 
 def logline_draft(workspace: Workspace, text: str) -> dict[str, Any] | None:
-    """The director's first message as the draft's logline (and title when it has none): the
-    chat stays useful when the model made no change of its own. None when there is nothing to
-    fill."""
+    """The director's first message as the draft's logline (and its title when it has none,
+    its length when it names one): the chat stays useful when the model made no change of its
+    own. None when there is nothing to fill."""
     if workspace.draft.get("logline") or workspace.job_id is not None or not text.strip():
         return None
     fields = {"logline": text.strip()[:2000]}
@@ -116,6 +124,9 @@ def logline_draft(workspace: Workspace, text: str) -> dict[str, Any] | None:
         fields["title"] = title_from(text)
     if "language" not in workspace.draft and writes_japanese(text):
         fields["language"] = "ja"
+    seconds = _SECONDS.search(text)
+    if seconds is not None and MIN_DURATION_S <= float(seconds.group(1)) <= MAX_DURATION_S:
+        fields["duration_s"] = float(seconds.group(1))
     try:
         return _change_brief(workspace, fields, "the director's message became the brief's "
                              "logline")

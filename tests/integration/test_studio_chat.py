@@ -277,16 +277,28 @@ def test_bad_requests_are_refused_naming_what_to_fix(api: httpx.Client,
 
 
 def test_the_embedded_model_answers_when_no_endpoint_is_configured(
-        api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: httpx.Client, monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     from kantoku.services.llm.catalog import EMBEDDED_LLM
 
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "KANTOKU_LLM_MODEL"):
         monkeypatch.delenv(name, raising=False)
     chat = new_chat(api, language="en")
     assert (chat["model"], chat["endpoint"]) == (EMBEDDED_LLM, "embedded")
-    events = say(api, chat["id"], "A cat watches the rain from a window at night.")
+    idea = "A cat watches the rain from a window at night, 8 seconds."
+    events = say(api, chat["id"], idea)
     done = named(events, "done")[0]
-    assert done["reply"] and named(events, "token")
-    # Whatever it said, the chat kept the idea as the brief's logline.
+    assert done["reply"] == reply(events) != "" and done["model"] == EMBEDDED_LLM
+    # Whatever it said, the idea is the draft's logline, and its length the brief's.
     brief = api.get(f"/v1/chats/{chat['id']}").json()["brief"]
-    assert brief["logline"] == "A cat watches the rain from a window at night."
+    assert (brief["logline"], brief["duration_s"]) == (idea, 8)
+
+    # It calls no tools; the command runs without it, and the reply says what happened.
+    events = say(api, chat["id"], "Start the job.")
+    job_id = named(events, "done")[0]["job_id"]
+    assert job_id and f"job {job_id}" in reply(events) and "awaits review" in reply(events)
+    job = wait_for(api, job_id, "awaiting_review")
+    assert job["brief"]["logline"] == idea and job["plan"]["duration_s"] == 8
+    # Its one model call (the first message) went to the job's ledger when the job started.
+    called, = chat_calls(home, job_id)
+    assert (called["model"], called["endpoint"], called["tools_offered"]) == \
+        (EMBEDDED_LLM, "embedded", 0)
