@@ -119,7 +119,7 @@ def logline_draft(workspace: Workspace, text: str) -> dict[str, Any] | None:
     own. None when there is nothing to fill."""
     if workspace.draft.get("logline") or workspace.job_id is not None or not text.strip():
         return None
-    fields = {"logline": text.strip()[:2000]}
+    fields: dict[str, Any] = {"logline": text.strip()[:2000]}
     if not workspace.draft.get("title"):
         fields["title"] = title_from(text)
     if "language" not in workspace.draft and writes_japanese(text):
@@ -255,7 +255,7 @@ def _change_brief(workspace: Workspace, fields: dict[str, Any], why: str
     if not diff:
         return None
     workspace.draft = draft
-    change = {"kind": "brief", "summary": f"{why}: {', '.join(d['field'] for d in diff)}",
+    change = {"kind": "brief", "summary": f"{why}: {', '.join(str(d['field']) for d in diff)}",
               "diff": diff}
     if workspace.job_id is not None:
         change["job_id"] = workspace.job_id
