@@ -154,7 +154,7 @@ class StartJobArgs(Args):
 class EditShotArgs(Args):
     shot_id: str = Field(description="the shot's id, e.g. s001")
     changes: dict[str, Any] = Field(min_length=1, description="the shot fields to change and "
-                                    "their new values, e.g. {\"camera_move\": \"push_in\"}")
+                                    "their new values, e.g. {\"camera_move\": \"dolly_in\"}")
 
 
 class ProposeArgs(Args):

@@ -292,12 +292,26 @@ def test_the_embedded_model_answers_when_no_endpoint_is_configured(
     brief = api.get(f"/v1/chats/{chat['id']}").json()["brief"]
     assert (brief["logline"], brief["duration_s"]) == (idea, 8)
 
-    # It calls no tools; the command runs without it, and the reply says what happened.
+    # It calls no tools; short commands run without it, and the reply says what happened.
+    events = say(api, chat["id"], "style: watercolour\nlocations: window, rooftop")
+    change, = named(events, "change")
+    assert change["kind"] == "brief" and {d["field"] for d in change["diff"]} == \
+        {"style", "locations"}
+    assert "watercolour" in reply(events)
     events = say(api, chat["id"], "Start the job.")
     job_id = named(events, "done")[0]["job_id"]
     assert job_id and f"job {job_id}" in reply(events) and "awaits review" in reply(events)
     job = wait_for(api, job_id, "awaiting_review")
-    assert job["brief"]["logline"] == idea and job["plan"]["duration_s"] == 8
+    assert job["brief"]["logline"] == idea and job["brief"]["style"] == "watercolour"
+    assert job["plan"]["duration_s"] == 8
+    events = say(api, chat["id"], "s001 camera_move: dolly_in")
+    assert named(events, "change"), reply(events)
+    assert named(events, "change")[0]["diff"][0]["fields"] == ["camera_move"]
+    assert api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]["shots"][0]["camera_move"] == \
+        "dolly_in"
+    events = say(api, chat["id"], "approve")
+    assert named(events, "proposal")[0]["action"] == "approve"
+    assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "awaiting_review"
     # Its one model call (the first message) went to the job's ledger when the job started.
     called, = chat_calls(home, job_id)
     assert (called["model"], called["endpoint"], called["tools_offered"]) == \
