@@ -96,6 +96,13 @@ class Chat:
     #: LLM calls made before the chat had a job, for its ledger.
     unledgered: list[dict[str, Any]] = field(default_factory=list)
     busy: bool = False
+    #: False once the endpoint refused tools: its chat goes on as the embedded model's does.
+    tools: bool = True
+
+    @property
+    def uses_commands(self) -> bool:
+        """Commands run without the model (it cannot call tools)."""
+        return self.endpoint == "embedded" or not self.tools
 
     @property
     def job_id(self) -> str | None:
@@ -167,13 +174,7 @@ async def stream_reply(session: LLMSession, messages: list[dict[str, Any]],
     chunks = 0
     try:
         async with asyncio.timeout(settings.timeout_s):
-            try:
-                stream = await session.client.chat.completions.create(**request)
-            except openai.APIStatusError as exc:
-                if "stream_options" not in str(exc).lower():
-                    raise
-                del request["stream_options"]  # a server that refuses usage reports
-                stream = await session.client.chat.completions.create(**request)
+            stream = await _create(session, request, record)
             try:
                 async for chunk in stream:
                     chunks += 1
@@ -222,6 +223,25 @@ async def stream_reply(session: LLMSession, messages: list[dict[str, Any]],
     return ModelReply(text, tool_calls, record)
 
 
+async def _create(session: LLMSession, request: dict[str, Any], record: dict[str, Any]
+                  ) -> Any:
+    """The streamed completion, asked again without what the server refuses: usage reports
+    (`stream_options`), or tools (vLLM without a tool parser, llama-server without --jinja
+    answer HTTP 400 naming them); `record["tools_refused"]` then says so."""
+    while True:
+        try:
+            return await session.client.chat.completions.create(**request)
+        except openai.APIStatusError as exc:
+            message = str(exc).lower()
+            if "stream_options" in message and "stream_options" in request:
+                del request["stream_options"]
+            elif "tool" in message and "tools" in request and exc.status_code in (400, 422):
+                del request["tools"]
+                record["tools_offered"], record["tools_refused"] = 0, True
+            else:
+                raise
+
+
 def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
@@ -258,6 +278,10 @@ class Turn:
     @property
     def embedded(self) -> bool:
         return self.chat.endpoint == "embedded"
+
+    @property
+    def tools(self) -> bool:
+        return self.chat.tools and not self.embedded
 
     def prompt(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         system = embedded_prompt(self.chat) if self.embedded else system_prompt(self.chat)
@@ -306,7 +330,7 @@ def recent(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def call_model(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]:
     turn = runtime.context
     # The embedded model is offered no tools: its chat template has no place for them.
-    last = state["rounds"] + 1 >= MAX_ROUNDS or turn.embedded
+    last = state["rounds"] + 1 >= MAX_ROUNDS or not turn.tools
     write = runtime.stream_writer
 
     def on_token(text: str) -> None:
@@ -317,6 +341,8 @@ async def call_model(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]
                                None if last else tool_specs(), endpoint=turn.chat.endpoint,
                                max_tokens=EMBEDDED_MAX_TOKENS if turn.embedded else
                                REPLY_MAX_TOKENS, on_token=on_token, records=turn.records)
+    if reply.record.get("tools_refused"):
+        turn.chat.tools = False
     calls = reply.tool_calls
     if last and calls:  # offered none: a model that calls tools anyway is not obeyed
         reply.record["tool_calls"] = [{"name": c.name, "ok": False,
@@ -473,7 +499,7 @@ class ChatManager:
         chat.messages.append({"role": "user", "content": text, "changes": [], "proposals": []})
         outcome = TurnOutcome([{"role": "user", "content": text}])
         try:
-            command = match_command(text) if chat.endpoint == "embedded" else None
+            command = match_command(text) if chat.uses_commands else None
             if command is not None:
                 async for event in self._command(chat, outcome, *command):
                     yield event

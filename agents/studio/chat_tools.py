@@ -533,6 +533,8 @@ async def call_tool(workspace: Workspace, name: str, arguments: str) -> ToolOutc
             result = await result
     except ToolError as exc:
         return _refused(str(exc), exc.problems)
+    except KantokuError as exc:  # e.g. the job's folder could not be claimed
+        return _refused(exc.message)
     return ToolOutcome(_dumps(result), ok=True)
 
 

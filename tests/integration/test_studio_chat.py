@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.test_jobs import standalone_services
 from tests.integration.test_studio_api import BRIEF, new_job, running_studio, wait_for
-from tests.scripted_llm import Call, Endless, ScriptedLLM, Text, calls, scripted_llm
+from tests.scripted_llm import Call, Endless, Error, ScriptedLLM, Text, calls, scripted_llm
 
 pytestmark = pytest.mark.integration
 
@@ -250,6 +250,26 @@ def test_garbage_from_the_model_is_answered_and_the_chat_goes_on(
     assert named(events, "done")[0]["reply"] == "Back again."
     roles = [m["role"] for m in api.get(f"/v1/chats/{chat['id']}").json()["messages"]]
     assert roles == ["user", "assistant"] * 4
+
+
+def test_an_endpoint_that_refuses_tools_still_chats(api: httpx.Client,
+                                                   llm: ScriptedLLM) -> None:
+    def no_tools(body: dict[str, Any]) -> Error | Text:
+        if "tools" in body:  # as llama-server answers without --jinja
+            return Error(400, "tools param requires --jinja flag")
+        return Text("A fine idea.")
+
+    llm.script[:] = [no_tools]
+    chat = new_chat(api, language="en")
+    events = say(api, chat["id"], "Two kites over a beach, 5 seconds")
+    assert named(events, "done")[0]["reply"] == "A fine idea."
+    assert [("tools" in r) for r in llm.chats()] == [True, False]
+    # Without tools, the commands run without the model.
+    events = say(api, chat["id"], "start the job")
+    assert len(llm.chats()) == 2
+    job = wait_for(api, named(events, "done")[0]["job_id"], "awaiting_review")
+    assert job["brief"]["logline"] == "Two kites over a beach, 5 seconds"
+    assert job["plan"]["duration_s"] == 5
 
 
 def test_bad_requests_are_refused_naming_what_to_fix(api: httpx.Client,
