@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ from kantoku.agents.studio.chat_tools import (
     draft_of,
     logline_draft,
     new_draft,
+    refused,
     tool_specs,
 )
 from kantoku.agents.studio.jobs import JobManager
@@ -67,6 +69,8 @@ REPLY_MAX_TOKENS = 512
 #: The embedded model's replies: a few sentences (it writes about five tokens a second on a
 #: busy CPU, and rambles when let).
 EMBEDDED_MAX_TOKENS = 96
+#: Tool calls run from one answer of the model; more are answered "not run".
+MAX_CALLS = 8
 #: Earlier director messages (with their answers) the model sees again.
 HISTORY_TURNS = 6
 #: A server that ignores max_tokens is cut off this far past it.
@@ -87,6 +91,8 @@ class ChatFailure(Exception):
 class Chat:
     id: str
     workspace: Workspace
+    #: Where its model is (kept for the chat's life; the settings are read each turn).
+    llm: Endpoint
     model: str
     endpoint: str  # "embedded" | "configured"
     #: What the page shows: {"role", "content", "changes", "proposals"}.
@@ -362,9 +368,12 @@ async def run_tools(state: TurnState, runtime: Runtime[Turn]) -> dict[str, Any]:
     workspace = turn.chat.workspace
     record = turn.records[-1]
     answers = []
-    for call in state["calls"]:
+    for index, call in enumerate(state["calls"]):
         changes, proposals = len(workspace.changes), len(workspace.proposals)
-        outcome = await call_tool(workspace, call.name, call.arguments)
+        if index < MAX_CALLS:
+            outcome = await call_tool(workspace, call.name, call.arguments)
+        else:
+            outcome = refused(f"not run: at most {MAX_CALLS} tool calls per answer")
         record["tool_calls"].append({"name": call.name, "ok": outcome.ok,
                                      **({"error": outcome.error} if outcome.error else {})})
         for change in workspace.changes[changes:]:
@@ -474,7 +483,8 @@ class ChatManager:
             await session.close()
         draft = draft_of(job) if job is not None else new_draft(language)
         workspace = Workspace(self.jobs, draft, job_id=job_id, language=language)
-        chat = Chat(f"chat-{secrets.token_hex(6)}", workspace, model, kind)
+        endpoint = dataclasses.replace(endpoint, model=model)
+        chat = Chat(f"chat-{secrets.token_hex(6)}", workspace, endpoint, model, kind)
         self.chats[chat.id] = chat
         return chat
 
@@ -553,9 +563,7 @@ class ChatManager:
         """The graph's turn: the model's words and tool calls, streamed as events."""
         turn: Turn | None = None
         try:
-            endpoint, settings, _ = await self._endpoint()
-            turn = Turn(chat, LLMSession(endpoint, settings), outcome.records)
-            turn.session.model = chat.model
+            turn = Turn(chat, LLMSession(chat.llm, llm_settings()), outcome.records)
             state: TurnState = {"messages": outcome.messages, "rounds": 0, "calls": []}
             async for mode, chunk in GRAPH.astream(state, context=turn,
                                                    stream_mode=["custom", "values"]):

@@ -512,14 +512,14 @@ async def call_tool(workspace: Workspace, name: str, arguments: str) -> ToolOutc
     """Check and run one tool call; every refusal is an answer the model can read."""
     tool = TOOLS.get(name)
     if tool is None:
-        return _refused(f"there is no tool named {name!r}; the tools are "
+        return refused(f"there is no tool named {name!r}; the tools are "
                         f"{', '.join(TOOLS)}")
     try:
         raw = json.loads(arguments or "{}")
     except ValueError as exc:
-        return _refused(f"the arguments of {name} are not JSON ({exc}); send a JSON object")
+        return refused(f"the arguments of {name} are not JSON ({exc}); send a JSON object")
     if not isinstance(raw, dict):
-        return _refused(f"the arguments of {name} must be a JSON object")
+        return refused(f"the arguments of {name} must be a JSON object")
     try:
         if tool.args is None:
             result = tool.run(workspace, raw)
@@ -527,18 +527,18 @@ async def call_tool(workspace: Workspace, name: str, arguments: str) -> ToolOutc
             try:
                 args = tool.args.model_validate(raw)
             except ValidationError as exc:
-                return _refused(f"the arguments of {name} do not fit: {describe_errors(exc)}")
+                return refused(f"the arguments of {name} do not fit: {describe_errors(exc)}")
             result = tool.run(workspace, args)
         if asyncio.iscoroutine(result):
             result = await result
     except ToolError as exc:
-        return _refused(str(exc), exc.problems)
+        return refused(str(exc), exc.problems)
     except KantokuError as exc:  # e.g. the job's folder could not be claimed
-        return _refused(exc.message)
+        return refused(exc.message)
     return ToolOutcome(_dumps(result), ok=True)
 
 
-def _refused(message: str, problems: list[dict[str, Any]] | None = None) -> ToolOutcome:
+def refused(message: str, problems: list[dict[str, Any]] | None = None) -> ToolOutcome:
     body: dict[str, Any] = {"error": message}
     if problems:
         body["problems"] = [describe(p) for p in problems]
