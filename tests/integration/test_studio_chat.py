@@ -252,6 +252,24 @@ def test_garbage_from_the_model_is_answered_and_the_chat_goes_on(
     assert roles == ["user", "assistant"] * 4
 
 
+def test_a_director_who_hangs_up_leaves_the_chat_usable(api: httpx.Client,
+                                                       llm: ScriptedLLM) -> None:
+    llm.script[:] = [Endless(every_s=0.05), Text("Still here.")]
+    chat = new_chat(api, language="en")
+    with api.stream("POST", f"/v1/chats/{chat['id']}/messages",
+                    json={"text": "Tell me a long story"}) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: token"):
+                break  # the page is closed mid-reply
+    assert llm.hung_up.wait(10), "the model went on writing for nobody"
+    deadline = time.monotonic() + 10
+    while api.get(f"/v1/chats/{chat['id']}").json()["messages"][-1]["role"] != "assistant":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    events = say(api, chat["id"], "Hello?")
+    assert named(events, "done")[0]["reply"] == "Still here."
+
+
 def test_an_endpoint_that_refuses_tools_still_chats(api: httpx.Client,
                                                    llm: ScriptedLLM) -> None:
     def no_tools(body: dict[str, Any]) -> Error | Text:
