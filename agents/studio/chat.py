@@ -522,6 +522,11 @@ class ChatManager:
                 change = logline_draft(workspace, text)
                 if change is not None:
                     yield "change", change
+                    # Said in words too: a small model's reply may say nothing of it.
+                    note = logline_note(chat, change)
+                    text_note = f"\n\n{note}" if outcome.reply else note
+                    outcome.reply += text_note
+                    yield "token", {"text": text_note}
             if not outcome.reply and outcome.failure is None:
                 outcome.reply = fallback_reply(workspace)
                 yield "token", {"text": outcome.reply}
@@ -596,6 +601,20 @@ class ChatManager:
 def japanese(workspace: Workspace) -> bool:
     return workspace.language == "ja" or (workspace.language is None and
                                           workspace.draft.get("language") == "ja")
+
+
+def logline_note(chat: Chat, change: dict[str, Any]) -> str:
+    """What the chat did with a first message no tool used, and what the director can say."""
+    fields = {d["field"]: d["to"] for d in change["diff"]}
+    if japanese(chat.workspace):
+        length = f"長さは{fields['duration_s']:g}秒、" if "duration_s" in fields else ""
+        more = "「スタイル: 水彩画」のように書き足すか、" if chat.uses_commands else ""
+        return (f"（メッセージをブリーフのあらすじにしました。{length}{more}"
+                "「ジョブを開始して」で計画を始めます。）")
+    length = f", {fields['duration_s']:g} s long" if "duration_s" in fields else ""
+    more = 'add details as lines like "style: watercolour", or ' if chat.uses_commands else ""
+    return (f"(I kept your message as the brief's logline{length}; {more}say \"start the job\" "
+            "to plan it.)")
 
 
 def fallback_reply(workspace: Workspace) -> str:

@@ -153,7 +153,9 @@ def test_a_plain_first_message_becomes_the_logline_and_start_works(
     change = named(events, "change")[0]
     assert change["kind"] == "brief"
     assert {"field": "logline", "from": None, "to": text} in change["diff"]
-    assert named(events, "done")[0]["reply"] == "What a lovely idea."
+    assert named(events, "done")[0]["reply"] == reply(events) == (
+        "What a lovely idea.\n\n(I kept your message as the brief's logline; say \"start the "
+        "job\" to plan it.)")
     brief = api.get(f"/v1/chats/{chat['id']}").json()["brief"]
     assert brief["logline"] == text and brief["title"] and brief["duration_s"] == 15
 
@@ -223,7 +225,7 @@ def test_garbage_from_the_model_is_answered_and_the_chat_goes_on(
                      Text("Sorry, that went wrong.")]
     chat = new_chat(api, language="en")
     events = say(api, chat["id"], "Make a video")
-    assert named(events, "done")[0]["reply"] == "Sorry, that went wrong."
+    assert named(events, "done")[0]["reply"].startswith("Sorry, that went wrong.\n\n(I kept")
     bad_json, unknown, bad_args = (a["error"] for a in tool_answers(llm.chats()[-1]))
     assert "update_brief are not JSON" in bad_json
     assert "no tool named 'launch_rockets'" in unknown and "start_job" in unknown
@@ -280,7 +282,9 @@ def test_an_endpoint_that_refuses_tools_still_chats(api: httpx.Client,
     llm.script[:] = [no_tools]
     chat = new_chat(api, language="en")
     events = say(api, chat["id"], "Two kites over a beach, 5 seconds")
-    assert named(events, "done")[0]["reply"] == "A fine idea."
+    assert named(events, "done")[0]["reply"] == (
+        "A fine idea.\n\n(I kept your message as the brief's logline, 5 s long; add details as "
+        'lines like "style: watercolour", or say "start the job" to plan it.)')
     assert [("tools" in r) for r in llm.chats()] == [True, False]
     # Without tools, the commands run without the model.
     events = say(api, chat["id"], "start the job")
