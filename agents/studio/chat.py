@@ -9,9 +9,10 @@ last one is offered no tools, so a turn always ends with words.
 
 The model is any OpenAI-compatible endpoint with tool calling (OPENAI_BASE_URL, OPENAI_API_KEY,
 KANTOKU_LLM_MODEL, as for the planner), else the embedded SmolLM2-135M-Instruct, started once
-for the studio. A model that small rarely calls a tool, so the chat stays useful without one:
-when the first message of a new chat brings no change, the director's words become the draft
-brief's logline, and `start_job` can start a job from it.
+for the studio. A model that small cannot be trusted with tools, so it is offered none (nor is
+an endpoint that refused them), and the chat stays useful without them: a message that is a
+command runs its tool directly (`chat_commands.py`), and when the first message of a new chat
+brings no change, the director's words become the draft brief's logline.
 
 Every LLM call (model, endpoint, tokens, latency, tool calls) is a `llm_call` entry in the
 job's ledger; calls made before the chat has a job wait and are written when it gets one.
