@@ -250,8 +250,12 @@ def test_garbage_from_the_model_is_answered_and_the_chat_goes_on(
     assert llm.hung_up.wait(5)
     events = say(api, chat["id"], "Hello again")
     assert named(events, "done")[0]["reply"] == "Back again."
+    # A server error is an error event that quotes it, not a failed request.
+    llm.script[:] = [Error(500, "the GPU caught fire")]
+    error, = named(say(api, chat["id"], "Still there?"), "error")
+    assert error["reason"] == "LLM_FAILED" and "HTTP 500" in error["detail"]
     roles = [m["role"] for m in api.get(f"/v1/chats/{chat['id']}").json()["messages"]]
-    assert roles == ["user", "assistant"] * 4
+    assert roles == ["user", "assistant"] * 5
 
 
 def test_a_director_who_hangs_up_leaves_the_chat_usable(api: httpx.Client,
@@ -294,8 +298,8 @@ def test_an_endpoint_that_refuses_tools_still_chats(api: httpx.Client,
     assert job["plan"]["duration_s"] == 5
 
 
-def test_bad_requests_are_refused_naming_what_to_fix(api: httpx.Client,
-                                                     llm: ScriptedLLM) -> None:
+def test_bad_requests_are_refused_naming_what_to_fix(
+        api: httpx.Client, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = api.get("/v1/chats/chat-000000000000")
     assert missing.status_code == 404 and missing.json()["reason"] == "CHAT_NOT_FOUND"
     sent = api.post("/v1/chats/chat-000000000000/messages", json={"text": "hi"})
@@ -316,6 +320,14 @@ def test_bad_requests_are_refused_naming_what_to_fix(api: httpx.Client,
                         headers={"content-type": "application/json"})
     assert not_json.status_code == 400
     assert api.get(f"/v1/chats/{chat['id']}").json()["messages"] == []
+
+    # A configured endpoint that does not answer: a chat cannot start, and says why.
+    from kantoku.services._core.server import free_port
+
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    down = api.post("/v1/chats", json={})
+    assert down.status_code == 503 and down.json()["reason"] == "LLM_UNAVAILABLE"
+    assert "could not connect to the LLM" in down.json()["detail"]
 
 
 def test_the_embedded_model_answers_when_no_endpoint_is_configured(
