@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 
+from kantoku.agents.studio.chat_routes import chat_router
 from kantoku.agents.studio.errors import ApiError, status_of
 from kantoku.agents.studio.jobs import (
     JobManager,
@@ -221,9 +222,11 @@ def require_token(request: Request) -> None:
 # -- the app ---------------------------------------------------------------------------------
 
 
-def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
+def create_app(server: str | None = None, root: Path | None = None, *,
+               start_llm: bool = False) -> FastAPI:
     """The studio's API; jobs use the services at `server` (else the local stack, else an
-    embedded server per job) and live under `root` (default `$KANTOKU_HOME/studio`)."""
+    embedded server per job) and live under `root` (default `$KANTOKU_HOME/studio`). With
+    `start_llm` the chat's embedded LLM (when no endpoint is configured) starts with the app."""
     manager = JobManager(root or core_settings().home_dir / "studio", server)
 
     @asynccontextmanager
@@ -484,6 +487,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         return FileResponse(path, filename=name)
 
     app.include_router(router)
+    app.include_router(chat_router(manager, start_llm=start_llm), prefix=API, dependencies=auth)
     return app
 
 
@@ -523,5 +527,5 @@ def serve(host: str, port: int, server: str | None) -> None:
                       "KANTOKU_AUTH_TOKEN first (clients send it) or keep --host 127.0.0.1",
                       reason="STUDIO_UNPROTECTED", host=host)
     # Open event streams are closed after a few seconds; running jobs stop checkpointed.
-    uvicorn.run(create_app(server=server), host=host, port=port, log_level="info",
+    uvicorn.run(create_app(server=server, start_llm=True), host=host, port=port, log_level="info",
                 timeout_graceful_shutdown=5)
