@@ -320,20 +320,37 @@ def up(
     host: Annotated[str, typer.Option(
         help="Interface the ingress listens on; wider than 127.0.0.1 needs KANTOKU_AUTH_TOKEN."
     )] = "127.0.0.1",
+    studio_port: Annotated[int, typer.Option(
+        help="HTTP port of Serve's proxy, where the studio answers.")] = 8000,
+    studio: Annotated[bool, typer.Option(
+        help="Deploy the studio (page and HTTP API) beside the services.")] = True,
 ) -> None:
     """Start a local Ray cluster (or join the running one) with every service on Ray Serve's gRPC
-    ingress, and the embedded LLM on 127.0.0.1 unless OPENAI_BASE_URL names another."""
+    ingress, the studio on its HTTP proxy, and the embedded LLM on 127.0.0.1 unless
+    OPENAI_BASE_URL names another."""
     from kantoku.services import local_stack as stack
     from kantoku.services.catalog import SERVICES
+
+    def deploy_studio(record: dict[str, Any]) -> list[str]:
+        from kantoku.agents.studio.serve import APPLICATION, deploy_studio
+
+        progress.update(task, description="deploying the studio")
+        deploy_studio(record["grpc_address"])
+        return [APPLICATION]
 
     with _progress() as progress:
         task = progress.add_task("starting", total=None)
         record = stack.up(grpc_port, gpus, list(SERVICES),
-                          lambda step: progress.update(task, description=step), host)
+                          lambda step: progress.update(task, description=step), host,
+                          http_port=studio_port, http_apps=deploy_studio if studio else None)
     llm = record.get("llm")
     served = f"; LLM {llm['model']} at {llm['base_url']}" if llm else ""
+    page = ""
+    if record.get("http_apps"):
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        page = f"; studio http://{shown}:{record['http_port']}/"
     console.print(f"kantoku is up: gRPC {record['grpc_address']} "
-                  f"({', '.join(record['services'])}){served}; `kantoku down` stops it")
+                  f"({', '.join(record['services'])}){page}{served}; `kantoku down` stops it")
 
 
 @app.command()

@@ -7,6 +7,7 @@ Every step goes through the render cache under its idempotency key, and appends 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ async def cached_step(ctx: JobContext, kind: str, shot_id: str, model_id: str, r
                       ) -> dict[str, Message]:
     """Run a render step once: a cache hit returns the earlier result and says so in the ledger."""
     key = idempotency_key(kind, model_id, request)
-    ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "start"})
+    ctx.emit({"event": "step", "shot_id": shot_id, "step": kind, "kind": kind, "state": "start"})
     quarantined: list[str] = []
     parts = ctx.cache.get(key, types, quarantined)
     hit = parts is not None
@@ -49,9 +50,30 @@ async def cached_step(ctx: JobContext, kind: str, shot_id: str, model_id: str, r
     ctx.ledger.append(ctx.job_id, kind, shot_id=shot_id, cache_hit=hit, record=message_dict(record),
                       data={"idempotency_key": key,
                             **({"quarantined": quarantined} if quarantined else {})})
-    ctx.emit({"event": "step", "shot_id": shot_id, "kind": kind, "state": "done",
-              "cache_hit": hit, "step_id": record.step_id})
+    ctx.emit({"event": "step", "shot_id": shot_id, "step": kind, "kind": kind, "state": "done",
+              "cache_hit": hit, **step_provenance(record)})
     return parts
+
+
+def step_provenance(record: common_pb2.ProvenanceRecord) -> dict[str, Any]:
+    """What a finished step's event says of how it was made: the console, the studio's event
+    stream and the ledger (which keeps the whole record) tell it from this one record.
+
+    `weights_sha256` is the model's weights file's sha256; for a model of several files, the
+    sha256 of their sorted `sha256  path` lines (what `sha256sum` prints), so one value names
+    the exact set; None for a renderer with no weights (previz, animatic).
+    """
+    weights = sorted((w.sha256, w.path) for w in record.model.weights)
+    if not weights:
+        digest = None
+    elif len(weights) == 1:
+        digest = weights[0][0]
+    else:
+        manifest = "".join(f"{sha}  {path}\n" for sha, path in weights)
+        digest = hashlib.sha256(manifest.encode()).hexdigest()
+    return {"step_id": record.step_id, "model": record.model.model_id,
+            "model_version": record.model.version, "weights_sha256": digest,
+            "license": record.model.rights.license, "seed": record.seed}
 
 
 def image_request(shot: Shot, plan: Plan, brief: Brief,

@@ -130,7 +130,8 @@ def bind_grpc_host() -> None:
 
 def start_serve(grpc_port: int, http_port: int, names: Sequence[str] = tuple(SERVICES),
                 host: str = "127.0.0.1") -> None:
-    """Start Serve's proxies with gRPC ingress for `names` on `host` (Ray must be initialised).
+    """Start Serve's proxies, gRPC ingress for `names` and HTTP on `host` (Ray must be
+    initialised).
 
     The proxies inherit the controller's environment, so its setup hook binds them to `host`.
     """
@@ -140,7 +141,7 @@ def start_serve(grpc_port: int, http_port: int, names: Sequence[str] = tuple(SER
     specs = [get_service(n) for n in names]
     hook = f"{__name__}.{bind_grpc_host.__name__}"
     serve.start(
-        http_options=HTTPOptions(host="127.0.0.1", port=http_port),
+        http_options=HTTPOptions(host=host, port=http_port),
         grpc_options=gRPCOptions(
             port=grpc_port,
             grpc_servicer_functions=[s.servicer_function_path for s in specs],

@@ -85,9 +85,13 @@ def _connect(address: str) -> None:
 
 def up(grpc_port: int, num_gpus: float | None, services: list[str],
        on_step: Callable[[str], None], host: str = "127.0.0.1",
-       llm: bool | None = None) -> dict[str, Any]:
+       llm: bool | None = None, http_port: int | None = None,
+       http_apps: Callable[[dict[str, Any]], list[str]] | None = None) -> dict[str, Any]:
     """Start Ray (or join the one already running), Serve with gRPC ingress on `host`, and every
     service; record the address and whether kantoku started Ray, so `down` stops only that.
+
+    Serve's HTTP proxy listens on 127.0.0.1:`http_port` (a free port when None); `http_apps`,
+    given the record so far, deploys the HTTP applications (the studio) and names them.
 
     The embedded LLM's server starts first, on 127.0.0.1, unless `llm` is False or (when it is
     None) OPENAI_BASE_URL names another endpoint; its pid, port and URL are recorded too.
@@ -97,7 +101,10 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
         llm = not os.environ.get("OPENAI_BASE_URL")
     llm_record = _start_llm(on_step) if llm else None
     try:
-        record = _start_ray_and_serve(grpc_port, num_gpus, services, on_step, host)
+        record = _start_ray_and_serve(grpc_port, num_gpus, services, on_step, host,
+                                      http_port or free_port())
+        if http_apps is not None:
+            record["http_apps"] = http_apps(record)
     except BaseException:
         if llm_record:
             _stop_llm(llm_record, on_step)
@@ -128,7 +135,8 @@ def _stop_llm(llm: dict[str, Any], on_step: Callable[[str], None]) -> None:
 
 
 def _start_ray_and_serve(grpc_port: int, num_gpus: float | None, services: list[str],
-                         on_step: Callable[[str], None], host: str) -> dict[str, Any]:
+                         on_step: Callable[[str], None], host: str,
+                         http_port: int) -> dict[str, Any]:
     import ray
 
     from kantoku.services import hosting
@@ -149,7 +157,6 @@ def _start_ray_and_serve(grpc_port: int, num_gpus: float | None, services: list[
             raise unavailable(f"`ray start` failed: {started.stderr.strip().splitlines()[-1:]}",
                               reason="RAY_START_FAILED")
         ray.init(address="auto", log_to_driver=False, logging_level=logging.WARNING)
-    http_port = free_port()
     shown = f"[{host}]" if ":" in host else host
     on_step(f"starting Serve (gRPC ingress on {shown}:{grpc_port})")
     hosting.start_serve(grpc_port, http_port, services, host)
@@ -206,7 +213,7 @@ def down(on_step: Callable[[str], None]) -> None:
     try:
         _connect(address)
         on_step("removing kantoku's Serve applications")
-        hosting.delete_applications(record.get("services", []))
+        hosting.delete_applications(record.get("services", []) + record.get("http_apps", []))
         ray.shutdown()
     except (ConnectionError, RuntimeError):
         on_step("Ray was not running")

@@ -1,8 +1,9 @@
 """A scripted OpenAI-compatible server for tests: real HTTP on 127.0.0.1, streamed answers.
 
 Each chat completion is answered by the next step of a script (the last step repeats): a text
-(streamed a few characters per event, as servers stream tokens), an HTTP error, or an answer that
-never ends (it streams until the client hangs up, and records that it did).
+(streamed a few characters per event, as servers stream tokens), tool calls (streamed as OpenAI
+streams them: each call's id and name first, then its arguments in pieces), an HTTP error, or an
+answer that never ends (it streams until the client hangs up, and records that it did).
 """
 
 from __future__ import annotations
@@ -25,6 +26,31 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Call:
+    """One tool call; a dict of arguments is sent as JSON, a string as it is (bad JSON too)."""
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else \
+            json.dumps(self.arguments, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """An answer that calls tools (after `content`, when there is any)."""
+
+    calls: tuple[Call, ...]
+    content: str = ""
+
+
+def calls(*called: Call, content: str = "") -> ToolCalls:
+    return ToolCalls(tuple(called), content)
+
+
+@dataclass(frozen=True)
 class Error:
     status: int
     message: str
@@ -37,7 +63,8 @@ class Endless:
     every_s: float = 0.01
 
 
-Step = Text | Error | Endless | Callable[[dict[str, Any]], "Text | Error | Endless"]
+Answer = Text | ToolCalls | Error | Endless
+Step = Answer | Callable[[dict[str, Any]], Answer]
 
 
 @dataclass
@@ -57,7 +84,7 @@ class ScriptedLLM:
         return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": "test",
                 "KANTOKU_LLM_MODEL": self.models[0]}
 
-    def next_step(self, body: dict[str, Any]) -> Text | Error | Endless:
+    def next_step(self, body: dict[str, Any]) -> Answer:
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         return step(body) if callable(step) else step
 
@@ -84,15 +111,21 @@ def _handler(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
                 self._json(step.status, {"error": {"message": step.message,
                                                    "type": "invalid_request_error"}})
             elif not body.get("stream"):
-                text = step.content if isinstance(step, Text) else ""
+                text = step.content if isinstance(step, Text | ToolCalls) else ""
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                if isinstance(step, ToolCalls):
+                    message["tool_calls"] = [
+                        {"id": f"call_{i}", "type": "function",
+                         "function": {"name": c.name, "arguments": c.text}}
+                        for i, c in enumerate(step.calls)]
                 self._json(200, {"id": "c", "object": "chat.completion", "created": 0,
                                  "model": body.get("model", "m"), "choices": [{
-                                     "index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}]})
+                                     "index": 0, "message": message, "finish_reason":
+                                     "tool_calls" if isinstance(step, ToolCalls) else "stop"}]})
             else:
                 self._stream(body, step)
 
-        def _stream(self, body: dict[str, Any], step: Text | Endless) -> None:
+        def _stream(self, body: dict[str, Any], step: Text | ToolCalls | Endless) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Connection", "close")
@@ -106,7 +139,18 @@ def _handler(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
                 pieces = [step.content[i:i + 4] for i in range(0, len(step.content), 4)]
                 for piece in pieces:
                     self._event(_chunk(model, piece))
-                self._event(_chunk(model, None, step.finish_reason))
+                finish = step.finish_reason if isinstance(step, Text) else "tool_calls"
+                if isinstance(step, ToolCalls):
+                    for index, call in enumerate(step.calls):
+                        self._event(_calling(model, {
+                            "index": index, "id": f"call_{index}", "type": "function",
+                            "function": {"name": call.name, "arguments": ""}}))
+                        text = call.text
+                        for start in range(0, len(text), 8):
+                            pieces.append(text[start:start + 8])
+                            self._event(_calling(model, {"index": index, "function": {
+                                "arguments": text[start:start + 8]}}))
+                self._event(_chunk(model, None, finish))
                 if body.get("stream_options", {}).get("include_usage"):
                     self._event({"id": "c", "object": "chat.completion.chunk", "created": 0,
                                  "model": model, "choices": [], "usage": {
@@ -143,6 +187,11 @@ def _chunk(model: str, content: str | None, finish: str | None = None) -> dict[s
     delta = {"content": content} if content is not None else {}
     return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def _calling(model: str, call: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
 
 
 def asked(body: dict[str, Any]) -> list[str]:

@@ -105,21 +105,44 @@ async def _edit(out: Path, timeline_path: Path, *, yes: bool, server: str | None
                                "it", "REVIEW_PENDING")
         if not ask("Render this edit?", default=True):
             return None
-    edit = {"plan": edited.plan.model_dump(mode="json"), "parent_job": job["job_id"],
-            # From the ledger store, not from the folder's copy a user can edit.
-            "parent_ledger_head": chain_head(Ledger().entries(job["job_id"])),
-            "timeline": timeline_path.name, "timeline_sha256": sha256_file(timeline_path),
-            "diff": [vars(change) for change in diff.changes], "notes": edited.notes}
-    archived = archive_version(out)
-    job_id = new_job_id()
-    new_state = {"job_id": job_id, "out_dir": str(out), "brief": state["brief"],
-                 "song": state.get("song"), "lyrics": state.get("lyrics"),
-                 "planner": state.get("planner", "heuristic"), "auto_approve": True,
-                 "edit": edit, "song_analysis": state.get("song_analysis") or {},
-                 "shots": {}, "notes": []}
-    with hold_job(job_id):
-        write_job_file(out, job_id, "created", parent_job=job["job_id"],
-                       previous_version=str(archived.relative_to(out)),
-                       resume=f"kantoku resume {job_id}")
+    new_state, _ = next_version(out, job["job_id"], state, edited.plan, diff,
+                                notes=edited.notes, timeline=timeline_path.name,
+                                timeline_sha256=sha256_file(timeline_path))
+    with hold_job(new_state["job_id"]):
         return await run_job(new_state, new_state, server=server, console=console,
                              reviewer=None)
+
+
+def next_version(out: Path, parent_job: str, state: dict[str, Any], plan: Plan, diff: PlanDiff,
+                 **about: Any) -> tuple[dict[str, Any], Path]:
+    """Make `plan` the next version of the finished job `parent_job` in `out`: its outputs move
+    to `out/versions/vN/`, and a new job (id, job.json) takes the folder. The caller holds the
+    parent job and its folder, and runs the returned state.
+
+    Args:
+        state: the parent job's checkpointed state.
+        plan: the edited plan to render; the diff from the parent's plan.
+        about: what made the edit, kept in the ledger's `edit` record (timeline, notes, ...).
+
+    Returns:
+        The new job's first graph state (auto-approved, the edit in it, the song as analysed),
+        and the folder the parent's outputs moved to.
+    """
+    edit: dict[str, Any] = {
+        "plan": plan.model_dump(mode="json"), "parent_job": parent_job,
+        # From the ledger store, not from the folder's copy a user can edit.
+        "parent_ledger_head": chain_head(Ledger().entries(parent_job)),
+        "notes": [], **about, "diff": [vars(change) for change in diff.changes]}
+    archived = archive_version(out)
+    job_id = new_job_id()
+    delivery: dict[str, Any] = {k: state[k] for k in ("loudness_lufs", "lyrics_mode")
+                                if k in state}
+    new_state: dict[str, Any] = {
+        "job_id": job_id, "out_dir": str(out), "brief": state["brief"],
+        "song": state.get("song"), "lyrics": state.get("lyrics"),
+        "planner": state.get("planner", "heuristic"), "auto_approve": True, "edit": edit,
+        "song_analysis": state.get("song_analysis") or {}, "shots": {}, "notes": [], **delivery}
+    write_job_file(out, job_id, "created", parent_job=parent_job,
+                   previous_version=str(archived.relative_to(out)),
+                   resume=f"kantoku resume {job_id}")
+    return new_state, archived

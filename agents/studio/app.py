@@ -1,12 +1,12 @@
-"""`kantoku studio`: the HTTP API over jobs. A brief (and a song) in; the plan to review, edit
-and approve; the job's events as Server-Sent Events; its files out.
+"""`kantoku studio`: the HTTP API over jobs. A brief (and a song) in; the plan to review (with
+its storyboard previews and the song's timeline), edit and approve; a finished job's shots
+regenerated; the job's events as Server-Sent Events; its files out.
 
 Routes are under `/v1`; `/openapi.json` describes them. When KANTOKU_AUTH_TOKEN is set every
-route but `/healthz` and the page needs `Authorization: Bearer <token>` (or `?token=` for
-EventSource, or the `kantoku_token` cookie that `POST /v1/session` sets for the page).
+route but `/healthz` needs `Authorization: Bearer <token>` (or `?token=` for EventSource).
 
-The page (`GET /`, `/static/*`) is the studio in a browser: a brief or chat in, the plan to
-review and edit, live progress, the video and its files out.
+The page (`GET /`, `/static/*`, no token needed) is the studio in a browser: a brief or a chat
+in, the plan to review and edit, live progress, the video and its files out.
 """
 
 from __future__ import annotations
@@ -21,47 +21,37 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
-from starlette.datastructures import UploadFile
 
+from kantoku.agents.studio.chat_routes import chat_router
+from kantoku.agents.studio.errors import ApiError, status_of
 from kantoku.agents.studio.jobs import (
     JobManager,
     JobStateError,
     PlanRefused,
     StudioJob,
 )
-from kantoku.planner.planning.brief import MAX_BRIEF_BYTES, Brief, describe_errors, parse_brief
+from kantoku.agents.studio.timeline import timeline_document
+from kantoku.agents.studio.uploads import (
+    MAX_FILES,
+    MAX_REQUEST_BYTES,
+    NewJob,
+    brief_without_uploads,
+    read_job_form,
+)
+from kantoku.planner.planning.brief import Brief, describe_errors
 from kantoku.planner.planning.plan import Plan
-from kantoku.services._core.errors import Category, KantokuError
+from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.settings import core_settings
 
 API = "/v1"
-#: Largest song upload (a few minutes of lossless audio).
-MAX_SONG_BYTES = 200 << 20
-MAX_LYRICS_BYTES = 1 << 20
-#: Whole request: the files and the form's framing.
-MAX_REQUEST_BYTES = MAX_SONG_BYTES + MAX_LYRICS_BYTES + MAX_BRIEF_BYTES + (1 << 20)
-_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 #: The page's files (index.html, its JS modules and CSS).
 STATIC = Path(__file__).with_name("static")
-#: The cookie `POST /v1/session` sets: the page's token, out of reach of its scripts.
-TOKEN_COOKIE = "kantoku_token"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-
-_STATUS = {Category.INVALID_REQUEST: 400, Category.NOT_FOUND: 404, Category.RIGHTS_DENIED: 403,
-           Category.UNAUTHENTICATED: 401, Category.RESOURCE_EXHAUSTED: 507,
-           Category.UNAVAILABLE: 503, Category.DEADLINE_EXCEEDED: 504, Category.INTERNAL: 500}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str, reason: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.reason, self.extra = status, detail, reason, extra
 
 
 class BodyLimit:
@@ -98,6 +88,10 @@ class CreateJob(BaseModel):
     planner: Literal["heuristic", "llm"] = "heuristic"
 
 
+class SessionRequest(BaseModel):
+    token: str = Field(min_length=1, max_length=4096, description="KANTOKU_AUTH_TOKEN")
+
+
 class OutputFile(BaseModel):
     name: str
     bytes: int
@@ -114,6 +108,8 @@ class JobView(BaseModel):
     policy: dict[str, Any] | None = Field(default=None, description="the policy gate's report")
     verdict: dict[str, Any] | None = Field(default=None, description="publish/monetize verdict")
     outputs: list[OutputFile] = Field(default_factory=list)
+    timings_s: dict[str, float] = Field(default_factory=dict,
+                                        description="seconds per stage of the latest run")
     error: dict[str, Any] | None = None
     events: int = Field(default=0, description="events so far (the last event id)")
 
@@ -132,20 +128,58 @@ class DiffView(BaseModel):
     summary: str
 
 
+class SnapView(BaseModel):
+    field: str = Field(description="the cut asked for: start_s or end_s")
+    asked_s: float
+    cut_s: float = Field(description="where the cut went: the nearest beat, on the frame grid")
+
+
 class PlanView(BaseModel):
     version: int
     plan: Plan
     diff: DiffView | None = None
+    snapped: SnapView | None = Field(default=None, description="where a moved cut snapped")
+
+
+class SectionView(BaseModel):
+    name: str
+    start_s: float
+    end_s: float
+
+
+class LyricView(BaseModel):
+    start_s: float
+    end_s: float
+    text: str
+
+
+class WaveformView(BaseModel):
+    peaks: list[float] = Field(description="the largest |sample| per window, 0..1")
+    seconds_per_peak: float
+
+
+class TimelineView(BaseModel):
+    duration_s: float
+    fps: int
+    beats_s: list[float]
+    downbeats_s: list[float]
+    sections: list[SectionView]
+    lyrics: list[LyricView]
+    waveform: WaveformView | None = Field(description="None without a song")
+
+
+class Regenerate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = Field(default=None, ge=0, lt=2**63,
+                             description="the shot's new seed (default: a new random one)")
+    image_prompt: str | None = Field(default=None, max_length=2000)
 
 
 class Problem(BaseModel):
     shot: str | None
     field: str | None
     rule: str
-
-
-class SessionRequest(BaseModel):
-    token: str = Field(description="the studio's KANTOKU_AUTH_TOKEN")
 
 
 class ErrorView(BaseModel):
@@ -161,113 +195,53 @@ def job_view(job: StudioJob) -> JobView:
                    brief=brief, plan=Plan.model_validate(job.plan) if job.plan else None,
                    plan_version=job.plan_version, policy=job.policy,
                    verdict=report.get("verdict") if isinstance(report, dict) else None,
-                   outputs=[OutputFile(**o) for o in job.outputs()], error=job.error,
-                   events=len(job.events))
+                   outputs=[OutputFile(**o) for o in job.outputs()],
+                   timings_s=job.timings_s, error=job.error, events=len(job.events))
 
 
 # -- auth ------------------------------------------------------------------------------------
 
 
+#: The cookie `POST /v1/session` sets, so a page (and its EventSource) need not hold the token.
+TOKEN_COOKIE = "kantoku_token"
+
+
+def _token_matches(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def require_token(request: Request) -> None:
+    """With KANTOKU_AUTH_TOKEN set: the bearer header, else the session cookie, else ?token=."""
     token = core_settings().token
     if not token:
         return
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
-        given = request.query_params.get("token", "") or request.cookies.get(TOKEN_COOKIE, "")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token", "")
+    if not _token_matches(given, token):
         raise ApiError(401, "a bearer token is required: send `Authorization: Bearer "
-                       "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource)", "UNAUTHENTICATED")
-
-
-# -- reading a new job -----------------------------------------------------------------------
-
-
-def _brief_from(data: Any) -> Brief:
-    brief = parse_brief(data, "brief")
-    for index, character in enumerate(brief.characters):
-        if character.reference is not None:
-            raise ApiError(400, f"brief: characters[{index}].reference: reference images "
-                           "cannot be uploaded to the studio yet; remove it",
-                           "REFERENCE_UNSUPPORTED")
-    return brief
-
-
-def _brief_text(raw: bytes) -> Brief:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "brief: not UTF-8 text; save the brief as UTF-8 YAML or JSON",
-                       "BRIEF_INVALID") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ApiError(400, f"brief: not valid YAML or JSON{where}", "BRIEF_INVALID") from None
-    return _brief_from(data)
-
-
-async def _read_upload(value: Any, name: str, limit: int) -> bytes:
-    if isinstance(value, str):
-        data = value.encode()
-    elif isinstance(value, UploadFile):
-        data = await value.read(limit + 1)
-    else:
-        raise ApiError(400, f"{name}: send a file", "UPLOAD_INVALID", field=name)
-    if len(data) > limit:
-        raise ApiError(413, f"{name}: over the limit of {limit} bytes", "UPLOAD_TOO_LARGE",
-                       field=name)
-    if not data:
-        raise ApiError(400, f"{name}: the file is empty", "UPLOAD_EMPTY", field=name)
-    return data
-
-
-def _saved(folder: Path, name: str, data: bytes, filename: str | None) -> Path:
-    suffix = Path(filename or "").suffix
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name + (suffix.lower() if _SUFFIX.match(suffix) else ""))
-    path.write_bytes(data)
-    return path
-
-
-def _named(exc: KantokuError, path: Path, name: str) -> ApiError:
-    """The error about an uploaded file, naming the form field instead of where it was saved."""
-    message = exc.message.replace(str(path), name)
-    if not message.startswith(name):
-        message = f"{name}: {message}"
-    return ApiError(_STATUS.get(exc.category, 400), message, exc.reason, field=name)
-
-
-async def _check_song(song: Path, lyrics: Path | None, brief: Brief) -> dict[str, Any]:
-    """The song read as the planner reads it (decoded, analysed), and the lyrics placed."""
-    from kantoku.planner.music.song import analyze_song
-    from kantoku.planner.music.steps import read_song
-
-    try:
-        analysis = await asyncio.to_thread(analyze_song, song)
-    except KantokuError as exc:
-        raise _named(exc, song, "song") from None
-    try:
-        return await read_song(song, lyrics, brief, analysis)
-    except KantokuError as exc:
-        raise _named(exc, lyrics or song, "lyrics" if lyrics else "song") from None
+                       "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource, or sign in with "
+                       "POST /v1/session)", "UNAUTHENTICATED")
 
 
 # -- the app ---------------------------------------------------------------------------------
 
 
-def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
+def create_app(server: str | None = None, root: Path | None = None, *,
+               start_llm: bool = False) -> FastAPI:
     """The studio's API; jobs use the services at `server` (else the local stack, else an
-    embedded server per job) and live under `root` (default `$KANTOKU_HOME/studio`)."""
+    embedded server per job) and live under `root` (default `$KANTOKU_HOME/studio`). With
+    `start_llm` the chat's embedded LLM (when no endpoint is configured) starts with the app."""
     manager = JobManager(root or core_settings().home_dir / "studio", server)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(manager.warm_up(), name="studio warm-up")
         await manager.restore()
         yield
         await manager.close()
+        await warming  # a thread cannot be stopped; it ends in seconds
 
     app = FastAPI(title="kantoku studio", version="1", lifespan=lifespan, openapi_url=None,
                   docs_url=None, redoc_url=None)
@@ -286,7 +260,7 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
     @app.exception_handler(KantokuError)
     async def kantoku_error(_: Request, exc: KantokuError) -> JSONResponse:
         return JSONResponse({"detail": exc.message, "reason": exc.reason},
-                            status_code=_STATUS.get(exc.category, 500))
+                            status_code=status_of(exc))
 
     @app.exception_handler(PlanRefused)
     async def plan_refused(_: Request, exc: PlanRefused) -> JSONResponse:
@@ -315,20 +289,26 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         return FileResponse(cjk_font_path(), media_type="font/otf",
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.post(f"{API}/session", status_code=204, include_in_schema=False)
-    async def session(body: SessionRequest, request: Request) -> Response:
-        """The page's sign-in: a right token becomes an HttpOnly cookie every route accepts."""
-        expected = core_settings().token or ""
-        if not hmac.compare_digest(body.token.strip().encode(), expected.encode()):
-            raise ApiError(401, "token: not the studio's KANTOKU_AUTH_TOKEN", "UNAUTHENTICATED")
-        response = Response(status_code=204)
-        response.set_cookie(TOKEN_COOKIE, expected, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
-
     @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
+
+    @app.post(f"{API}/session", status_code=204, response_class=Response,
+              responses={400: {"model": ErrorView}, 401: {"model": ErrorView}})
+    async def sign_in(request: Request) -> Response:
+        """Trade the token for an HttpOnly cookie that every /v1 route accepts (for pages)."""
+        try:
+            body = SessionRequest.model_validate(await _json(request))
+        except ValidationError as exc:
+            raise ApiError(400, describe_errors(exc), "REQUEST_INVALID", field="token") from None
+        token = core_settings().token
+        if token and not _token_matches(body.token, token):
+            raise ApiError(401, "token: not this studio's KANTOKU_AUTH_TOKEN", "UNAUTHENTICATED",
+                           field="token")
+        response = Response(status_code=204)
+        response.set_cookie(TOKEN_COOKIE, body.token.strip(), httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path=API)
+        return response
 
     def job_or_404(job_id: str) -> StudioJob:
         job = manager.get(job_id)
@@ -342,6 +322,9 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
             "brief": {"type": "string", "format": "binary", "description": "YAML or JSON"},
             "song": {"type": "string", "format": "binary"},
             "lyrics": {"type": "string", "format": "binary", "description": "LRC or text"},
+            "references": {"type": "array", "items": {"type": "string", "format": "binary"},
+                           "description": "characters' reference pictures (PNG, JPEG, WebP), "
+                           "each named as its character's reference.path names it"},
             "planner": {"type": "string", "enum": ["heuristic", "llm"]}}}}}}}
 
     @router.post("/jobs", status_code=201, response_model=JobView, openapi_extra=create_body,
@@ -355,33 +338,11 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                            "UPLOAD_TOO_LARGE")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         job_id = manager.new_id()
-        song = lyrics = None
-        song_document = None
         if kind == "multipart/form-data":
-            form = await request.form(max_files=3, max_fields=10)
+            form = await request.form(max_files=MAX_FILES, max_fields=10)
             uploads = manager.uploads(job_id)
             try:
-                if "brief" not in form:
-                    raise ApiError(400, "brief: required (a YAML or JSON file)", "BRIEF_MISSING",
-                                   field="brief")
-                brief = _brief_text(await _read_upload(form["brief"], "brief", MAX_BRIEF_BYTES))
-                planner = form.get("planner") or "heuristic"
-                if planner not in ("heuristic", "llm"):
-                    raise ApiError(400, f"planner: {planner!r} is not heuristic or llm",
-                                   "PLANNER_INVALID", field="planner")
-                for name, limit in (("song", MAX_SONG_BYTES), ("lyrics", MAX_LYRICS_BYTES)):
-                    value = form.get(name)
-                    if value is None or value == "":
-                        continue
-                    data = await _read_upload(value, name, limit)
-                    filename = value.filename if isinstance(value, UploadFile) else None
-                    path = _saved(uploads, name, data, filename)
-                    song, lyrics = (path, lyrics) if name == "song" else (song, path)
-                if lyrics is not None and song is None:
-                    raise ApiError(400, "lyrics: send the song too; lyrics are placed on it",
-                                   "SONG_MISSING", field="lyrics")
-                if song is not None:
-                    song_document = await _check_song(song, lyrics, brief)
+                new = await read_job_form(form, uploads)
             except BaseException:
                 shutil.rmtree(uploads, ignore_errors=True)  # nothing is kept of a refused job
                 raise
@@ -394,15 +355,15 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                 detail = describe_errors(exc) if isinstance(exc, ValidationError) else \
                     "the body is not JSON"
                 raise ApiError(400, detail, "REQUEST_INVALID") from None
-            brief, planner = _brief_from(body.brief), body.planner
+            new = NewJob(brief_without_uploads(body.brief), body.planner)
         else:
             raise ApiError(415, "send application/json or multipart/form-data",
                            "CONTENT_TYPE_UNSUPPORTED")
-        if song is None and brief.duration_s is None:
+        if new.song is None and new.brief.duration_s is None:
             raise ApiError(400, "brief: duration_s: required when there is no song",
                            "DURATION_MISSING", field="brief")
-        job = manager.start(job_id, brief, planner=str(planner), song=song, lyrics=lyrics,
-                            song_document=song_document)
+        job = manager.start(job_id, new.brief, planner=new.planner, song=new.song,
+                            lyrics=new.lyrics, song_document=new.song_document)
         return job_view(job)
 
     @router.get("/jobs", response_model=list[JobView])
@@ -435,13 +396,65 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
                       "application/json": {"schema": {"type": "object",
                                                       "description": "Shot fields to change"}}}}})
     async def patch_shot(job_id: str, shot_id: str, request: Request) -> PlanView:
-        """Change some of one shot's fields (while the job awaits review)."""
+        """Change some of one shot's fields (while the job awaits review). A new `end_s`
+        (`start_s`) moves the cut shared with the next (previous) shot; it snaps to the nearest
+        beat unless `?snap=false`."""
         job = job_or_404(job_id)
-        result = manager.edit_shot(job, shot_id, await _json(request))
+        snap = _flag(request, "snap", default=True)
+        result = manager.edit_shot(job, shot_id, await _json(request), snap=snap)
         if result is None:
             raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
                            shot=shot_id)
         return PlanView.model_validate(result)
+
+    @router.get("/jobs/{job_id}/timeline", response_model=TimelineView)
+    async def timeline(job_id: str) -> TimelineView:
+        """The song's duration, beats, downbeats, sections, lyric lines and waveform peaks, for
+        the timeline strip (no song: empty lists, waveform null)."""
+        job = job_or_404(job_id)
+        document = await asyncio.to_thread(timeline_document, job.state, job.plan,
+                                           manager.waveforms)
+        return TimelineView.model_validate(document)
+
+    @router.get("/jobs/{job_id}/shots/{shot_id}/preview", response_class=FileResponse,
+                responses={200: {"content": {"image/png": {}}}})
+    async def preview(job_id: str, shot_id: str) -> FileResponse:
+        """The shot's storyboard preview (previz keyframe) for the current plan."""
+        job = job_or_404(job_id)
+        if job.plan is None:
+            raise ApiError(404, f"{job_id}: no plan yet (the job is {job.status})",
+                           "PREVIEW_NOT_READY", shot=shot_id)
+        path = manager.previews.paths(job).get(shot_id)
+        if path is None:
+            raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
+                           shot=shot_id)
+        if not path.is_file():
+            raise ApiError(404, f"{job_id}: the preview of {shot_id} is not drawn yet; it comes "
+                           "as a `preview` event", "PREVIEW_NOT_READY", shot=shot_id)
+        return FileResponse(path, media_type="image/png",
+                            headers={"Cache-Control": "private, max-age=86400"})
+
+    @router.post("/jobs/{job_id}/shots/{shot_id}:regenerate", status_code=202,
+                 response_model=JobView,
+                 responses={400: {"model": ErrorView}, 409: {"model": ErrorView}},
+                 openapi_extra={"requestBody": {"required": False, "content": {
+                     "application/json": {"schema": Regenerate.model_json_schema()}}}})
+    async def regenerate(job_id: str, shot_id: str, request: Request) -> JobView:
+        """Render one shot of a done job again (a new seed, or the given seed and image_prompt)
+        as the job's next version: the earlier outputs move to versions/vN, the answer is the
+        new job (a new id, same folder); only that shot and the assembly render again."""
+        job = job_or_404(job_id)
+        raw = await request.body()
+        try:
+            body = Regenerate.model_validate_json(raw) if raw.strip() else Regenerate()
+        except ValidationError as exc:
+            raise ApiError(400, describe_errors(exc), "REQUEST_INVALID") from None
+        new = await manager.regenerate(job, shot_id, seed=body.seed,
+                                       image_prompt=body.image_prompt)
+        if new is None:
+            raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
+                           shot=shot_id)
+        return job_view(new)
 
     @router.post("/jobs/{job_id}:approve", status_code=202, response_model=JobView,
                  responses={409: {"model": ErrorView}})
@@ -494,7 +507,20 @@ def create_app(server: str | None = None, root: Path | None = None) -> FastAPI:
         return FileResponse(path, filename=name)
 
     app.include_router(router)
+    app.include_router(chat_router(manager, start_llm=start_llm), prefix=API, dependencies=auth)
     return app
+
+
+def _flag(request: Request, name: str, *, default: bool) -> bool:
+    """A true/false query parameter."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"{name}: {value!r} is not true or false", "REQUEST_INVALID", field=name)
 
 
 async def _json(request: Request) -> Any:
@@ -521,5 +547,5 @@ def serve(host: str, port: int, server: str | None) -> None:
                       "KANTOKU_AUTH_TOKEN first (clients send it) or keep --host 127.0.0.1",
                       reason="STUDIO_UNPROTECTED", host=host)
     # Open event streams are closed after a few seconds; running jobs stop checkpointed.
-    uvicorn.run(create_app(server=server), host=host, port=port, log_level="info",
+    uvicorn.run(create_app(server=server, start_llm=True), host=host, port=port, log_level="info",
                 timeout_graceful_shutdown=5)

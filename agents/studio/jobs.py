@@ -2,10 +2,13 @@
 person approves its plan (as it is, or edited here); its events are kept for every subscriber.
 
 A job's folder is `$KANTOKU_HOME/studio/jobs/<id>/`; its uploads sit in
-`$KANTOKU_HOME/studio/uploads/<id>/` and its edited plan in `drafts/<id>.json`. The
+`$KANTOKU_HOME/studio/uploads/<id>/`, its edited plan in `drafts/<id>.json` and its storyboard
+previews in `previews/<id>/`. A shot regenerated on a finished job makes a new job (a new id)
+in the same folder, as `kantoku edit` does: the earlier outputs move to `versions/vN/`. The
 checkpointer, ledger and render cache are the ones `kantoku mv` uses, so `kantoku resume <id>`
 can finish a studio job too, and a studio started again finds its jobs where they stood: a job
-it stopped while running is `interrupted` until `:resume`.
+it stopped while running goes on from its last checkpoint by itself (`:resume` runs a failed
+one on).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +28,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kantoku.agents.mv.edit import next_version
 from kantoku.agents.mv.run import Delivery, execute_job, job_state
+from kantoku.agents.studio.cuts import CUT_FIELDS, CutRefused, move_cut
+from kantoku.agents.studio.previews import Previews
 from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job, hold_folder, hold_job
 from kantoku.planner.context import Event
+from kantoku.planner.finish.steps import VERSIONS_DIR
 from kantoku.planner.jobs import new_job_id, open_checkpointer, saved_job, write_job_file
+from kantoku.planner.music.steps import analysis_of, lyric_lines, with_lyrics
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.diff import PlanDiff, diff_plans
 from kantoku.planner.planning.plan import Plan, plan_problems
@@ -154,6 +164,9 @@ class StudioJob:
     error: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    #: Seconds per stage (intake, plan, policy, ..., report) of this run so far.
+    timings_s: dict[str, float] = field(default_factory=dict)
+    _stage: tuple[str, float] | None = None
     _signal: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -166,6 +179,14 @@ class StudioJob:
                             "data": event})
         self._signal.set()
         self._signal = asyncio.Event()
+
+    def time_stage(self, stage: str | None) -> None:
+        """Close the running stage's clock and start `stage`'s (None: the run ended)."""
+        now = time.perf_counter()
+        if self._stage is not None:
+            name, started = self._stage
+            self.timings_s[name] = round(self.timings_s.get(name, 0.0) + now - started, 3)
+        self._stage = (stage, now) if stage else None
 
     def set_status(self, status: str, **extra: Any) -> None:
         self.status = status
@@ -200,19 +221,35 @@ class JobManager:
         self.server = server
         self.jobs: dict[str, StudioJob] = {}
         self.closing = False
+        self.previews = Previews(root / "previews")
+        self._background: set[asyncio.Task[None]] = set()
+        #: Waveforms of the songs, by sha256 (the timeline strip's).
+        self.waveforms = root / "waveforms"
 
     def _draft(self, job_id: str) -> Path:
         return self.root / "drafts" / f"{job_id}.json"
 
+    async def warm_up(self) -> None:
+        """Load what a new job's song analysis and storyboard need, in the background, so the
+        first job of a studio shows its first preview as soon as later ones do."""
+        from kantoku.planner.music.song import warm_up
+
+        try:
+            await asyncio.to_thread(warm_up)
+            await asyncio.to_thread(self.previews.warm_up)
+        except Exception:  # noqa: BLE001 - the first job loads them itself, and says what fails
+            log.warning("studio warm-up failed", exc_info=True)
+
     async def restore(self) -> None:
         """Find the jobs of an earlier run of the studio, each as it stood."""
-        folders = sorted((self.root / "jobs").glob(f"*/{JOB_FILE}"))
+        jobs = self.root / "jobs"
+        folders = sorted([*jobs.glob(f"*/{JOB_FILE}"), *jobs.glob(f"*/versions/v*/{JOB_FILE}")])
         if not folders:
             return
         async with open_checkpointer() as saver:
             for path in folders:
                 job_id = folder_job(path.parent)
-                if job_id is None or job_id != path.parent.name or job_id in self.jobs:
+                if job_id is None or job_id in self.jobs:
                     continue
                 try:
                     state, waiting = await saved_job(saver, job_id)
@@ -222,6 +259,11 @@ class JobManager:
                     continue
                 self.jobs[job_id] = self._restored(job_id, path.parent.resolve(), state, waiting,
                                                    document)
+        # Jobs this studio was running when it stopped go on from their last checkpoint:
+        # finished steps are not run again (the checkpoint and the render cache hold them).
+        for job in list(self.jobs.values()):
+            if job.status == "interrupted":
+                self.resume(job)
 
     def _restored(self, job_id: str, folder: Path, state: dict[str, Any], waiting: bool,
                   document: dict[str, Any]) -> StudioJob:
@@ -246,6 +288,8 @@ class JobManager:
         if job.plan is not None:
             job.add_event({"event": "plan_ready", "plan": job.plan})
         job.add_event({"event": "status", "status": status})
+        if status == "awaiting_review" and job.plan is not None:
+            self.previews.schedule(job, [shot["id"] for shot in job.plan["shots"]])
         return job
 
     def new_id(self) -> str:
@@ -274,13 +318,23 @@ class JobManager:
         job.task = asyncio.create_task(self._run(job, state), name=f"studio {job_id}")
         return job
 
+    def _on_event(self, job: StudioJob, event: Event) -> None:
+        job.add_event(event)
+        if event.get("event") == "stage":
+            job.time_stage(str(event.get("stage")))
+        if event.get("event") == "plan_ready" and not job.state.get("auto_approve"):
+            # The storyboard starts as soon as there is a plan, before the policy gate.
+            job.plan, job.plan_version = event["plan"], 1
+            self.previews.schedule(job, [shot["id"] for shot in event["plan"]["shots"]])
+
     async def _run(self, job: StudioJob, graph_input: Any) -> None:
         if job.status != "running":
             job.set_status("running")
         try:
             with hold_job(job.id), hold_folder(job.folder, job.id):
                 outcome = await execute_job(job.state, graph_input, server=self.server,
-                                            reviewer=None, on_event=job.add_event)
+                                            reviewer=None,
+                                            on_event=lambda event: self._on_event(job, event))
         except asyncio.CancelledError:
             if self.closing:  # the studio stops; the job is checkpointed
                 job.set_status("interrupted", resume=f"kantoku resume {job.id}")
@@ -296,6 +350,8 @@ class JobManager:
             job.error = {"message": repr(exc), "reason": "INTERNAL"}
             job.set_status("failed", error=repr(exc))
             return
+        finally:
+            job.time_stage(None)
         job.state = outcome.state
         job.policy = outcome.state.get("policy")
         if outcome.paused:
@@ -305,7 +361,7 @@ class JobManager:
         else:
             job.plan = outcome.state.get("plan", job.plan)
             job.report = outcome.state.get("report")
-            job.set_status("done")
+            job.set_status("done", timings_s=job.timings_s)
 
     def _reviewing(self, job: StudioJob) -> dict[str, Any]:
         if job.status != "awaiting_review" or job.plan is None:
@@ -334,17 +390,28 @@ class JobManager:
         if refusals:
             raise PlanRefused(refusals)
         job.policy = policy
-        diff = diff_document(diff_plans(old, plan))
+        plan_diff = diff_plans(old, plan)
+        diff = diff_document(plan_diff)
         job.plan = plan.model_dump(mode="json")
         job.plan_version += 1
         write_text_atomic(self._draft(job.id), json.dumps(
             {"version": job.plan_version, "plan": job.plan}, ensure_ascii=False))
         job.add_event({"event": "plan_edited", "version": job.plan_version,
                        "summary": diff["summary"], "stale": diff["stale"]})
+        # The storyboard again for the shots whose picture changed (and any not drawn yet).
+        redraw = {c.shot_id for c in plan_diff.changes if "image" in c.renders}
+        redraw |= {shot for shot, path in self.previews.paths(job).items() if not path.is_file()}
+        self.previews.schedule(job, redraw)
         return {"version": job.plan_version, "plan": job.plan, "diff": diff}
 
-    def edit_shot(self, job: StudioJob, shot_id: str, changes: Any) -> dict[str, Any] | None:
-        """Change some of one shot's fields; None when the plan has no such shot."""
+    def edit_shot(self, job: StudioJob, shot_id: str, changes: Any, *, snap: bool = True
+                  ) -> dict[str, Any] | None:
+        """Change some of one shot's fields; None when the plan has no such shot.
+
+        A new `end_s` (`start_s`) moves the cut shared with the next (previous) shot, which
+        follows; the cut snaps to the nearest beat of the song unless `snap` is False, and the
+        answer's `snapped` says where it went.
+        """
         plan = self._reviewing(job)
         if not isinstance(changes, dict):
             raise PlanRefused([{"shot": shot_id, "field": None,
@@ -353,18 +420,88 @@ class JobManager:
         if fixed:
             raise PlanRefused([{"shot": shot_id, "field": name, "rule": "cannot be changed"}
                                for name in fixed])
-        shots = []
-        found = False
-        for shot in plan["shots"]:
-            if shot["id"] == shot_id:
-                found = True
-                # Fields a person set are no longer the planner's.
-                sources = {k: v for k, v in shot.get("sources", {}).items() if k not in changes}
-                shot = {**shot, "sources": sources, **changes}
-            shots.append(shot)
-        if not found:
+        if all(shot["id"] != shot_id for shot in plan["shots"]):
             return None
-        return self.edit_plan(job, {**plan, "shots": shots})
+        cuts = [name for name in CUT_FIELDS if name in changes]
+        if len(cuts) > 1:
+            raise PlanRefused([{"shot": shot_id, "field": "end_s", "rule": "move one cut per "
+                                "request: send start_s or end_s, not both"}])
+        shots, snapped = plan["shots"], None
+        if cuts:
+            analysis = analysis_of(job.state.get("song_analysis") or {})
+            try:
+                moved = move_cut(shots, shot_id, cuts[0], changes[cuts[0]], fps=plan["fps"],
+                                 beats_s=analysis.beats_s if analysis else [], snap=snap)
+            except CutRefused as exc:
+                raise PlanRefused([exc.problem]) from None
+            shots, snapped = moved.shots, moved.snapped
+        others = {k: v for k, v in changes.items() if k not in CUT_FIELDS}
+        edited = []
+        for shot in shots:
+            if shot["id"] == shot_id:
+                # Fields a person set are no longer the planner's.
+                sources = {k: v for k, v in shot.get("sources", {}).items() if k not in others}
+                shot = {**shot, "sources": sources, **others}
+            edited.append(shot)
+        document = {**plan, "shots": edited}
+        if cuts:
+            document = self._lyrics_on_cut(job, document)
+        return {**self.edit_plan(job, document), "snapped": snapped}
+
+    def _lyrics_on_cut(self, job: StudioJob, document: dict[str, Any]) -> dict[str, Any]:
+        """The lyric lines sung during each shot, after a cut moved (when the song has any)."""
+        song = job.state.get("song_analysis") or {}
+        if not lyric_lines(song):
+            return document
+        try:
+            plan = Plan.model_validate(document)
+        except ValidationError:  # edit_plan names what is wrong
+            return document
+        return with_lyrics(plan, song).model_dump(mode="json")
+
+    async def regenerate(self, job: StudioJob, shot_id: str, *, seed: int | None,
+                         image_prompt: str | None) -> StudioJob | None:
+        """Render one shot of a finished job again as the job's next version: with the given
+        seed and/or image prompt, or a new seed when neither is given; None when the plan has
+        no such shot.
+
+        The earlier outputs move to `versions/vN/` and a new job takes the folder; the other
+        shots come from the render cache, then the video is assembled, signed and reported.
+
+        Raises:
+            JobStateError: when the job is not done.
+        """
+        if job.status != "done" or job.plan is None:
+            raise JobStateError(f"{job.id} is {job.status}; only a done job's shots can be "
+                                "regenerated")
+        if job.folder.parent.name == VERSIONS_DIR:
+            raise JobStateError(f"{job.id} is an earlier version ({VERSIONS_DIR}/"
+                                f"{job.folder.name}); regenerate the shot on the newest one")
+        plan = Plan.model_validate(job.plan)
+        shot = next((s for s in plan.shots if s.id == shot_id), None)
+        if shot is None:
+            return None
+        if seed is None and image_prompt is None:  # nothing asked: another take
+            seed = shot.seed
+            while seed == shot.seed:
+                seed = random.randrange(1, 2**31)
+        if seed is not None:
+            shot.seed = seed
+        if image_prompt is not None:
+            shot.image_prompt = image_prompt
+        shot.sources = {k: v for k, v in shot.sources.items()
+                        if k not in ("seed", "image_prompt")}
+        diff = diff_plans(Plan.model_validate(job.plan), plan)
+        with hold_job(job.id), hold_folder(job.folder, job.id):
+            state, archived = next_version(job.folder, job.id, job.state, plan, diff,
+                                           regenerated=shot_id)
+        job.folder = archived.resolve()
+        new = StudioJob(state["job_id"], Path(state["out_dir"]), state,
+                        plan=plan.model_dump(mode="json"), plan_version=1)
+        self.jobs[new.id] = new
+        job.add_event({"event": "new_version", "job_id": new.id, "shot_id": shot_id})
+        new.task = asyncio.create_task(self._run(new, state), name=f"studio {new.id}")
+        return new
 
     def approve(self, job: StudioJob) -> None:
         """Resume the graph with the current plan (edited or not)."""
@@ -374,6 +511,10 @@ class JobManager:
         answer: Any = {"plan": plan} if job.plan_version > 1 else True
         job.state = {**job.state, "plan": plan}
         job.set_status("running")
+        # The render makes the real keyframes; the storyboard stops drawing.
+        stopping = asyncio.create_task(self.previews.stop(job.id))
+        self._background.add(stopping)
+        stopping.add_done_callback(self._background.discard)
         job.task = asyncio.create_task(self._run(job, Command(resume=answer)),
                                        name=f"studio {job.id}")
 
@@ -389,6 +530,7 @@ class JobManager:
     async def cancel(self, job: StudioJob) -> None:
         if job.status in FINISHED:
             raise JobStateError(f"{job.id} is already {job.status}")
+        await self.previews.stop(job.id)
         task = job.task
         if task is not None and not task.done():
             task.cancel()
@@ -400,6 +542,7 @@ class JobManager:
     async def close(self) -> None:
         """Stop every running job (each is checkpointed; `kantoku resume` finishes it)."""
         self.closing = True
+        await self.previews.close()
         for job in list(self.jobs.values()):
             if job.task is not None and not job.task.done():
                 job.task.cancel()

@@ -251,6 +251,25 @@ def _analyze(path: Path, audio: _Audio, duration: float, y: np.ndarray) -> SongA
 _SOUNDFILE_FORMATS = {"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64"}
 
 
+def warm_up() -> None:
+    """Import librosa now (a few seconds, once per process), so a server's first song is
+    analysed as fast as its next ones; blocking (run it in a thread)."""
+    import librosa.beat  # noqa: F401 - the import is the point
+    import librosa.feature  # noqa: F401
+    import librosa.onset  # noqa: F401
+
+
+def decode_mono(path: Path) -> tuple[np.ndarray, int]:
+    """The song's samples mixed to mono (float32) at its own rate, decoded as `analyze_song`
+    decodes it.
+
+    Raises:
+        KantokuError: SONG_UNREADABLE when the file is not decodable audio.
+    """
+    audio = _decode(Path(path))
+    return audio.mono, audio.rate
+
+
 def _decode(path: Path) -> _Audio:
     try:
         info = sf.info(str(path))

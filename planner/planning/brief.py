@@ -189,6 +189,12 @@ def load_brief(path: Path) -> Brief:
     return brief
 
 
+def brief_from_text(text: str, origin: str = "brief") -> Brief:
+    """A brief from YAML or JSON text (JSON is YAML), read as strictly as a brief file:
+    no aliases, bounded nesting; errors start with `origin`."""
+    return parse_brief(_parse(text, Path(origin)), origin)
+
+
 def parse_brief(data: object, origin: str = "brief") -> Brief:
     if not isinstance(data, dict):
         raise invalid(f"{origin}: a brief is a mapping of fields (title, logline, ...)",

@@ -91,8 +91,11 @@ def image_bytes(path: Path, field: str) -> tuple[bytes, str]:
                               f"{MAX_IMAGE_PIXELS:,}; pass a smaller picture",
                               reason="IMAGE_TOO_LARGE", path=str(path))
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's own limit, met before ours
+        raise invalid(f"{field}: {path} has more pixels than Pillow will decode (a "
+                      f"decompression bomb?); the limit is {MAX_IMAGE_PIXELS:,}",
+                      reason="IMAGE_TOO_LARGE", path=str(path)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise invalid(f"{field}: {path} is not a {', '.join(IMAGE_FORMATS)} picture (or it is "
                       "damaged); pass an image file", reason="NOT_AN_IMAGE",
                       path=str(path)) from None

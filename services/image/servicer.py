@@ -99,15 +99,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         references = tuple(self._reference(i, r, backend) for i, r in
                            enumerate(request.references))
         adapters = tuple(self._adapter(i, a, backend) for i, a in enumerate(request.adapters))
-        spec = request.shot
-        shot = Shot(
-            shot_size=enum_name(spec.shot_size, image_pb2.ShotSize, "SHOT_SIZE_", "medium"),
-            camera_angle=enum_name(spec.camera_angle, image_pb2.CameraAngle, "CAMERA_ANGLE_",
-                                   "eye_level"),
-            characters=tuple(Character(c.name, c.description) for c in spec.characters),
-            location=spec.location, time_of_day=enum_name(spec.time_of_day, image_pb2.TimeOfDay,
-                                                          "TIME_OF_DAY_", "day"),
-            mood=spec.mood, caption=spec.caption)
+        shot = shot_of(request.shot)
         return ImageJob(request.prompt, width, height, request.seed, shot, request.negative_prompt,
                         request.steps, request.guidance_scale, references, adapters)
 
@@ -130,6 +122,18 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
             raise invalid(f"adapters[{index}]: {entry.id} has no path in the registry",
                           reason="ADAPTER_PATH_MISSING")
         return Adapter(entry, Path(entry.path), adapter.weight or 1.0)
+
+
+def shot_of(spec: image_pb2.ShotSpec) -> Shot:
+    """A request's shot spec as the backends take it (unset enums get their defaults)."""
+    return Shot(
+        shot_size=enum_name(spec.shot_size, image_pb2.ShotSize, "SHOT_SIZE_", "medium"),
+        camera_angle=enum_name(spec.camera_angle, image_pb2.CameraAngle, "CAMERA_ANGLE_",
+                               "eye_level"),
+        characters=tuple(Character(c.name, c.description) for c in spec.characters),
+        location=spec.location, time_of_day=enum_name(spec.time_of_day, image_pb2.TimeOfDay,
+                                                      "TIME_OF_DAY_", "day"),
+        mood=spec.mood, caption=spec.caption)
 
 
 def _parameters(request: image_pb2.GenerateImageRequest, job: ImageJob) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 // kantoku studio's page: a brief (or a chat) in, the plan to review as a storyboard and a
 // timeline strip, edits sent to the API, approval, live progress, the video and its files out.
-// It speaks only the studio's /v1 API; routes a studio lacks (chat, timeline, previews) are
-// found from /openapi.json and their panels stay hidden.
+// It speaks only the studio's /v1 API; where a studio lacks the newer routes (chat, timeline,
+// previews, regenerate) their panels stay hidden.
 
 import { Chat } from "./chat.js";
 import { initialLanguage, language, setLanguage, t, translate } from "./i18n.js";
@@ -120,15 +120,24 @@ function askToken() {
   });
 }
 
+/**
+ * Which of the newer routes this studio has, asked of /v1 itself (the session cookie is sent
+ * there only): an unknown job answers JOB_NOT_FOUND from a route that exists, and a bare 404
+ * (or 405) from one that does not.
+ */
 async function findFeatures() {
-  const paths = Object.keys((await api("/openapi.json")).paths || {});
-  const has = (pattern) => paths.some((p) => pattern.test(p));
-  state.features = {
-    chat: has(/^\/v1\/chats/),
-    timeline: has(/^\/v1\/jobs\/[^/]+\/timeline$/),
-    preview: has(/\/shots\/[^/]+\/preview$/),
-    regenerate: has(/\/shots\/[^/]+:regenerate$/),
+  const answers = async (path, method = "GET") => {
+    const response = await request(path, { method });
+    if (response.status !== 404) return ![405, 501].includes(response.status);
+    return Boolean((await response.json().catch(() => ({}))).reason);
   };
+  const [chat, timeline, preview, regenerate] = await Promise.all([
+    answers("/v1/chats/-"),
+    answers("/v1/jobs/-/timeline"),
+    answers("/v1/jobs/-/shots/-/preview"),
+    answers("/v1/jobs/-/shots/-:regenerate", "POST"),
+  ]);
+  state.features = { chat, timeline, preview, regenerate };
 }
 
 function showError(name, err, root = document) {
