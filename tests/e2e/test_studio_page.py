@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,28 @@ def fill_brief(page: Page, title: str, duration: str | None = "8") -> None:
     form.locator("[name=locations]").fill("night market\nriver bank")
     form.locator("[name=aspect]").select_option("16:9")
     form.locator("[name=resolution]").select_option("480p")
+
+
+def wait_for_previews(api: httpx.Client, job_id: str, timeout: float = 60) -> None:
+    """Until every shot's storyboard preview is drawn (where the studio draws them)."""
+    shots = api.get(f"/v1/jobs/{job_id}/plan").json()["plan"]["shots"]
+    deadline = time.monotonic() + timeout
+    for shot in shots:
+        while True:
+            answer = api.get(f"/v1/jobs/{job_id}/shots/{shot['id']}/preview")
+            if answer.status_code == 200:
+                break
+            if "reason" not in answer.json():
+                return  # no preview route: the cards stay coloured
+            assert time.monotonic() < deadline, f"{shot['id']}: no preview yet"
+            time.sleep(0.2)
+
+
+def settled(page: Page) -> None:
+    """The storyboard's pictures loaded and faded in, before a screenshot."""
+    page.wait_for_function("[...document.querySelectorAll('#storyboard img')].every("
+                           "i => !i.getAttribute('src') || i.complete)")
+    page.wait_for_timeout(400)
 
 
 def drag_cut(page: Page, duration_s: float, from_s: float, to_s: float) -> None:
@@ -201,6 +224,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     expect(refusal).to_contain_text("not in the brief")
     expect(editor.locator("[name=characters]")).to_have_attribute("aria-invalid", "true")
     assert api.get(f"/v1/jobs/{job_id}/plan").json()["version"] == 4
+    settled(page)
     page.screenshot(path=str(screenshots / "studio-plan.png"), full_page=True)
 
     # Approve, and watch the shots fill in as they finish.
@@ -247,6 +271,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     page.wait_for_function("document.querySelector('#video').readyState >= 3")  # frames decode
     page.locator("#editor-close").click()
     page.evaluate("window.scrollTo(0, 0)")
+    settled(page)
     page.wait_for_timeout(1500)  # the player's loading spinner fades out
     page.screenshot(path=str(screenshots / "studio-done.png"), full_page=True)
 
@@ -314,6 +339,7 @@ def test_the_page_fits_a_phone(open_page: Callable[..., Page], api: httpx.Client
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
     wait_for(api, job_id, "awaiting_review")
+    wait_for_previews(api, job_id)
     page = open_page(locale="en-US", viewport={"width": 390, "height": 844},
                      is_mobile=True, has_touch=True, device_scale_factor=2)
 
@@ -325,6 +351,7 @@ def test_the_page_fits_a_phone(open_page: Callable[..., Page], api: httpx.Client
     expect(page.locator("#job-status")).to_have_attribute("data-status", "awaiting_review")
     expect(page.locator("#storyboard li").first).to_be_visible()
     assert overflow() <= 0, "the plan is wider than the phone"
+    settled(page)
     page.screenshot(path=str(screenshots / "studio-phone.png"))
     page.locator("#storyboard li .frame").first.tap()
     expect(page.locator("#shot-editor")).to_be_visible()
