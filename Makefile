@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := constraints/cpu.txt
 STAMP := $(VENV)/.kantoku-installed
 
-.PHONY: setup test test-slow demo protos lint bench clean
+.PHONY: setup test test-slow demo studio protos lint bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: setup
 	$(VENV)/bin/kantoku mv examples/brief.yaml --song examples/song.wav \
 		--lyrics examples/song.lrc --out out/demo --yes
 
+# The studio's page and API at http://127.0.0.1:8000/ on the embedded default (Ctrl-C stops).
+studio: setup
+	$(VENV)/bin/kantoku studio
+
 protos: setup
 	$(PY) protos/generate.py
 
@@ -46,6 +50,7 @@ bench: setup
 	$(PY) bench/mv_e2e.py
 	$(PY) bench/timeline_edit.py
 	$(PY) bench/planner.py
+	$(PY) bench/studio.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
