@@ -142,11 +142,9 @@ def drag_cut(page: Page, duration_s: float, from_s: float, to_s: float) -> None:
 def test_a_brief_becomes_a_reviewed_edited_approved_video(
         open_page: Callable[..., Page], api: httpx.Client, screenshots: Path) -> None:
     page = open_page(locale="en-US", viewport={"width": 1360, "height": 900})
-    paths = api.get("/openapi.json").json()["paths"]
-    if "/v1/chats" in paths:  # the chat panel shows where the studio can chat
-        expect(page.locator("#chat")).to_be_visible()
-    else:
-        expect(page.locator("#chat")).to_be_hidden()
+    # With no endpoint set, the chat says plainly that kantoku's own small model answers.
+    expect(page.locator("#chat-model")).to_contain_text(
+        "Answered by smollm2-135m-instruct, the small model built into kantoku", timeout=60_000)
 
     # A brief without a title is refused, and the page says which field to fix.
     page.locator("#brief button[type=submit]").click()
@@ -404,6 +402,9 @@ def test_a_chat_plans_a_video_and_its_proposal_is_a_button(open_page: Callable[.
         page = open_page(locale="en-US", viewport={"width": 1280, "height": 900})
         chat = page.locator("#chat")
         expect(chat).to_be_visible()
+        expect(page.locator("#chat-model")).to_have_text(  # who answers, said at once
+            "Answered by scripted-1, at the OpenAI-compatible endpoint this studio is set up "
+            "with.")
         chat.locator("textarea").fill("Six seconds of Mei under lanterns; start it")
         chat.locator("textarea").press("Enter")
         expect(chat.locator(".msg.user p")).to_have_text(

@@ -88,31 +88,37 @@ def wait_for(api: httpx.Client, job_id: str, status: str, timeout: float = 90) -
         time.sleep(0.2)
 
 
+def sse_events(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """Each event of a streamed SSE response, as {"id", "event", "data"} (data decoded)."""
+    current: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in current:
+                yield current
+            current = {}
+            continue
+        key, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if key == "id":
+            current["id"] = int(value)
+        elif key == "event":
+            current["event"] = value
+        elif key == "data":
+            current["data"] = json.loads(value)
+
+
 def sse(api: httpx.Client, job_id: str, last_id: int | None = None, until: str | None = None
         ) -> list[dict[str, Any]]:
     """The events of a stream, to its end or to the first event named `until`."""
     headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
     events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     with api.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=120) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if not line:
-                if "data" in current:
-                    events.append(current)
-                    if current.get("event") == until:
-                        return events
-                current = {}
-                continue
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "id":
-                current["id"] = int(value)
-            elif key == "event":
-                current["event"] = value
-            elif key == "data":
-                current["data"] = json.loads(value)
+        for event in sse_events(response):
+            events.append(event)
+            if event.get("event") == until:
+                break
     return events
 
 

@@ -4,6 +4,7 @@ finished job's shot regenerated as its next version."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -24,6 +25,7 @@ from tests.integration.test_studio_api import (
     new_job,
     running_studio,
     sse,
+    sse_events,
     wait_for,
 )
 
@@ -77,28 +79,15 @@ def read_events(api: httpx.Client, job_id: str, enough: Callable[[list[dict]], b
                 last_id: int = 0, timeout: float = 60) -> list[dict[str, Any]]:
     """A job's events after `last_id`, read from its stream until `enough` says so."""
     events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     deadline = time.monotonic() + timeout
     with api.stream("GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": str(last_id)},
                     timeout=timeout) as response:
         assert response.status_code == 200
-        for line in response.iter_lines():
+        for event in sse_events(response):
             assert time.monotonic() < deadline, f"only these came: {events}"
-            if not line:
-                if "data" in current:
-                    events.append(current)
-                    if enough(events):
-                        return events
-                current = {}
-                continue
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "id":
-                current["id"] = int(value)
-            elif key == "event":
-                current["event"] = value
-            elif key == "data":
-                current["data"] = json.loads(value)
+            events.append(event)
+            if enough(events):
+                break
     return events
 
 
@@ -144,7 +133,8 @@ def test_a_song_job_shows_its_timeline_previews_and_moves_cuts_onto_beats(
     peaks = strip["waveform"]["peaks"]
     assert strip["waveform"]["seconds_per_peak"] == pytest.approx(0.05, abs=0.001)
     assert len(peaks) == 600 and max(peaks) == 1.0 and min(peaks) >= 0
-    assert len(list((home / "studio" / "waveforms").glob("*.json"))) == 1
+    song_sha256 = hashlib.sha256(song.read_bytes()).hexdigest()
+    assert (home / "studio" / "waveforms" / f"{song_sha256}.json").is_file()  # computed once
     assert api.get(f"/v1/jobs/{job_id}/timeline").json() == strip  # from the cache
 
     # A cut dragged near a beat lands on it; the next shot follows.

@@ -43,6 +43,9 @@ export class Chat {
     this.log = root.querySelector("#chat-log");
     this.form = root.querySelector("#chat-form");
     this.chat = null;
+    this.opening = null;
+    this.model = root.querySelector("#chat-model");
+    this.open().catch(() => {}); // to say at once which model answers
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
       const text = this.form.text.value.trim();
@@ -61,7 +64,25 @@ export class Chat {
     if (this.chat && this.chat.job_id !== jobId) {
       this.chat = null;
       this.log.replaceChildren();
+      this.open().catch(() => {});
     }
+  }
+
+  /** The conversation about the open job (or a new brief), made once; it names its model. */
+  open() {
+    if (this.chat) return Promise.resolve(this.chat);
+    this.opening ??= (async () => {
+      const made = await this.hooks.request("/v1/chats", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ job_id: this.hooks.jobId(), language: language() }),
+      });
+      if (!made.ok) throw new Error((await made.json()).detail);
+      this.chat = await made.json();
+      this.model.textContent = t(`chat.model.${this.chat.endpoint}`, { model: this.chat.model });
+      this.model.dataset.endpoint = this.chat.endpoint;
+      return this.chat;
+    })().finally(() => { this.opening = null; });
+    return this.opening;
   }
 
   entry(role, text) {
@@ -84,14 +105,7 @@ export class Chat {
     this.entry("user", text);
     const reply = this.entry("agent", "…");
     try {
-      if (!this.chat) {
-        const made = await this.hooks.request("/v1/chats", {
-          method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ job_id: this.hooks.jobId(), language: language() }),
-        });
-        if (!made.ok) throw new Error((await made.json()).detail);
-        this.chat = await made.json();
-      }
+      await this.open();
       const response = await this.hooks.request(`/v1/chats/${this.chat.id}/messages`, {
         method: "POST", headers: { "content-type": "application/json" },
         body: JSON.stringify({ text }),

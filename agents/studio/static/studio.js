@@ -1,7 +1,6 @@
 // kantoku studio's page: a brief (or a chat) in, the plan to review as a storyboard and a
 // timeline strip, edits sent to the API, approval, live progress, the video and its files out.
-// It speaks only the studio's /v1 API; where a studio lacks the newer routes (chat, timeline,
-// previews, regenerate) their panels stay hidden.
+// It speaks only the studio's /v1 API, served by the same app.
 
 import { Chat } from "./chat.js";
 import { initialLanguage, language, setLanguage, t, translate } from "./i18n.js";
@@ -26,7 +25,6 @@ const el = (tag, props = {}, ...children) => {
 const seconds = (s) => Number(s).toFixed(2);
 
 const state = {
-  features: { chat: false, timeline: false, preview: false, regenerate: false },
   job: null,
   music: null,
   source: null,
@@ -120,26 +118,6 @@ function askToken() {
   });
 }
 
-/**
- * Which of the newer routes this studio has, asked of /v1 itself (the session cookie is sent
- * there only): an unknown job answers JOB_NOT_FOUND from a route that exists, and a bare 404
- * (or 405) from one that does not.
- */
-async function findFeatures() {
-  const answers = async (path, method = "GET") => {
-    const response = await request(path, { method });
-    if (response.status !== 404) return ![405, 501].includes(response.status);
-    return Boolean((await response.json().catch(() => ({}))).reason);
-  };
-  const [chat, timeline, preview, regenerate] = await Promise.all([
-    answers("/v1/chats/-"),
-    answers("/v1/jobs/-/timeline"),
-    answers("/v1/jobs/-/shots/-/preview"),
-    answers("/v1/jobs/-/shots/-:regenerate", "POST"),
-  ]);
-  state.features = { chat, timeline, preview, regenerate };
-}
-
 function showError(name, err, root = document) {
   const target = $(`[data-error-for="${name}"]`, root);
   if (target) target.textContent = err ? err.message || String(err) : "";
@@ -216,8 +194,10 @@ async function listJobs() {
   let jobs;
   try {
     jobs = await api("/v1/jobs");
-  } catch {
-    return; // the list stays as it was
+  } catch (err) {
+    // The list stays as it was; a studio that cannot be reached says so.
+    if (err instanceof TypeError) showError("brief", new Error(t("error.network", { message: err.message })));
+    return;
   }
   const list = $("#jobs");
   list.replaceChildren(...jobs.reverse().map((job) => el("li", {},
@@ -256,7 +236,7 @@ async function openJob(id) {
 
 async function loadMusic() {
   const job = state.job;
-  if (!state.features.timeline || !job?.plan) return;
+  if (!job?.plan) return;
   try {
     state.music = await api(`/v1/jobs/${job.id}/timeline`);
   } catch {
@@ -425,9 +405,7 @@ function card(job, shot) {
     shot.lyrics.length ? el("p", { className: "lyric", textContent: `♪ ${shot.lyrics.join(" / ")}` })
       : null);
   li.dataset.shot = shot.id;
-  if (state.features.preview) {
-    image.src = `/v1/jobs/${job.id}/shots/${shot.id}/preview?v=${job.plan_version}`;
-  }
+  image.src = `/v1/jobs/${job.id}/shots/${shot.id}/preview?v=${job.plan_version}`;
   return li;
 }
 
@@ -456,20 +434,9 @@ async function moveCut(shot, at) {
   showError("end_s", null);
   note.textContent = "";
   try {
-    let answer;
-    if (state.features.timeline) {
-      // The studio moves the cut it shares with the next shot and snaps it to a beat.
-      answer = await api(`/v1/jobs/${job.id}/shots/${shot.id}`,
-        { method: "PATCH", json: { end_s: Number(at.toFixed(3)) } });
-    } else {
-      // A studio without cut moves: both sides of the cut change in one plan, on a frame.
-      const plan = structuredClone(job.plan);
-      const index = plan.shots.findIndex((s) => s.id === shot.id);
-      const cut = Number((Math.round(at * plan.fps) / plan.fps).toFixed(6));
-      plan.shots[index].end_s = cut;
-      plan.shots[index + 1].start_s = cut;
-      answer = await api(`/v1/jobs/${job.id}/plan`, { method: "PUT", json: plan });
-    }
+    // The studio moves the cut the shot shares with the next one and snaps it to a beat.
+    const answer = await api(`/v1/jobs/${job.id}/shots/${shot.id}`,
+      { method: "PATCH", json: { end_s: Number(at.toFixed(3)) } });
     applyPlan(answer);
     const moved = answer.plan.shots.find((s) => s.id === shot.id).end_s;
     note.textContent = answer.snapped
@@ -536,7 +503,7 @@ function fillEditor(id) {
   form.dialogue.value = dialogueText(shot.dialogue);
   form.image_prompt.value = shot.image_prompt;
   form.seed.value = String(shot.seed);
-  const regenerating = done && state.features.regenerate;
+  const regenerating = done;
   for (const input of form.querySelectorAll("input, select, textarea")) {
     input.disabled = !reviewing && !(regenerating && ["image_prompt", "seed"].includes(input.name));
   }
@@ -718,26 +685,17 @@ async function start() {
     if (id && id !== state.job?.id) openJob(id);
   });
 
-  try {
-    await findFeatures();
-  } catch (err) {
-    showError("brief", new Error(t("error.network", { message: err.message })));
-    return;
-  }
-  if (state.features.chat) {
-    $("#chat").hidden = false;
-    chat = new Chat($("#chat"), {
-      request, jobId: () => state.job?.id ?? null,
-      changed: (change) => {
-        if (change.job_id && change.job_id !== state.job?.id) openJob(change.job_id);
-        else refreshSoon();
-        listJobs();
-      },
-      propose: (p) => (p.action === "approve"
-        ? api(`/v1/jobs/${p.job_id}:approve`, { method: "POST" }).then(() => openJob(p.job_id))
-        : regenerate(p.job_id, p.shot_id)),
-    });
-  }
+  chat = new Chat($("#chat"), {
+    request, jobId: () => state.job?.id ?? null,
+    changed: (change) => {
+      if (change.job_id && change.job_id !== state.job?.id) openJob(change.job_id);
+      else refreshSoon();
+      listJobs();
+    },
+    propose: (p) => (p.action === "approve"
+      ? api(`/v1/jobs/${p.job_id}:approve`, { method: "POST" }).then(() => openJob(p.job_id))
+      : regenerate(p.job_id, p.shot_id)),
+  });
   await listJobs();
   // Jobs started elsewhere (another tab, the API) show up while the page is in view.
   setInterval(() => { if (!document.hidden) listJobs(); }, 10_000);
