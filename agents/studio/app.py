@@ -2,8 +2,8 @@
 its storyboard previews and the song's timeline), edit and approve; a finished job's shots
 regenerated; the job's events as Server-Sent Events; its files out.
 
-Routes are under `/v1`; `/openapi.json` describes them. When KANTOKU_AUTH_TOKEN is set every
-route but `/healthz` needs `Authorization: Bearer <token>` (or `?token=` for EventSource).
+Routes are under `/v1`; `/openapi.json` describes them (models in `views.py`). When
+KANTOKU_AUTH_TOKEN is set every route but `/healthz` and the page needs the token (`auth.py`).
 
 The page (`GET /`, `/static/*`, no token needed) is the studio in a browser: a brief or a chat
 in, the plan to review and edit, live progress, the video and its files out.
@@ -12,21 +12,21 @@ in, the plan to review and edit, live progress, the video and its files out.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
+from kantoku.agents.studio.auth import TOKEN_COOKIE, BodyLimit, require_token, token_matches
 from kantoku.agents.studio.chat_routes import chat_router
 from kantoku.agents.studio.errors import ApiError, status_of
 from kantoku.agents.studio.jobs import (
@@ -43,7 +43,17 @@ from kantoku.agents.studio.uploads import (
     brief_without_uploads,
     read_job_form,
 )
-from kantoku.planner.planning.brief import Brief, describe_errors
+from kantoku.agents.studio.views import (
+    CreateJob,
+    ErrorView,
+    JobView,
+    PlanView,
+    Regenerate,
+    SessionRequest,
+    TimelineView,
+    job_view,
+)
+from kantoku.planner.planning.brief import describe_errors
 from kantoku.planner.planning.plan import Plan
 from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.settings import core_settings
@@ -52,177 +62,6 @@ API = "/v1"
 #: The page's files (index.html, its JS modules and CSS).
 STATIC = Path(__file__).with_name("static")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over `limit` bytes is refused (413) as it arrives, with
-    or without a Content-Length (chunked uploads too)."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        total = 0
-
-        async def limited() -> Any:
-            nonlocal total
-            message = await receive()
-            if message["type"] == "http.request":
-                total += len(message.get("body", b""))
-                if total > self.limit:
-                    raise ApiError(413, f"the request is over the limit of {self.limit} bytes",
-                                   "UPLOAD_TOO_LARGE")
-            return message
-
-        await self.app(scope, limited, send)
-
-
-# -- request and response models --------------------------------------------------------------
-
-
-class CreateJob(BaseModel):
-    brief: dict[str, Any] = Field(description="the brief's fields (see Brief)")
-    planner: Literal["heuristic", "llm"] = "heuristic"
-
-
-class SessionRequest(BaseModel):
-    token: str = Field(min_length=1, max_length=4096, description="KANTOKU_AUTH_TOKEN")
-
-
-class OutputFile(BaseModel):
-    name: str
-    bytes: int
-
-
-class JobView(BaseModel):
-    id: str
-    status: str
-    created: str
-    title: str
-    brief: Brief
-    plan: Plan | None = None
-    plan_version: int = 0
-    policy: dict[str, Any] | None = Field(default=None, description="the policy gate's report")
-    verdict: dict[str, Any] | None = Field(default=None, description="publish/monetize verdict")
-    outputs: list[OutputFile] = Field(default_factory=list)
-    timings_s: dict[str, float] = Field(default_factory=dict,
-                                        description="seconds per stage of the latest run")
-    error: dict[str, Any] | None = None
-    events: int = Field(default=0, description="events so far (the last event id)")
-
-
-class ShotChangeView(BaseModel):
-    shot_id: str
-    status: str
-    fields: list[str]
-    renders: list[str]
-
-
-class DiffView(BaseModel):
-    changes: list[ShotChangeView]
-    stale: list[str] = Field(description="shots that must render again")
-    render_steps: int
-    summary: str
-
-
-class SnapView(BaseModel):
-    field: str = Field(description="the cut asked for: start_s or end_s")
-    asked_s: float
-    cut_s: float = Field(description="where the cut went: the nearest beat, on the frame grid")
-
-
-class PlanView(BaseModel):
-    version: int
-    plan: Plan
-    diff: DiffView | None = None
-    snapped: SnapView | None = Field(default=None, description="where a moved cut snapped")
-
-
-class SectionView(BaseModel):
-    name: str
-    start_s: float
-    end_s: float
-
-
-class LyricView(BaseModel):
-    start_s: float
-    end_s: float
-    text: str
-
-
-class WaveformView(BaseModel):
-    peaks: list[float] = Field(description="the largest |sample| per window, 0..1")
-    seconds_per_peak: float
-
-
-class TimelineView(BaseModel):
-    duration_s: float
-    fps: int
-    beats_s: list[float]
-    downbeats_s: list[float]
-    sections: list[SectionView]
-    lyrics: list[LyricView]
-    waveform: WaveformView | None = Field(description="None without a song")
-
-
-class Regenerate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int | None = Field(default=None, ge=0, lt=2**63,
-                             description="the shot's new seed (default: a new random one)")
-    image_prompt: str | None = Field(default=None, max_length=2000)
-
-
-class Problem(BaseModel):
-    shot: str | None
-    field: str | None
-    rule: str
-
-
-class ErrorView(BaseModel):
-    detail: str
-    reason: str
-    problems: list[Problem] | None = None
-
-
-def job_view(job: StudioJob) -> JobView:
-    brief = job.brief
-    report = job.report or {}
-    return JobView(id=job.id, status=job.status, created=job.created, title=brief.title,
-                   brief=brief, plan=Plan.model_validate(job.plan) if job.plan else None,
-                   plan_version=job.plan_version, policy=job.policy,
-                   verdict=report.get("verdict") if isinstance(report, dict) else None,
-                   outputs=[OutputFile(**o) for o in job.outputs()],
-                   timings_s=job.timings_s, error=job.error, events=len(job.events))
-
-
-# -- auth ------------------------------------------------------------------------------------
-
-
-#: The cookie `POST /v1/session` sets, so a page (and its EventSource) need not hold the token.
-TOKEN_COOKIE = "kantoku_token"
-
-
-def _token_matches(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def require_token(request: Request) -> None:
-    """With KANTOKU_AUTH_TOKEN set: the bearer header, else the session cookie, else ?token=."""
-    token = core_settings().token
-    if not token:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer":
-        given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token", "")
-    if not _token_matches(given, token):
-        raise ApiError(401, "a bearer token is required: send `Authorization: Bearer "
-                       "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource, or sign in with "
-                       "POST /v1/session)", "UNAUTHENTICATED")
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -302,7 +141,7 @@ def create_app(server: str | None = None, root: Path | None = None, *,
         except ValidationError as exc:
             raise ApiError(400, describe_errors(exc), "REQUEST_INVALID", field="token") from None
         token = core_settings().token
-        if token and not _token_matches(body.token, token):
+        if token and not token_matches(body.token, token):
             raise ApiError(401, "token: not this studio's KANTOKU_AUTH_TOKEN", "UNAUTHENTICATED",
                            field="token")
         response = Response(status_code=204)
