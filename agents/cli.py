@@ -360,8 +360,11 @@ def status() -> None:
 
     record = stack.status()
     table = Table("service", "status", "address")
+    http_apps = record.get("http_apps", [])
+    host = record.get("host", "127.0.0.1")
+    page = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{record.get('http_port')}/"
     for name, state in record["applications"].items():
-        table.add_row(name, state, record["grpc_address"])
+        table.add_row(name, state, page if name in http_apps else record["grpc_address"])
     if llm := record.get("llm"):
         table.add_row("llm", "answering" if llm["answers"] else "not answering", llm["base_url"])
     console.print(table)

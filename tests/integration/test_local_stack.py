@@ -29,16 +29,24 @@ def test_up_status_call_down(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
     home = tmp_path / "home"
-    port = free_port()
+    port, studio_port = free_port(), free_port()
     try:
-        up = _run(home, "up", "--grpc-port", str(port))
+        up = _run(home, "up", "--grpc-port", str(port), "--studio-port", str(studio_port))
         assert up.returncode == 0, up.stderr
         assert f"127.0.0.1:{port}" in up.stdout
+        studio = f"http://127.0.0.1:{studio_port}/"
+        assert studio in up.stdout
         llm = json.loads((home / "stack.json").read_text())["llm"]
         assert llm["base_url"] in up.stdout  # OPENAI_BASE_URL unset: the embedded LLM started
         status = _run(home, "status")
         assert status.returncode == 0, status.stderr
-        assert status.stdout.count("RUNNING") == 4  # tts, motion, image, video
+        assert status.stdout.count("RUNNING") == 5  # tts, motion, image, video, studio
+        assert re.search(r"studio\s.*RUNNING.*" + re.escape(studio), status.stdout)
+        # The studio on Serve's HTTP proxy: its page, and its API on the same stack.
+        import httpx
+
+        assert "kantoku studio" in httpx.get(studio, timeout=30).text
+        assert httpx.get(f"{studio}v1/jobs", timeout=30).json() == []
         assert re.search(r"llm\s.*answering", status.stdout)
         assert "not answering" not in status.stdout
         out = tmp_path / "hi.wav"
@@ -72,7 +80,7 @@ def test_up_joins_a_running_cluster_on_loopback_and_down_leaves_it_running(
     assert mine.returncode == 0, mine.stderr
     gcs = re.search(r"--address='([^']+)'", mine.stdout).group(1)  # the user's own cluster
     try:
-        up = _run(home, "up", "--grpc-port", str(port))
+        up = _run(home, "up", "--grpc-port", str(port), "--no-studio")
         assert up.returncode == 0, up.stderr
         listening = {c.laddr.ip.removeprefix("::ffff:") for c in psutil.net_connections("tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
