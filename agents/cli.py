@@ -313,6 +313,13 @@ def _serve_llm(host: str, port: int, verbose: bool) -> None:
         server.stop()
 
 
+def studio_url(record: dict[str, Any]) -> str:
+    """Where the studio of a `kantoku up` stack answers (Serve's HTTP proxy)."""
+    host = record.get("host", "127.0.0.1")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{record['http_port']}/"
+
+
 @app.command()
 def up(
     grpc_port: Annotated[int, typer.Option(help="Serve gRPC ingress port.")] = 9000,
@@ -335,7 +342,7 @@ def up(
         from kantoku.agents.studio.serve import APPLICATION, deploy_studio
 
         progress.update(task, description="deploying the studio")
-        deploy_studio(record["grpc_address"])
+        deploy_studio(record["grpc_address"], studio_url(record))
         return [APPLICATION]
 
     with _progress() as progress:
@@ -345,10 +352,7 @@ def up(
                           http_port=studio_port, http_apps=deploy_studio if studio else None)
     llm = record.get("llm")
     served = f"; LLM {llm['model']} at {llm['base_url']}" if llm else ""
-    page = ""
-    if record.get("http_apps"):
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        page = f"; studio http://{shown}:{record['http_port']}/"
+    page = f"; studio {studio_url(record)}" if record.get("http_apps") else ""
     console.print(f"kantoku is up: gRPC {record['grpc_address']} "
                   f"({', '.join(record['services'])}){page}{served}; `kantoku down` stops it")
 
@@ -361,10 +365,9 @@ def status() -> None:
     record = stack.status()
     table = Table("service", "status", "address")
     http_apps = record.get("http_apps", [])
-    host = record.get("host", "127.0.0.1")
-    page = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{record.get('http_port')}/"
     for name, state in record["applications"].items():
-        table.add_row(name, state, page if name in http_apps else record["grpc_address"])
+        table.add_row(name, state,
+                      studio_url(record) if name in http_apps else record["grpc_address"])
     if llm := record.get("llm"):
         table.add_row("llm", "answering" if llm["answers"] else "not answering", llm["base_url"])
     console.print(table)

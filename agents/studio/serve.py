@@ -8,6 +8,7 @@ checkpoints, ledger and files are shared, so a replica started again finds every
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 #: The Serve application's name and its route (the page and /v1 sit at the root).
@@ -38,11 +39,38 @@ def build_studio(server: str | None = None) -> Any:
     return Studio.bind()  # type: ignore[attr-defined]
 
 
-def deploy_studio(server: str | None) -> None:
-    """Run the studio on Serve (Ray and Serve must be started)."""
+def deploy_studio(server: str | None, url: str | None = None, timeout_s: float = 60.0) -> None:
+    """Run the studio on Serve (Ray and Serve must be started); with `url` (where Serve's HTTP
+    proxy listens), return once it answers there: the proxy can start listening after the
+    application runs.
+
+    Raises:
+        KantokuError: UNAVAILABLE when the studio does not answer within `timeout_s`.
+    """
     from ray import serve
 
     serve.run(build_studio(server), name=APPLICATION, route_prefix=ROUTE_PREFIX)
+    if url is not None:
+        wait_answering(f"{url.rstrip('/')}/healthz", timeout_s)
+
+
+def wait_answering(url: str, timeout_s: float) -> None:
+    import httpx
+
+    from kantoku.services._core.errors import unavailable
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise unavailable(f"the studio on Serve does not answer at {url} after "
+                              f"{timeout_s:.0f} s; see `ray status` and Serve's logs",
+                              reason="STUDIO_UNAVAILABLE")
+        time.sleep(0.25)
 
 
 def app_builder(args: dict[str, str]) -> Any:
