@@ -298,6 +298,8 @@ def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
     expect(status).to_have_attribute("data-status", "awaiting_review", timeout=PLANNED)
     expect(status).to_have_text("確認待ち")
     board = page.locator("#storyboard")
+    expect(board).to_contain_text("アイレベル")  # the shot vocabulary as Japanese crews say it
+    expect(page.locator("#chat-model")).to_contain_text("回答するのは")
     expect(board).to_contain_text("lanterns in the rain")
     expect(board).to_contain_text("the night is ours")
     expect(page.locator("#job-summary")).to_contain_text("6.00 秒")
@@ -324,6 +326,8 @@ def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
     expect(page.locator("#approve")).to_be_hidden()
     page.locator("#lang").click()  # to English, and it stays so
     expect(status).to_have_text("cancelled")
+    expect(board).to_contain_text("eye level")
+    expect(page.locator("#chat-model")).to_contain_text("Answered by")
     expect(form.locator("button[type=submit]")).to_have_text("Plan it")
     page.reload()
     expect(page.locator("#job-status")).to_have_text("cancelled")

@@ -59,6 +59,13 @@ export class Chat {
     });
   }
 
+  /** Say which model answers, in the page's language. */
+  relabel() {
+    if (!this.chat) return;
+    this.model.textContent = t(`chat.model.${this.chat.endpoint}`, { model: this.chat.model });
+    this.model.dataset.endpoint = this.chat.endpoint;
+  }
+
   /** Start a new conversation when the open job changes. */
   follow(jobId) {
     if (this.chat && this.chat.job_id !== jobId) {
@@ -78,8 +85,7 @@ export class Chat {
       });
       if (!made.ok) throw new Error((await made.json()).detail);
       this.chat = await made.json();
-      this.model.textContent = t(`chat.model.${this.chat.endpoint}`, { model: this.chat.model });
-      this.model.dataset.endpoint = this.chat.endpoint;
+      this.relabel();
       return this.chat;
     })().finally(() => { this.opening = null; });
     return this.opening;

@@ -199,6 +199,17 @@ const STRINGS = {
 
 export const LANGUAGES = Object.keys(STRINGS);
 
+/** The plan's shot vocabulary as Japanese crews say it (English: the value itself). */
+const TERMS_JA = {
+  extreme_wide: "超ロング", wide: "ロング", full: "フルショット", medium: "ミディアム",
+  medium_close_up: "バストショット", close_up: "アップ", extreme_close_up: "超アップ",
+  eye_level: "アイレベル", high: "ハイアングル", low: "ローアングル", birds_eye: "俯瞰",
+  dutch: "ダッチアングル", static: "フィックス", pan_left: "パン（左）", pan_right: "パン（右）",
+  tilt_up: "ティルトアップ", tilt_down: "ティルトダウン", dolly_in: "ドリーイン",
+  dolly_out: "ドリーアウト", zoom_in: "ズームイン", zoom_out: "ズームアウト",
+  truck_left: "トラック（左）", truck_right: "トラック（右）",
+};
+
 let current = "en";
 
 /** The language the page starts in: the one chosen before, else the browser's. */
@@ -221,6 +232,11 @@ export function language() {
 export function t(key, values = {}) {
   const text = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+/** A plan value (shot size, angle, move) in the page's language. */
+export function term(value) {
+  return (current === "ja" && TERMS_JA[value]) || value.replaceAll("_", " ");
 }
 
 export function translate(root = document) {

@@ -3,7 +3,7 @@
 // It speaks only the studio's /v1 API, served by the same app.
 
 import { Chat } from "./chat.js";
-import { initialLanguage, language, setLanguage, t, translate } from "./i18n.js";
+import { initialLanguage, language, setLanguage, t, term, translate } from "./i18n.js";
 import { hue, Strip } from "./timeline.js";
 
 // The plan's choices (planner/planning/plan.py).
@@ -382,8 +382,7 @@ function renderStoryboard() {
 }
 
 function card(job, shot) {
-  const words = [shot.shot_size, shot.camera_angle, shot.camera_move]
-    .map((w) => w.replaceAll("_", " ")).join(" · ");
+  const words = [shot.shot_size, shot.camera_angle, shot.camera_move].map(term).join(" · ");
   // Shown once it loads (a preview not drawn yet is a 404: the coloured card stays).
   const image = el("img", { alt: shot.description, loading: "lazy" });
   image.addEventListener("load", () => image.classList.add("loaded"));
@@ -621,12 +620,22 @@ function renderResult(job) {
 let chat = null;
 
 function fillChoices(select, values) {
-  select.replaceChildren(...values.map((v) => el("option", { value: v,
-    textContent: v.replaceAll("_", " ") })));
+  const chosen = select.value;
+  select.replaceChildren(...values.map((v) => el("option", { value: v, textContent: term(v) })));
+  if (chosen) select.value = chosen;
+}
+
+function fillEditorChoices() {
+  const editor = $("#shot-editor");
+  fillChoices(editor.shot_size, SHOT_SIZES);
+  fillChoices(editor.camera_angle, CAMERA_ANGLES);
+  fillChoices(editor.camera_move, CAMERA_MOVES);
 }
 
 function relabel() {
   translate();
+  fillEditorChoices();
+  chat?.relabel();
   $("#lang").textContent = t("lang.switch");
   if (state.job) {
     $("#storyboard").dataset.key = "";
@@ -652,9 +661,7 @@ async function start() {
     relabel();
   });
   const editor = $("#shot-editor");
-  fillChoices(editor.shot_size, SHOT_SIZES);
-  fillChoices(editor.camera_angle, CAMERA_ANGLES);
-  fillChoices(editor.camera_move, CAMERA_MOVES);
+  fillEditorChoices();
   editor.addEventListener("submit", saveShot);
   $("#editor-close").addEventListener("click", () => {
     state.editing = null;
