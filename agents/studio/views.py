@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kantoku.agents.studio.jobs import StudioJob
+from kantoku.planner.claims import folder_job
+from kantoku.planner.finish.steps import VERSIONS_DIR
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.plan import Plan
 
@@ -41,6 +43,9 @@ class JobView(BaseModel):
                                         description="seconds per stage of the latest run")
     error: dict[str, Any] | None = None
     events: int = Field(default=0, description="events so far (the last event id)")
+    newest_version: str | None = Field(
+        default=None, description="for an earlier version (a shot was regenerated since): the "
+        "job that holds the folder now")
 
 
 class ShotChangeView(BaseModel):
@@ -125,4 +130,12 @@ def job_view(job: StudioJob) -> JobView:
                    plan_version=job.plan_version, policy=job.policy,
                    verdict=report.get("verdict") if isinstance(report, dict) else None,
                    outputs=[OutputFile(**o) for o in job.outputs()],
-                   timings_s=job.timings_s, error=job.error, events=len(job.events))
+                   timings_s=job.timings_s, error=job.error, events=len(job.events),
+                   newest_version=newest_version(job))
+
+
+def newest_version(job: StudioJob) -> str | None:
+    """The job in the folder an earlier version was moved out of (`versions/vN/`)."""
+    if job.folder.parent.name != VERSIONS_DIR:
+        return None
+    return folder_job(job.folder.parent.parent)

@@ -256,6 +256,7 @@ def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
         assert verified.returncode == 0, verified.stdout + verified.stderr
     old = api.get(f"/v1/jobs/{job_id}").json()
     assert old["status"] == "done" and "video.mp4" in {o["name"] for o in old["outputs"]}
+    assert (old["newest_version"], done["newest_version"]) == (new_id, None)
     assert api.get(f"/v1/jobs/{job_id}/files/video.mp4").content == \
         (folder / "versions" / "v1" / "video.mp4").read_bytes()
     superseded = api.post(f"/v1/jobs/{job_id}/shots/s001:regenerate")
@@ -265,6 +266,7 @@ def test_a_shot_of_a_done_job_is_regenerated_as_the_next_version(
     with running_studio(services) as url, httpx.Client(base_url=url, timeout=30) as second:
         listed = {j["id"]: j for j in second.get("/v1/jobs").json()}
         assert listed[new_id]["status"] == listed[job_id]["status"] == "done"
+        assert listed[job_id]["newest_version"] == new_id
         assert second.get(f"/v1/jobs/{job_id}/files/video.mp4").content == \
             (folder / "versions" / "v1" / "video.mp4").read_bytes()
         assert second.get(f"/v1/jobs/{new_id}/files/video.mp4").content == \
