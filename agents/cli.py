@@ -314,10 +314,10 @@ def _serve_llm(host: str, port: int, verbose: bool) -> None:
 
 
 def studio_url(record: dict[str, Any]) -> str:
-    """Where the studio of a `kantoku up` stack answers (Serve's HTTP proxy)."""
-    host = record.get("host", "127.0.0.1")
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{record['http_port']}/"
+    """Where the studio of a `kantoku up` stack answers: Serve's HTTP proxy, on the host
+    clients reach its gRPC ingress at."""
+    host = record["grpc_address"].rpartition(":")[0]
+    return f"http://{host}:{record['http_port']}/"
 
 
 @app.command()

@@ -90,7 +90,7 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
     """Start Ray (or join the one already running), Serve with gRPC ingress on `host`, and every
     service; record the address and whether kantoku started Ray, so `down` stops only that.
 
-    Serve's HTTP proxy listens on 127.0.0.1:`http_port` (a free port when None); `http_apps`,
+    Serve's HTTP proxy listens on `host`:`http_port` (a free port when None); `http_apps`,
     given the record so far, deploys the HTTP applications (the studio) and names them.
 
     The embedded LLM's server starts first, on 127.0.0.1, unless `llm` is False or (when it is

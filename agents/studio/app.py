@@ -23,12 +23,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
 from kantoku.agents.studio.auth import TOKEN_COOKIE, BodyLimit, require_token, token_matches
 from kantoku.agents.studio.chat_routes import chat_router
-from kantoku.agents.studio.errors import ApiError, status_of
+from kantoku.agents.studio.errors import ApiError, request_json, request_model, status_of
 from kantoku.agents.studio.jobs import (
     JobManager,
     JobStateError,
@@ -53,7 +52,6 @@ from kantoku.agents.studio.views import (
     TimelineView,
     job_view,
 )
-from kantoku.planner.planning.brief import describe_errors
 from kantoku.planner.planning.plan import Plan
 from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.settings import core_settings
@@ -136,10 +134,7 @@ def create_app(server: str | None = None, root: Path | None = None, *,
               responses={400: {"model": ErrorView}, 401: {"model": ErrorView}})
     async def sign_in(request: Request) -> Response:
         """Trade the token for an HttpOnly cookie that every /v1 route accepts (for pages)."""
-        try:
-            body = SessionRequest.model_validate(await _json(request))
-        except ValidationError as exc:
-            raise ApiError(400, describe_errors(exc), "REQUEST_INVALID", field="token") from None
+        body = await request_model(request, SessionRequest, field="token")
         token = core_settings().token
         if token and not token_matches(body.token, token):
             raise ApiError(401, "token: not this studio's KANTOKU_AUTH_TOKEN", "UNAUTHENTICATED",
@@ -188,12 +183,7 @@ def create_app(server: str | None = None, root: Path | None = None, *,
             finally:
                 await form.close()
         elif kind == "application/json":
-            try:
-                body = CreateJob.model_validate(await request.json())
-            except ValueError as exc:
-                detail = describe_errors(exc) if isinstance(exc, ValidationError) else \
-                    "the body is not JSON"
-                raise ApiError(400, detail, "REQUEST_INVALID") from None
+            body = await request_model(request, CreateJob)
             new = NewJob(brief_without_uploads(body.brief), body.planner)
         else:
             raise ApiError(415, "send application/json or multipart/form-data",
@@ -228,7 +218,7 @@ def create_app(server: str | None = None, root: Path | None = None, *,
     async def put_plan(job_id: str, request: Request) -> PlanView:
         """Replace the whole plan (while the job awaits review)."""
         job = job_or_404(job_id)
-        return PlanView.model_validate(manager.edit_plan(job, await _json(request)))
+        return PlanView.model_validate(manager.edit_plan(job, await request_json(request)))
 
     @router.patch("/jobs/{job_id}/shots/{shot_id}", response_model=PlanView, responses=refusal,
                   openapi_extra={"requestBody": {"required": True, "content": {
@@ -240,7 +230,7 @@ def create_app(server: str | None = None, root: Path | None = None, *,
         beat unless `?snap=false`."""
         job = job_or_404(job_id)
         snap = _flag(request, "snap", default=True)
-        result = manager.edit_shot(job, shot_id, await _json(request), snap=snap)
+        result = manager.edit_shot(job, shot_id, await request_json(request), snap=snap)
         if result is None:
             raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
                            shot=shot_id)
@@ -283,12 +273,8 @@ def create_app(server: str | None = None, root: Path | None = None, *,
         as the job's next version: the earlier outputs move to versions/vN, the answer is the
         new job (a new id, same folder); only that shot and the assembly render again."""
         job = job_or_404(job_id)
-        raw = await request.body()
-        try:
-            body = Regenerate.model_validate_json(raw) if raw.strip() else Regenerate()
-        except ValidationError as exc:
-            raise ApiError(400, describe_errors(exc), "REQUEST_INVALID") from None
-        new = await manager.regenerate(job, shot_id, seed=body.seed,
+        body = await request_model(request, Regenerate, optional=True)
+        new = manager.regenerate(job, shot_id, seed=body.seed,
                                        image_prompt=body.image_prompt)
         if new is None:
             raise ApiError(404, f"{job_id}: the plan has no shot {shot_id}", "SHOT_NOT_FOUND",
@@ -360,13 +346,6 @@ def _flag(request: Request, name: str, *, default: bool) -> bool:
     if value.lower() in ("false", "0", "no"):
         return False
     raise ApiError(400, f"{name}: {value!r} is not true or false", "REQUEST_INVALID", field=name)
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ApiError(400, "the body is not JSON", "REQUEST_INVALID") from None
 
 
 def serve(host: str, port: int, server: str | None) -> None:

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
-from kantoku.agents.studio.chat import ChatManager
+from kantoku.agents.studio.chat import Chat, ChatManager
+from kantoku.agents.studio.errors import ApiError, request_model
 from kantoku.agents.studio.jobs import JobManager
-from kantoku.planner.planning.brief import describe_errors
 
 #: Longest director's message, in characters.
 MAX_TEXT_CHARS = 8000
@@ -63,21 +63,6 @@ class ChatView(BaseModel):
     messages: list[ChatMessageView]
 
 
-def _error(status: int, detail: str, reason: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, "reason": reason, **extra}, status_code=status)
-
-
-async def _body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-    try:
-        data = await request.json()
-    except ValueError:
-        return _error(400, "the body is not JSON", "REQUEST_INVALID")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        return _error(400, describe_errors(exc), "REQUEST_INVALID")
-
-
 def chat_router(jobs: JobManager, *, start_llm: bool = False) -> APIRouter:
     """The chat's routes over the studio's `jobs`; with `start_llm` the embedded LLM (when no
     endpoint is configured) starts with the app rather than with the first chat."""
@@ -91,6 +76,13 @@ def chat_router(jobs: JobManager, *, start_llm: bool = False) -> APIRouter:
         await chats.close()
 
     router = APIRouter(lifespan=lifespan)
+
+    def chat_or_404(chat_id: str) -> Chat:
+        chat = chats.get(chat_id)
+        if chat is None:
+            raise ApiError(404, f"{chat_id}: no such chat", "CHAT_NOT_FOUND", chat_id=chat_id)
+        return chat
+
     errors: dict[int | str, dict[str, Any]] = {400: {}, 404: {}, 503: {}}
 
     @router.post("/chats", status_code=201, response_model=ChatView, responses=errors,
@@ -98,21 +90,13 @@ def chat_router(jobs: JobManager, *, start_llm: bool = False) -> APIRouter:
                      "application/json": {"schema": CreateChat.model_json_schema()}}}})
     async def create_chat(request: Request) -> Any:
         """A new chat: about a job, or (no job_id) with a draft brief it can start a job from."""
-        body: BaseModel | JSONResponse = CreateChat()
-        if await request.body():
-            body = await _body(request, CreateChat)
-        if isinstance(body, JSONResponse):
-            return body
-        assert isinstance(body, CreateChat)
+        body = await request_model(request, CreateChat, optional=True)
         chat = await chats.create(body.job_id, body.language)
         return JSONResponse(chat.view(), status_code=201)
 
     @router.get("/chats/{chat_id}", response_model=ChatView, responses=errors)
     async def get_chat(chat_id: str) -> Any:
-        chat = chats.get(chat_id)
-        if chat is None:
-            return _error(404, f"{chat_id}: no such chat", "CHAT_NOT_FOUND", chat_id=chat_id)
-        return chat.view()
+        return chat_or_404(chat_id).view()
 
     @router.post("/chats/{chat_id}/messages", responses={**errors, 409: {}, 200: {
         "description": "the reply as Server-Sent Events: token, change, proposal, then done or "
@@ -121,23 +105,17 @@ def chat_router(jobs: JobManager, *, start_llm: bool = False) -> APIRouter:
             "application/json": {"schema": SendMessage.model_json_schema()}}}})
     async def post_message(chat_id: str, request: Request) -> Any:
         """Send the director's message; the reply streams back as events."""
-        chat = chats.get(chat_id)
-        if chat is None:
-            return _error(404, f"{chat_id}: no such chat", "CHAT_NOT_FOUND", chat_id=chat_id)
-        body = await _body(request, SendMessage)
-        if isinstance(body, JSONResponse):
-            return body
-        assert isinstance(body, SendMessage)
-        text = body.text.strip()
+        chat = chat_or_404(chat_id)
+        text = (await request_model(request, SendMessage, field="text")).text.strip()
         if not text:
-            return _error(400, "text: empty; write the message to send", "TEXT_EMPTY",
-                          field="text")
+            raise ApiError(400, "text: empty; write the message to send", "TEXT_EMPTY",
+                           field="text")
         if len(text) > MAX_TEXT_CHARS:
-            return _error(400, f"text: {len(text)} characters is over the limit of "
-                          f"{MAX_TEXT_CHARS}; shorten it", "TEXT_TOO_LONG", field="text")
+            raise ApiError(400, f"text: {len(text)} characters is over the limit of "
+                           f"{MAX_TEXT_CHARS}; shorten it", "TEXT_TOO_LONG", field="text")
         if chat.busy:
-            return _error(409, f"{chat_id} is still answering the last message; wait for its "
-                          "done event", "CHAT_BUSY")
+            raise ApiError(409, f"{chat_id} is still answering the last message; wait for its "
+                           "done event", "CHAT_BUSY")
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             async for name, data in chats.send(chat, text):

@@ -36,7 +36,7 @@ from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job, hold_fold
 from kantoku.planner.context import Event
 from kantoku.planner.finish.steps import VERSIONS_DIR
 from kantoku.planner.jobs import new_job_id, open_checkpointer, saved_job, write_job_file
-from kantoku.planner.music.steps import analysis_of, lyric_lines, with_lyrics
+from kantoku.planner.music.steps import analysis_of, with_lyrics
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.diff import PlanDiff, diff_plans
 from kantoku.planner.planning.plan import Plan, plan_problems
@@ -390,18 +390,16 @@ class JobManager:
         if refusals:
             raise PlanRefused(refusals)
         job.policy = policy
-        plan_diff = diff_plans(old, plan)
-        diff = diff_document(plan_diff)
+        diff = diff_document(diff_plans(old, plan))
         job.plan = plan.model_dump(mode="json")
         job.plan_version += 1
         write_text_atomic(self._draft(job.id), json.dumps(
             {"version": job.plan_version, "plan": job.plan}, ensure_ascii=False))
         job.add_event({"event": "plan_edited", "version": job.plan_version,
                        "summary": diff["summary"], "stale": diff["stale"]})
-        # The storyboard again for the shots whose picture changed (and any not drawn yet).
-        redraw = {c.shot_id for c in plan_diff.changes if "image" in c.renders}
-        redraw |= {shot for shot, path in self.previews.paths(job).items() if not path.is_file()}
-        self.previews.schedule(job, redraw)
+        # A preview is named by what it draws: a shot whose picture changed has none yet.
+        self.previews.schedule(job, [shot for shot, path in self.previews.paths(job).items()
+                                     if not path.is_file()])
         return {"version": job.plan_version, "plan": job.plan, "diff": diff}
 
     def edit_shot(self, job: StudioJob, shot_id: str, changes: Any, *, snap: bool = True
@@ -449,18 +447,16 @@ class JobManager:
         return {**self.edit_plan(job, document), "snapped": snapped}
 
     def _lyrics_on_cut(self, job: StudioJob, document: dict[str, Any]) -> dict[str, Any]:
-        """The lyric lines sung during each shot, after a cut moved (when the song has any)."""
+        """The lyric lines sung during each shot, after a cut moved."""
         song = job.state.get("song_analysis") or {}
-        if not lyric_lines(song):
-            return document
         try:
             plan = Plan.model_validate(document)
         except ValidationError:  # edit_plan names what is wrong
             return document
         return with_lyrics(plan, song).model_dump(mode="json")
 
-    async def regenerate(self, job: StudioJob, shot_id: str, *, seed: int | None,
-                         image_prompt: str | None) -> StudioJob | None:
+    def regenerate(self, job: StudioJob, shot_id: str, *, seed: int | None,
+                   image_prompt: str | None) -> StudioJob | None:
         """Render one shot of a finished job again as the job's next version: with the given
         seed and/or image prompt, or a new seed when neither is given; None when the plan has
         no such shot.
