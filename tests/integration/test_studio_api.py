@@ -21,8 +21,6 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.test_jobs import standalone_services
-
 pytestmark = pytest.mark.integration
 KANTOKU = str(Path(sys.executable).with_name("kantoku"))
 
@@ -30,13 +28,6 @@ BRIEF = {"title": "Night market", "logline": "Mei walks through a night market a
          "duration_s": 4, "seed": 5, "resolution": "480p", "aspect": "16:9",
          "locations": ["night market"],
          "characters": [{"name": "Mei", "description": "yellow raincoat"}]}
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[str]:
-    # The brief has no dialogue: the job calls the image and video services only.
-    with standalone_services("image", "video") as address:
-        yield address
 
 
 @contextmanager
@@ -63,18 +54,6 @@ def running_studio(services: str) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         assert not thread.is_alive(), "the studio did not stop"
-
-
-@pytest.fixture(scope="module")
-def studio(services: str) -> Iterator[str]:
-    with running_studio(services) as url:
-        yield url
-
-
-@pytest.fixture
-def api(studio: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=studio, timeout=30) as client:
-        yield client
 
 
 def wait_for(api: httpx.Client, job_id: str, status: str, timeout: float = 90) -> dict[str, Any]:

@@ -13,26 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_jobs import standalone_services
-from tests.integration.test_studio_api import BRIEF, new_job, running_studio, wait_for
+from tests.integration.test_studio_api import BRIEF, new_job, wait_for
 from tests.scripted_llm import Call, Endless, Error, ScriptedLLM, Text, calls, scripted_llm
 
 pytestmark = pytest.mark.integration
 
 Events = list[tuple[str, dict[str, Any]]]
-
-
-@pytest.fixture(scope="module")
-def studio() -> Iterator[str]:
-    # Chat jobs only plan (they stop at review): the image and video services are enough.
-    with standalone_services("image", "video") as services, running_studio(services) as url:
-        yield url
-
-
-@pytest.fixture
-def api(studio: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=studio, timeout=60) as client:
-        yield client
 
 
 @pytest.fixture

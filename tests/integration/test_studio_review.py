@@ -9,7 +9,7 @@ import io
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.integration.test_jobs import standalone_services
 from tests.integration.test_studio_api import (
     BRIEF,
     KANTOKU,
@@ -34,25 +33,6 @@ SONG_BRIEF = {k: v for k, v in BRIEF.items() if k != "duration_s"} | {
     "song": {"title": "Market", "holder": "kantoku project", "license": "CC0-1.0",
              "commercial_use": True}}
 LYRICS = "[00:02.00]lanterns in the rain\n[00:09.00]the night is ours\n[00:20.00]walk on\n"
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[str]:
-    # The briefs have no dialogue: the jobs call the image and video services only.
-    with standalone_services("image", "video") as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def studio(services: str) -> Iterator[str]:
-    with running_studio(services) as url:
-        yield url
-
-
-@pytest.fixture
-def api(studio: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=studio, timeout=30) as client:
-        yield client
 
 
 def song_job(api: httpx.Client, song: Path) -> httpx.Response:

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,9 @@ import soundfile
 import yaml
 from PIL import Image
 
-from tests.integration.test_studio_api import BRIEF, running_studio, wait_for
+from tests.integration.test_studio_api import BRIEF, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def studio() -> Iterator[str]:
-    from tests.integration.test_jobs import standalone_services
-
-    with standalone_services("image", "video") as address, running_studio(address) as url:
-        yield url
-
-
-@pytest.fixture
-def api(studio: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=studio, timeout=60) as client:
-        yield client
 
 
 def png(size: tuple[int, int] = (64, 96), colour: str = "pink") -> bytes:
