@@ -8,13 +8,22 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 Event = dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def _timeout(seconds: float, describe: Callable[[], str]) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise AssertionError(f"after {seconds} s: {describe()}") from None
 
 
 class AvatarClient:
@@ -124,7 +133,8 @@ class AvatarClient:
                     raise AssertionError(f"waiting for {kind}: {event}")
             return None
 
-        async with asyncio.timeout(timeout):
+        async with _timeout(timeout, lambda: f"{kind} (turn {turn}) not received; got "
+                            f"{self.kinds()[after:]}"):
             async with self._arrived:
                 while (event := found()) is None:
                     if self.closed.is_set():

@@ -19,8 +19,9 @@ _UNSPEAKABLE = re.compile(r"[*_#`~|>\[\]{}<]|[\U0001F000-\U0001FAFF\u2600-\u27BF
 
 
 def speakable(text: str) -> str:
-    """`text` without markdown marks and emoji, spaces collapsed ("" when nothing is left)."""
-    return " ".join(_UNSPEAKABLE.sub(" ", text).split())
+    """`text` without markdown marks and emoji, spaces collapsed ("" when no word is left)."""
+    text = " ".join(_UNSPEAKABLE.sub(" ", text).split())
+    return text if any(c.isalnum() for c in text) else ""
 
 
 class SentenceChunker:
