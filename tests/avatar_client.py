@@ -137,13 +137,12 @@ class AvatarClient:
             return None
 
         async with _timeout(timeout, lambda: f"{kind} (turn {turn}) not received; got "
-                            f"{self.kinds()[after:]}"):
-            async with self._arrived:
-                while (event := found()) is None:
-                    if self.closed.is_set():
-                        raise AssertionError(f"closed ({self.close_code}) while waiting for "
-                                             f"{kind}; got {self.kinds()}")
-                    await self._arrived.wait()
+                            f"{self.kinds()[after:]}"), self._arrived:
+            while (event := found()) is None:
+                if self.closed.is_set():
+                    raise AssertionError(f"closed ({self.close_code}) while waiting for "
+                                         f"{kind}; got {self.kinds()}")
+                await self._arrived.wait()
         return event
 
     def of(self, kind: str, turn: int | None = None) -> list[Event]:
