@@ -48,6 +48,8 @@ from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.audio import pcm16_wav_bytes
 from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.errors import KantokuError
+from kantoku.services.asr.client import recognize
+from kantoku.services.asr.vad import StreamingVad, VadEvent
 from kantoku.services.motion.backend import VISEMES
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ class AvatarSession:
         self.pending_text: list[str] = []
         self.record: SessionRecord | None = None
         self.llm: LLMSession | None = None
-        self.vad: Any = None
+        self.vad: StreamingVad | None = None
         self.audio_ms = 0.0
         self.first_audio_at: float | None = None
 
@@ -180,12 +182,7 @@ class AvatarSession:
             raise ProtocolError("LLM_UNAVAILABLE", f"the persona's LLM cannot be reached: "
                                 f"{exc}", fatal=True, close_code=CLOSE_INTERNAL) from None
         self.llm_kind = kind
-        try:
-            from kantoku.services.asr.vad import StreamingVad
-
-            self.vad = StreamingVad(start.sample_rate_hz, max_utterance_ms=MAX_UTTERANCE_MS)
-        except ImportError:
-            self.vad = None
+        self.vad = StreamingVad(start.sample_rate_hz, max_utterance_ms=MAX_UTTERANCE_MS)
         models = {"asr": self.host.asr_model, "llm": model, "tts": persona.voice_id,
                   "motion": self.host.motion_model}
         self.record = SessionRecord(self.host.ledger, self.id)
@@ -243,12 +240,11 @@ class AvatarSession:
             raise ProtocolError("AUDIO_TOO_FAST", f"audio: {self.audio_ms:.0f} ms of audio in "
                                 f"{ms_since(self.first_audio_at):.0f} ms; send it in real time "
                                 f"(at most {MAX_AUDIO_RATE:g}x)", "audio", fatal=True)
-        if self.vad is None:
-            return
+        assert self.vad is not None
         for event in self.vad.feed(pcm):
             self._on_vad(event, arrived)
 
-    def _on_vad(self, event: Any, arrived: float) -> None:
+    def _on_vad(self, event: VadEvent, arrived: float) -> None:
         self.outbox.put({"type": event.kind, "at_ms": round(event.at_ms, 1)})
         if event.kind == "speech_started":
             self.interrupt(arrived)
@@ -275,8 +271,6 @@ class AvatarSession:
     async def _listen(self, utterance: bytes, metrics: TurnMetrics) -> None:
         """The utterance to text; then the reply (or, when the person has started speaking
         again meanwhile, the text waits for the rest of what they say)."""
-        from kantoku.services.asr.client import recognize
-
         started = time.perf_counter()
         try:
             transcript = await recognize(self.host.client, utterance, self.sample_rate_hz,

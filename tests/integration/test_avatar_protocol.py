@@ -33,9 +33,7 @@ BELL_REPLY = "うん、元気だよ。今日はいい天気だね。何か話し
 
 @pytest.fixture(scope="module")
 def services() -> Iterator[str]:
-    from kantoku.services.catalog import SERVICES
-
-    with standalone_services(*[n for n in ("tts", "motion", "asr") if n in SERVICES]) as address:
+    with standalone_services("tts", "motion", "asr") as address:
         yield address
 
 
