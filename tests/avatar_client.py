@@ -137,7 +137,8 @@ class AvatarClient:
             return None
 
         async with _timeout(timeout, lambda: f"{kind} (turn {turn}) not received; got "
-                            f"{self.kinds()[after:]}"), self._arrived:
+                            f"{self.kinds()[after:]}; errors: {self.of('error')}"), \
+                self._arrived:
             while (event := found()) is None:
                 if self.closed.is_set():
                     raise AssertionError(f"closed ({self.close_code}) while waiting for "
