@@ -9,6 +9,7 @@ embedded one, started once with the app.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -28,7 +29,11 @@ from kantoku.agents.web_auth import TOKEN_COOKIE, given_token, token_matches
 from kantoku.planner.planning.brief import describe_errors
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import AssetStore
+from kantoku.services._core.client import ServiceClient
+from kantoku.services._core.errors import invalid
 from kantoku.services._core.settings import core_settings
+
+log = logging.getLogger(__name__)
 
 API = "/v1"
 STATIC = Path(__file__).with_name("static")
@@ -50,8 +55,6 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
     """The avatar's app; services and the LLM start with it (lifespan) and stop with it."""
     personas = load_personas(personas_dir, persona_file)
     if not personas:
-        from kantoku.services._core.errors import invalid
-
         raise invalid(f"{personas_dir}: no persona files (*.yaml); pass --persona FILE",
                       reason="PERSONA_NOT_FOUND")
     default = _default_persona(personas, persona_file)
@@ -63,8 +66,13 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
                 product_services(server, ["tts", "motion", "asr"], timeout_s=60))
             models = ChatModels()
             stack.push_async_callback(models.close)
+            spoken = await _speakable(client, personas)
+            if default not in spoken:
+                raise invalid(f"persona {default}: {personas[default].voice_id} is not a voice "
+                              "of the TTS service; see `kantoku voices`",
+                              reason="PERSONA_INVALID")
             settings = core_settings()
-            app.state.host = AvatarHost(client, personas, default, models,
+            app.state.host = AvatarHost(client, spoken, default, models,
                                         ledger or Ledger(), AssetStore(settings.assets_dir))
             yield
             for session in list(app.state.host.sessions):
@@ -97,12 +105,12 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @router.get("/personas")
-    async def list_personas() -> list[dict[str, object]]:
-        return [p.summary() for p in personas.values()]
+    async def list_personas(request: Request) -> list[dict[str, object]]:
+        return [p.summary() for p in request.app.state.host.personas.values()]
 
     @router.get("/personas/{persona_id}")
-    async def get_persona(persona_id: str) -> JSONResponse:
-        persona = personas.get(persona_id)
+    async def get_persona(request: Request, persona_id: str) -> JSONResponse:
+        persona = request.app.state.host.personas.get(persona_id)
         if persona is None:
             return JSONResponse({"detail": f"{persona_id}: no such persona", "reason":
                                  "PERSONA_NOT_FOUND"}, status_code=404)
@@ -146,6 +154,22 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
     return app
 
 
+async def _speakable(client: ServiceClient, personas: dict[str, Persona]) -> dict[str, Persona]:
+    """The personas whose voice the TTS service has, in their language; the others are left
+    out with a warning (a stack may serve fewer voices than the registry lists)."""
+    voices = {v.voice_id: {c.split("-")[0] for c in v.language_codes}
+              for v in (await client.list_voices()).voices}
+    kept = {}
+    for persona in personas.values():
+        if persona.language in voices.get(persona.voice_id, set()):
+            kept[persona.id] = persona
+        else:
+            log.warning("persona %s left out: voice_id %s is not a %s voice of the TTS service "
+                        "(it has %s)", persona.id, persona.voice_id, persona.language,
+                        ", ".join(sorted(voices)))
+    return kept
+
+
 def _default_persona(personas: dict[str, Persona], persona_file: Path | None) -> str:
     """The --persona file's, else the first that speaks what the LLM speaks (the embedded
     model: English), else the first."""
@@ -169,7 +193,6 @@ def serve(host: str, port: int, server: str | None, persona_file: Path | None) -
     """
     import uvicorn
 
-    from kantoku.services._core.errors import invalid
     from kantoku.services.hosting import LOOPBACK
 
     if host not in LOOPBACK and not core_settings().token:

@@ -89,6 +89,7 @@ class AvatarSession:
         self.llm: LLMSession | None = None
         self.vad: StreamingVad | None = None
         self.audio_ms = 0.0
+        self.speech_started_ms = 0.0
         self.first_audio_at: float | None = None
 
     # -- the connection ------------------------------------------------------------------
@@ -247,13 +248,14 @@ class AvatarSession:
     def _on_vad(self, event: VadEvent, arrived: float) -> None:
         self.outbox.put({"type": event.kind, "at_ms": round(event.at_ms, 1)})
         if event.kind == "speech_started":
+            self.speech_started_ms = event.at_ms
             self.interrupt(arrived)
             return
         assert self.vad is not None
         utterance = self.vad.utterance()
-        if event.at_ms - self._utterance_start(utterance) >= MAX_UTTERANCE_MS - 1000:
+        if event.at_ms - self.speech_started_ms >= MAX_UTTERANCE_MS:  # the VAD cut it there
             self.outbox.put(ProtocolError(
-                "UTTERANCE_TOO_LONG", f"audio: one utterance may last at most "
+                "UTTERANCE_TOO_LONG", f"audio: one utterance may last less than "
                 f"{MAX_UTTERANCE_MS // 1000} s; this one was dropped, pause more often",
                 "audio").event())
             return
@@ -263,10 +265,6 @@ class AvatarSession:
                                    name=f"asr {self.id} {self.turns}")
         self.listening_tasks.add(task)
         task.add_done_callback(self.listening_tasks.discard)
-
-    def _utterance_start(self, utterance: bytes) -> float:
-        assert self.vad is not None
-        return self.vad.fed_ms - 1000 * len(utterance) / 2 / self.sample_rate_hz
 
     async def _listen(self, utterance: bytes, metrics: TurnMetrics) -> None:
         """The utterance to text; then the reply (or, when the person has started speaking

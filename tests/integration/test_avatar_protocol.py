@@ -398,3 +398,54 @@ async def test_latency_from_the_end_of_speech_to_the_first_audio(
           f"{statistics.median(asr):.0f} ms; first sentence -> audio median "
           f"{statistics.median(tts):.0f} ms")
     assert statistics.median(firsts) < 5000
+
+
+@pytest.mark.slow
+async def test_an_utterance_of_30_seconds_is_dropped_with_an_error(
+        url: str, llm: ScriptedLLM, services: str) -> None:
+    pcm, _ = await speech(services, "one two three four five six seven eight nine ten, "
+                          "eleven twelve thirteen fourteen fifteen, and so on and on", lead_ms=0,
+                          tail_ms=0)
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, "<i2")) > 300)
+    take = pcm[2 * loud[0]:2 * loud[-1]]
+    speech_31_s = take * (31 * 32000 // len(take) + 1) + b"\x00\x00" * 16000
+    async with AvatarClient(url) as client:
+        await client.start("joe", "en")
+        await client.stream_audio(speech_31_s, frame_ms=100, speed=1.9)
+        error = await client.wait_for("error", timeout=30)
+        await client.say("Still there?")
+        await client.wait_for("reply_done", timeout=30)
+    assert (error["code"], error["field"], error["fatal"]) == ("UTTERANCE_TOO_LONG", "audio",
+                                                               False)
+    assert not client.of("transcript")
+
+
+async def test_kantoku_avatar_serves_and_prints_where(services: str, llm: ScriptedLLM) -> None:
+    import os
+    import subprocess
+
+    import httpx
+
+    from kantoku.services._core.server import free_port
+    from tests.integration.test_jobs import KANTOKU
+
+    port = free_port()
+    process = subprocess.Popen([KANTOKU, "avatar", "--port", str(port), "--server", services],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **llm.env()})
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+            assert {p["id"] for p in (await http.get("/v1/personas")).json()} == {"bell", "joe"}
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in out and "LLM: " in out
