@@ -9,6 +9,8 @@ embedded one, started once with the app.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -51,8 +53,10 @@ class SessionRequest(BaseModel):
 
 
 def create_app(server: str | None = None, persona_file: Path | None = None, *,
-               personas_dir: Path = PERSONAS_DIR, ledger: Ledger | None = None) -> FastAPI:
-    """The avatar's app; services and the LLM start with it (lifespan) and stop with it."""
+               personas_dir: Path = PERSONAS_DIR, ledger: Ledger | None = None,
+               warm_llm: bool = False) -> FastAPI:
+    """The avatar's app; services start with it (lifespan) and stop with it, and so does the
+    embedded LLM when it is the one (at once with `warm_llm`, else with the first session)."""
     personas = load_personas(personas_dir, persona_file)
     if not personas:
         raise invalid(f"{personas_dir}: no persona files (*.yaml); pass --persona FILE",
@@ -66,6 +70,9 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
                 product_services(server, ["tts", "motion", "asr"], timeout_s=60))
             models = ChatModels()
             stack.push_async_callback(models.close)
+            if warm_llm:
+                warming = asyncio.create_task(_warm_up(models), name="avatar LLM warm-up")
+                stack.push_async_callback(_cancelled, warming)
             spoken = await _speakable(client, personas)
             if default not in spoken:
                 raise invalid(f"persona {default}: {personas[default].voice_id} is not a voice "
@@ -154,6 +161,20 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
     return app
 
 
+async def _warm_up(models: ChatModels) -> None:
+    """Start the embedded LLM now (when it is the one), so the first visitor does not wait."""
+    try:
+        await models.endpoint()
+    except Exception:  # noqa: BLE001 - the first session reports it, to the person who asked
+        log.warning("the LLM could not be started ahead of the first session", exc_info=True)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _speakable(client: ServiceClient, personas: dict[str, Persona]) -> dict[str, Persona]:
     """The personas whose voice the TTS service has, in their language; the others are left
     out with a warning (a stack may serve fewer voices than the registry lists)."""
@@ -199,5 +220,5 @@ def serve(host: str, port: int, server: str | None, persona_file: Path | None) -
         raise invalid(f"--host: {host} lets other machines talk to the avatar and run its "
                       "models; set KANTOKU_AUTH_TOKEN first (clients send it) or keep --host "
                       "127.0.0.1", reason="AVATAR_UNPROTECTED", host=host)
-    uvicorn.run(create_app(server, persona_file), host=host, port=port, log_level="info",
-                ws_max_size=WS_MAX_BYTES, timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(server, persona_file, warm_llm=True), host=host, port=port,
+                log_level="info", ws_max_size=WS_MAX_BYTES, timeout_graceful_shutdown=5)

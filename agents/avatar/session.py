@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 
 #: The embedded LLM chats in English only.
 EMBEDDED_LANGUAGES = ["en"]
-#: How long a cancelled reply may take to wind down before the session goes on without it.
-CANCEL_WAIT_S = 2.0
+#: A client has this long after connecting to send `start`.
+START_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -146,7 +146,12 @@ class AvatarSession:
                 self._on_message(incoming)
 
     async def _receive_start(self) -> Start:
-        message = await self.socket.receive()
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                message = await self.socket.receive()
+        except TimeoutError:
+            raise ProtocolError("START_REQUIRED", f"no start message within {START_TIMEOUT_S:g} "
+                                "s of connecting", "type", fatal=True) from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         if message.get("text") is None:
