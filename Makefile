@@ -55,6 +55,7 @@ bench: setup
 	$(PY) bench/timeline_edit.py
 	$(PY) bench/planner.py
 	$(PY) bench/studio.py
+	$(PY) bench/avatar.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -98,7 +98,7 @@ async def no_session_left(avatar: tuple[str, Any]) -> AsyncIterator[None]:
 async def speech(services: str, text: str, rate_hz: int = 16000, lead_ms: int = 400,
                  tail_ms: int = 1200) -> tuple[bytes, float]:
     """`text` spoken by the project's TTS as PCM16 at `rate_hz` with silence around it;
-    returns (pcm, ms where the speech starts)."""
+    returns (pcm, ms where the voice starts)."""
     from kantoku.services._core.client import ServiceClient
     from kantoku.services.tts.client import synthesize
     from kantoku.v1 import tts_pb2
@@ -111,7 +111,12 @@ async def speech(services: str, text: str, rate_hz: int = 16000, lead_ms: int = 
     resampled = np.interp(times, np.arange(len(pcm)), pcm).astype("<i2")
     silence = np.zeros(rate_hz * lead_ms // 1000, "<i2")
     tail = np.zeros(rate_hz * tail_ms // 1000, "<i2")
-    return np.concatenate([silence, resampled, tail]).tobytes(), float(lead_ms)
+    # The voice starts where a 10 ms window first gets loud (takes begin with a breath of quiet).
+    window = rate_hz // 100
+    frames = resampled[:len(resampled) // window * window].astype(np.float32).reshape(-1, window)
+    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > 300)
+    onset_ms = lead_ms + (float(loud[0]) * 10 if len(loud) else 0.0)
+    return np.concatenate([silence, resampled, tail]).tobytes(), onset_ms
 
 
 def last_user_line(request: dict[str, Any]) -> str:
