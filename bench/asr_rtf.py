@@ -13,6 +13,7 @@ import statistics
 import time
 
 import numpy as np
+from scipy.signal import resample_poly
 
 from kantoku.services.asr.factory import build_backend
 from kantoku.services.asr.settings import AsrSettings
@@ -45,8 +46,6 @@ def main() -> None:
           f"{'VAD % core':>10}  transcript")
     for language, (engine, voice_id, text) in TURNS.items():
         pcm, rate = _speak(engine, voice_id, text)
-        from scipy.signal import resample_poly
-
         samples = resample_poly(pcm.astype(np.float32) / 32768.0, 16000, rate).astype(np.float32)
         audio_s = len(samples) / 16000
         backend.recognize(samples, language, True)  # first run allocates
