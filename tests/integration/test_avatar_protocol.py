@@ -127,7 +127,7 @@ def last_user_line(request: dict[str, Any]) -> str:
 
 
 async def test_a_spoken_question_is_heard_answered_spoken_and_animated(
-        url: str, llm: ScriptedLLM, services: str) -> None:
+        url: str, llm: ScriptedLLM, services: str, avatar: tuple[str, Any]) -> None:
     llm.script = [Text("It is sunny today. Enjoy it!", every_s=0.01)]
     pcm, _ = await speech(services, "What is the weather like today?")
     async with AvatarClient(url) as client:
@@ -166,6 +166,11 @@ async def test_a_spoken_question_is_heard_answered_spoken_and_animated(
                  "first_sentence_to_audio_ms", "asr_ms", "tts_first_audio_ms"):
         assert metrics[name] is not None and metrics[name] >= 0, (name, metrics)
     assert metrics["source"] == "speech" and not metrics["interrupted"]
+    # The recognition is in the session's ledger chain, without the person's audio.
+    entries = avatar[1].state.host.ledger.entries(f"avatar-{ready['session_id']}")
+    asr = next(e for e in entries if e["kind"] == "asr")
+    assert asr["record"]["model"]["model_id"] == "whisper-base" and asr["data"]["stored_audio"] is None
+    assert asr["record"]["model"]["rights"]["license"] == "MIT"
 
 
 async def test_a_typed_question_in_japanese_is_answered_by_bell(url: str, llm: ScriptedLLM,
