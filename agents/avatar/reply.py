@@ -101,8 +101,10 @@ class Reply:
     #: time.perf_counter() of the reply clock's 0 ms (the first audio sent); None before.
     clock_zero: float | None = None
     audio_end_ms: float = 0.0
-    #: How far the client says it has played (the `playback` message); None: not reported.
+    #: How far the client said it had played (the `playback` message), and when it said so
+    #: (time.perf_counter()); None: not reported.
     played_ms: float | None = None
+    played_at: float = 0.0
     llm_records: list[dict[str, Any]] = field(default_factory=list)
     _seq: int = 0
 
@@ -112,10 +114,15 @@ class Reply:
         """Now on the reply clock (0 before the first audio is sent)."""
         return 0.0 if self.clock_zero is None else ms_since(self.clock_zero)
 
+    def report_playback(self, played_ms: float) -> None:
+        self.played_ms, self.played_at = played_ms, time.perf_counter()
+
     def heard_ms(self) -> float:
-        """How much of the reply the person has heard: the client's report when it sends
-        them, else the reply clock, never past the audio sent."""
-        heard = self.played_ms if self.played_ms is not None else self.clock_ms()
+        """How much of the reply the person has heard: the client's last report carried on by
+        the time since (playback goes on between reports), else the reply clock; never past
+        the audio sent."""
+        heard = self.clock_ms() if self.played_ms is None else \
+            self.played_ms + ms_since(self.played_at)
         return round(min(heard, self.audio_end_ms), 1)
 
     @property
@@ -152,7 +159,7 @@ class Reply:
         playback reports when it sends them (within 2 s of the clock: reports may stop)."""
         while (left := self.audio_end_ms - self.clock_ms()) > 0:
             await asyncio.sleep(left / 1000)
-        while self.played_ms is not None and self.played_ms < self.audio_end_ms - 1 and \
+        while self.played_ms is not None and self.heard_ms() < self.audio_end_ms - 1 and \
                 self.clock_ms() < self.audio_end_ms + 2000:
             await asyncio.sleep(0.05)
 

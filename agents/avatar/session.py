@@ -226,7 +226,7 @@ class AvatarSession:
             self.turns += 1
             self._start_reply(message.text, TurnMetrics(self.turns, "text", origin=cause))
         elif self.reply is not None and self.reply.number == message.turn:
-            self.reply.played_ms = message.played_ms
+            self.reply.report_playback(message.played_ms)
 
     def _on_audio(self, pcm: bytes) -> None:
         arrived = time.perf_counter()
