@@ -20,8 +20,8 @@ PROTOCOL = 1
 MAX_FRAME_MS = 1000
 #: An utterance longer than this is dropped (the ASR takes at most 30 s).
 MAX_UTTERANCE_MS = 30_000
-#: Microphone audio may arrive faster than real time by this factor, after a burst of
-#: `AUDIO_BURST_MS` (a client catching up after a hiccup).
+#: Microphone audio may arrive faster than real time by this factor, beyond a burst of
+#: `AUDIO_BURST_MS` ahead (a client catching up after a hiccup).
 MAX_AUDIO_RATE, AUDIO_BURST_MS = 2.0, 3000
 #: A text frame is at most this long (a typed turn is a few lines).
 MAX_TEXT_FRAME_BYTES = 16 * 1024

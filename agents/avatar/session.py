@@ -88,9 +88,11 @@ class AvatarSession:
         self.record: SessionRecord | None = None
         self.llm: LLMSession | None = None
         self.vad: StreamingVad | None = None
-        self.audio_ms = 0.0
+        #: Mic audio the client may still send ahead of real time (ms): a bucket that fills
+        #: at MAX_AUDIO_RATE x real time up to AUDIO_BURST_MS; each frame takes its length.
+        self.audio_credit_ms = float(AUDIO_BURST_MS)
+        self.audio_checked_at = time.perf_counter()
         self.speech_started_ms = 0.0
-        self.first_audio_at: float | None = None
 
     # -- the connection ------------------------------------------------------------------
 
@@ -238,14 +240,14 @@ class AvatarSession:
             raise ProtocolError("AUDIO_FRAME_TOO_LARGE", f"audio: one frame holds "
                                 f"{frame_ms:.0f} ms; send at most {MAX_FRAME_MS} ms per frame",
                                 "audio", fatal=True, close_code=CLOSE_TOO_BIG)
-        if self.first_audio_at is None:
-            self.first_audio_at = arrived
-        self.audio_ms += frame_ms
-        allowed = MAX_AUDIO_RATE * ms_since(self.first_audio_at) + AUDIO_BURST_MS
-        if self.audio_ms > allowed:
-            raise ProtocolError("AUDIO_TOO_FAST", f"audio: {self.audio_ms:.0f} ms of audio in "
-                                f"{ms_since(self.first_audio_at):.0f} ms; send it in real time "
-                                f"(at most {MAX_AUDIO_RATE:g}x)", "audio", fatal=True)
+        self.audio_credit_ms = min(float(AUDIO_BURST_MS), self.audio_credit_ms + MAX_AUDIO_RATE
+                                   * (arrived - self.audio_checked_at) * 1000) - frame_ms
+        self.audio_checked_at = arrived
+        if self.audio_credit_ms < 0:
+            raise ProtocolError("AUDIO_TOO_FAST", f"audio: arriving faster than "
+                                f"{MAX_AUDIO_RATE:g}x real time for more than "
+                                f"{AUDIO_BURST_MS / 1000:g} s; send it as it is recorded",
+                                "audio", fatal=True)
         assert self.vad is not None
         for event in self.vad.feed(pcm):
             self._on_vad(event, arrived)
