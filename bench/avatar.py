@@ -113,14 +113,15 @@ async def main(turns: int, every_s: float) -> None:
             scripted_llm(replies[0]) as llm, running_avatar(services, ledger) as (url, _):
         os.environ.update(llm.env())
         print(f"{'persona':8} {'turns':>5}  " + " ".join(f"{s[:7]:>7}" for s in STAGES)
-              + "   asr_ms  llm_1st  tts_1st  (ms from the end of speech; medians)")
+              + "   asr_ms  llm_1st  tts_1st  vad_wait  (ms from the VAD's end of turn; medians)")
         for persona, reply in zip(QUESTIONS, replies, strict=True):
             llm.script = [reply]
             found = await spoken_turns(url, services, persona, turns)
             print(f"{persona:8} {turns:5}  "
                   + " ".join(median([m[f"speech_end_to_{s}_ms"] for m in found]) for s in STAGES)
                   + " " + " ".join(median([m[k] for m in found]) for k in
-                                   ("asr_ms", "llm_first_token_ms", "tts_first_audio_ms")))
+                                   ("asr_ms", "llm_first_token_ms", "tts_first_audio_ms",
+                                    "end_of_turn_wait_ms")))
         llm.script = [Text(LONG_REPLY, every_s=every_s)]
         spoken, typed, server = await barge_ins(url, services, max(2, turns // 2))
         print(f"barge-in: speech onset -> interrupted at the client median {median(spoken)} ms "

@@ -268,6 +268,8 @@ class AvatarSession:
             return
         self.turns += 1
         metrics = TurnMetrics(self.turns, "speech", origin=arrived)
+        # The silence the VAD waited for before deciding: the person hears it on top.
+        metrics.step("end_of_turn_wait_ms", event.detected_ms - event.at_ms)
         task = asyncio.create_task(self._listen(utterance, metrics),
                                    name=f"asr {self.id} {self.turns}")
         self.listening_tasks.add(task)

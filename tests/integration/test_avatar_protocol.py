@@ -163,7 +163,8 @@ async def test_a_spoken_question_is_heard_answered_spoken_and_animated(
                                            for e in client.of("gesture", 1))
     for name in ("speech_end_to_transcript_ms", "speech_end_to_first_token_ms",
                  "speech_end_to_first_audio_ms", "speech_end_to_first_viseme_ms",
-                 "first_sentence_to_audio_ms", "asr_ms", "tts_first_audio_ms"):
+                 "first_sentence_to_audio_ms", "asr_ms", "tts_first_audio_ms",
+                 "end_of_turn_wait_ms"):
         assert metrics[name] is not None and metrics[name] >= 0, (name, metrics)
     assert metrics["source"] == "speech" and not metrics["interrupted"]
     # The recognition is in the session's ledger chain, without the person's audio.
@@ -327,6 +328,23 @@ async def test_audio_frames_too_big_or_too_fast_end_the_session(url: str, llm: S
         await asyncio.wait_for(client.closed.wait(), 10)
     assert (error["code"], error["field"], client.close_code) == \
         ("AUDIO_TOO_FAST", "audio", 1008)
+
+
+async def test_a_reply_still_thinking_is_interrupted_with_nothing_heard(
+        url: str, llm: ScriptedLLM) -> None:
+    llm.script = [Text("Let me think. " * 3, every_s=0.5), Text("Fine.")]
+    async with AvatarClient(url) as client:
+        await client.start("joe", "en")
+        await client.say("A hard question.")
+        await client.wait_for("reply_text", turn=1)
+        await client.say("Never mind.")
+        interrupted = await client.wait_for("interrupted", turn=1)
+        await client.wait_for("reply_done", turn=2)
+    assert (interrupted["heard_ms"], interrupted["heard_text"]) == (0, "")
+    assert not client.of("audio", 1)
+    # Nothing was heard: the next request has the two questions as one line of the person.
+    assert llm.chats()[-1]["messages"][-1] == {"role": "user",
+                                               "content": "A hard question.\nNever mind."}
 
 
 async def test_a_client_that_hangs_up_mid_reply_frees_the_session(
