@@ -286,6 +286,8 @@ class AvatarSession:
             self.outbox.put({"type": "error", "code": "ASR_FAILED", "message":
                              f"speech recognition failed: {exc.message}", "fatal": False,
                              "turn": metrics.turn})
+            if self.reply is None:
+                self.outbox.put({"type": "listening"})
             return
         metrics.step("asr_ms", ms_since(started))
         metrics.mark("transcript")
@@ -336,6 +338,11 @@ class AvatarSession:
         except ReplyFailure as exc:
             self.outbox.put({"type": "error", "code": exc.code, "message": exc.message,
                              "fatal": False, "turn": reply.number})
+        except Exception:  # noqa: BLE001 - a bug ends the turn, not the conversation
+            log.exception("avatar session %s: reply %d failed", self.id, reply.number)
+            self.outbox.put({"type": "error", "code": "INTERNAL", "message": "the reply "
+                             "failed inside the server; ask again", "fatal": False,
+                             "turn": reply.number})
         said = reply.text
         if self.reply is not reply:  # interrupted meanwhile: interrupt() kept what was heard
             return
