@@ -38,16 +38,19 @@ def services() -> Iterator[str]:
 
 
 @contextmanager
-def running_avatar(services: str, ledger_path: Path) -> Iterator[tuple[str, Any]]:
+def running_avatar(services: str, ledger_path: Path, personas_dir: Path | None = None
+                   ) -> Iterator[tuple[str, Any]]:
     """An avatar server on a free port in a thread of this process; yields (ws url, app)."""
     import uvicorn
 
+    from kantoku.agents.avatar.persona import PERSONAS_DIR
     from kantoku.agents.avatar.server import WS_MAX_BYTES, create_app
     from kantoku.planner.rights.ledger import Ledger
     from kantoku.services._core.server import free_port
 
     port = free_port()
-    app = create_app(server=services, ledger=Ledger(ledger_path))
+    app = create_app(server=services, ledger=Ledger(ledger_path),
+                     personas_dir=personas_dir or PERSONAS_DIR)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             ws_max_size=WS_MAX_BYTES, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
@@ -266,6 +269,29 @@ async def test_typing_during_the_answer_interrupts_it_within_200_ms(url: str,
     # 120 ms played when reported, and playing since: not the server's own clock (~0.2 s on)
     assert 120 + 150 < again["heard_ms"] < 120 + (again["_at"] - reported) * 1000 + 5
     assert again["heard_ms"] < (stopped - client.of("audio", 3)[0]["_at"]) * 1000 + 120
+
+
+async def test_a_persona_that_keeps_audio_stores_each_utterance(
+        services: str, llm: ScriptedLLM, tmp_path: Path) -> None:
+    from kantoku.agents.avatar.persona import PERSONAS_DIR
+    from kantoku.services._core.assets import sha256_bytes
+
+    folder = tmp_path / "personas"
+    folder.mkdir()
+    (folder / "joe.yaml").write_text((PERSONAS_DIR / "joe.yaml").read_text().replace(
+        "store_audio: false", "store_audio: true"))
+    pcm, _ = await speech(services, "Hello there.")
+    with running_avatar(services, tmp_path / "ledger.sqlite", folder) as (url, app):
+        async with AvatarClient(url) as client:
+            ready = await client.start("joe", "en")
+            await client.stream_audio(pcm, speed=1.5)
+            await client.wait_for("reply_done", turn=1)
+        entries = app.state.host.ledger.entries(f"avatar-{ready['session_id']}")
+        store = app.state.host.store
+    stored = next(e for e in entries if e["kind"] == "asr")["data"]["stored_audio"]
+    assert entries[0]["data"]["store_audio"] is True
+    path = next(store.root.rglob(f"{stored['sha256']}*"))
+    assert sha256_bytes(path.read_bytes()) == stored["sha256"]
 
 
 # -- clients that break the rules ----------------------------------------------------------
