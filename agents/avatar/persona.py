@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kantoku.planner.planning.brief import describe_errors, parse_document
 from kantoku.services._core.errors import invalid, not_found
@@ -38,11 +38,20 @@ class Look(_Strict):
 
 
 class PersonaRights(_Strict):
-    """Who may be heard and seen: the voice's licence, consent for the likeness, the holder."""
+    """Who may be heard and seen: the voice's licence, consent for the likeness, the holder.
+    A character is only played with its likeness holder's consent."""
 
     voice_licence: str = Field(min_length=1, max_length=100)
     likeness_consent: bool
     holder: str = Field(min_length=1, max_length=200)
+
+    @field_validator("likeness_consent")
+    @classmethod
+    def _consented(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("the character's likeness needs its holder's consent to be shown; "
+                             "get it, then set true")
+        return value
 
 
 class Persona(_Strict):

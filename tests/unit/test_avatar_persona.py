@@ -49,6 +49,7 @@ def test_the_shipped_personas_load() -> None:
     (("id: bell", "id: Bell Two"), "id"),
     (("  hair: short", "  hair: purple"), "look.hair"),
     (("  likeness_consent: true", "  likeness_consent: maybe"), "rights.likeness_consent"),
+    (("  likeness_consent: true", "  likeness_consent: false"), "rights.likeness_consent"),
     (("store_audio: false", "store_audio: false\nvoice: x"), "voice"),
 ])
 def test_a_wrong_field_is_named(tmp_path: Path, change: tuple[str, str], field: str) -> None:
