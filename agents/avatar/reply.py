@@ -150,6 +150,7 @@ class Reply:
         self.metrics.mark("reply_done")
         self.ctx.outbox.put({"type": "reply_done", "turn": self.number, "text": self.text,
                              "audio_ms": round(self.audio_end_ms, 1)})
+        await self.ctx.outbox.drain()  # the marks of what was written are all in
         self.ctx.outbox.put(self.metrics.event())
         self.ctx.record.add("turn", data=self.metrics.event())
         await self.played()
