@@ -1,9 +1,11 @@
 """ASR real-time factor (recognition seconds / audio seconds) and the streaming VAD's cost.
 
 The audio is the project's own TTS speaking a short turn in each language, so the baseline (the
-audio's duration) is measured in the same run; a ratio below 1 is faster than real time. The VAD
-line is microseconds of CPU per 32 ms window when fed 20 ms mic frames, and that as a share of
-one core. Run: .venv/bin/python bench/asr_rtf.py [--repeats N]
+audio's duration) is measured in the same run; a ratio below 1 is faster than real time. "asr s"
+asks for word timings (the full 30 s window); "full s" and "short s" do not, through the full
+window and through the short one (KANTOKU_ASR_ENCODER_WINDOW_S), and "short/full" is their ratio.
+The VAD line is microseconds of CPU per 32 ms window when fed 20 ms mic frames, and that as a
+share of one core. Run: .venv/bin/python bench/asr_rtf.py [--repeats N]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 import numpy as np
 from scipy.signal import resample_poly
 
+from kantoku.services.asr.backend import AsrBackend
 from kantoku.services.asr.factory import build_backend
 from kantoku.services.asr.settings import AsrSettings
 from kantoku.services.asr.vad import WINDOW_MS, StreamingVad
@@ -33,6 +36,17 @@ def _speak(engine: str, voice_id: str, text: str) -> tuple[np.ndarray, int]:
     return pcm.astype("<i2"), rate
 
 
+def _median_s(backend: AsrBackend, samples: np.ndarray, language: str, word_timings: bool,
+              repeats: int) -> float:
+    backend.recognize(samples, language, word_timings)  # first run allocates
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend.recognize(samples, language, word_timings)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -41,20 +55,21 @@ def main() -> None:
     started = time.perf_counter()
     backend = build_backend(settings)
     print(f"whisper-base load {time.perf_counter() - started:.2f} s "
-          f"(cpu_threads={settings.cpu_threads}, beam_size={settings.beam_size})")
-    print(f"{'lang':<5} {'audio s':>8} {'asr s':>7} {'RTF':>6}  {'VAD us/window':>14} "
-          f"{'VAD % core':>10}  transcript")
+          f"(cpu_threads={settings.cpu_threads}, beam_size={settings.beam_size}, "
+          f"encoder_window_s={settings.encoder_window_s})")
+    print(f"{'lang':<5} {'audio s':>8} {'asr s':>7} {'RTF':>6} {'full s':>7} {'short s':>7} "
+          f"{'short/full':>10}  {'VAD us/window':>14} {'VAD % core':>10}  transcript")
+    window_frames = getattr(backend, "window_frames", 0)
     for language, (engine, voice_id, text) in TURNS.items():
         pcm, rate = _speak(engine, voice_id, text)
         samples = resample_poly(pcm.astype(np.float32) / 32768.0, 16000, rate).astype(np.float32)
         audio_s = len(samples) / 16000
-        backend.recognize(samples, language, True)  # first run allocates
-        timings, heard = [], ""
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            heard = backend.recognize(samples, language, True).text
-            timings.append(time.perf_counter() - started)
-        asr_s = statistics.median(timings)
+        heard = backend.recognize(samples, language, False).text
+        asr_s = _median_s(backend, samples, language, True, args.repeats)
+        short_s = _median_s(backend, samples, language, False, args.repeats)
+        backend.window_frames = 0  # type: ignore[attr-defined]
+        full_s = _median_s(backend, samples, language, False, args.repeats)
+        backend.window_frames = window_frames  # type: ignore[attr-defined]
         mic = (samples * 32767).astype("<i2").tobytes()
         vad = StreamingVad(16000)
         vad.feed(mic[:640])  # first run allocates
@@ -65,8 +80,9 @@ def main() -> None:
                 vad.feed(mic[i:i + 640])
         windows = args.repeats * len(mic) / 2 / 512
         per_window_us = 1e6 * (time.process_time() - started) / windows
-        print(f"{language:<5} {audio_s:8.2f} {asr_s:7.3f} {asr_s / audio_s:6.3f}  "
-              f"{per_window_us:14.0f} {100 * per_window_us / (1000 * WINDOW_MS):10.2f}  {heard}")
+        print(f"{language:<5} {audio_s:8.2f} {asr_s:7.3f} {asr_s / audio_s:6.3f} {full_s:7.3f} "
+              f"{short_s:7.3f} {short_s / full_s:10.2f}  {per_window_us:14.0f} "
+              f"{100 * per_window_us / (1000 * WINDOW_MS):10.2f}  {heard}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ def build_backend(settings: AsrSettings | None = None) -> AsrBackend:
 
     settings = settings or AsrSettings()
     return FasterWhisperBackend(ModelRegistry(), WeightsHasher(), cpu_threads=settings.cpu_threads,
-                                beam_size=settings.beam_size)
+                                beam_size=settings.beam_size,
+                                encoder_window_s=settings.encoder_window_s)
 
 
 def build_servicer() -> AsrServicer:

@@ -103,12 +103,41 @@ async def test_language_is_detected_when_not_given(asr_client, speech) -> None: 
     assert character_error_rate(SENTENCES["ja"][1], heard.text) <= MAX_CER["ja"]
 
 
+@pytest.mark.parametrize("language", ["en", "ja"])
+async def test_short_window_hears_what_the_full_window_hears(asr_client, asr_servicer, speech,  # noqa: ANN001
+                                                             language, monkeypatch) -> None:
+    # without word timings a short utterance goes through a 15 s encoder window, not 30 s
+    pcm, rate = speech[language]
+    assert asr_servicer.backend.window_frames == 1500
+    fast = await recognize(asr_client, pcm, rate, language, word_timings=False)
+    detected = await recognize(asr_client, pcm, rate, word_timings=False)
+    monkeypatch.setattr(asr_servicer.backend, "window_frames", 0)
+    full = await recognize(asr_client, pcm, rate, language, word_timings=False)
+    assert character_error_rate(SENTENCES[language][1], fast.text) <= MAX_CER[language]
+    assert fast.text == full.text == detected.text
+    assert fast.language_code == detected.language_code == language
+    assert 0.5 < detected.language_probability <= 1.0
+    assert fast.words == [] and fast.duration_s == pytest.approx(len(pcm) / 2 / rate)
+
+
+async def test_audio_longer_than_the_short_window_is_heard_whole(asr_client, speech) -> None:  # noqa: ANN001
+    pcm, rate = speech["en"]
+    pause = b"\x00\x00" * (rate // 2)
+    long_pcm = (pcm + pause) * 5  # about 19 s: past the 15 s window, inside 30 s
+    heard = await recognize(asr_client, long_pcm, rate, "en", word_timings=False)
+    assert heard.duration_s > 15.0
+    assert character_error_rate(" ".join([SENTENCES["en"][1]] * 5), heard.text) <= MAX_CER["en"]
+
+
+@pytest.mark.parametrize("word_timings", [True, False])
 @pytest.mark.parametrize("noise_dbfs", [None, -40.0])
-async def test_silence_and_quiet_noise_are_heard_as_nothing(asr_client, noise_dbfs) -> None:  # noqa: ANN001
+async def test_silence_and_quiet_noise_are_heard_as_nothing(asr_client, noise_dbfs,  # noqa: ANN001
+                                                            word_timings) -> None:
     rate = 16000
     samples = np.zeros(2 * rate) if noise_dbfs is None else np.random.default_rng(5).normal(
         0.0, 32768 * 10 ** (noise_dbfs / 20), 2 * rate)
-    heard = await recognize(asr_client, samples.astype("<i2").tobytes(), rate, "en")
+    heard = await recognize(asr_client, samples.astype("<i2").tobytes(), rate, "en",
+                            word_timings)
     assert heard.text == "" and heard.words == []
     assert heard.duration_s == pytest.approx(2.0)
 

@@ -37,9 +37,17 @@ NO_SPEECH_PROB, WEAK_LOGPROB = 0.6, -0.5
 PLAIN_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
+#: Whisper's full encoder window: 3000 mel frames (30 s at 100 frames a second).
+FULL_WINDOW_FRAMES = 3000
+#: Audio fits the short window when at least this many frames (1 s) of it stay padding, so
+#: whisper still hears the end of the speech followed by silence.
+WINDOW_MARGIN_FRAMES = 100
+
+
 class FasterWhisperBackend(AsrBackend):
     def __init__(self, registry: ModelRegistry, hasher: WeightsHasher, cpu_threads: int = 2,
-                 beam_size: int = 2, cache_dir: Path | None = None) -> None:
+                 beam_size: int = 2, cache_dir: Path | None = None,
+                 encoder_window_s: float = 15.0) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
@@ -48,6 +56,8 @@ class FasterWhisperBackend(AsrBackend):
         self.model_dir = cache_dir / MODEL_ID
         self._weights = prepare_model_dir(self.entry, hasher, self.model_dir)
         self.beam_size = beam_size
+        # mel frames of the short encoder window (even: the encoder's convolution halves it)
+        self.window_frames = min(FULL_WINDOW_FRAMES, 2 * round(50 * encoder_window_s))
         self._model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
                                    cpu_threads=cpu_threads, local_files_only=True)
         self._languages = frozenset(_LANGUAGE_CODES)
@@ -66,6 +76,12 @@ class FasterWhisperBackend(AsrBackend):
             # Whisper makes words up for silence ("You"); nothing this quiet is speech
             return Recognition("", language_code, 1.0 if language_code else 0.0)
         with self._lock:
+            # a short utterance without word timings skips the padding to 30 s
+            hop = self._model.feature_extractor.hop_length
+            if not word_timings and len(samples) // hop + WINDOW_MARGIN_FRAMES <= \
+                    self.window_frames:
+                return self._recognize_short(
+                    self._model.feature_extractor(samples)[:, :-1], language_code)
             segments, info = self._model.transcribe(
                 samples, language=language_code or None,
                 beam_size=self.beam_size, word_timestamps=word_timings, vad_filter=False,
@@ -79,6 +95,38 @@ class FasterWhisperBackend(AsrBackend):
         text = _join([s.text for s in segments], info.language)
         probability = 1.0 if language_code else float(info.language_probability)
         return Recognition(text, info.language, probability, words)
+
+    def _recognize_short(self, features: np.ndarray, language_code: str) -> Recognition:
+        """One utterance through an encoder window shorter than 30 s, without timestamps.
+
+        faster-whisper always pads to 30 s, and the encoder's cost grows with the window; on the
+        project's voices a 15 s window hears the same text in 35 to 50 % of the time.
+        """
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self._model
+        padded = np.pad(features, ((0, 0), (0, self.window_frames - features.shape[1])))
+        encoded = model.model.encode(ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(padded[None], dtype=np.float32)), to_cpu=False)
+        probability = 1.0
+        if not language_code:
+            token, probability = model.model.detect_language(encoded)[0][0]
+            language_code = token[2:-2]  # "<|ja|>"
+        tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language=language_code)
+        result = model.model.generate(
+            encoded, [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
+            beam_size=self.beam_size, max_length=model.max_length, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=list(get_suppressed_tokens(tokenizer, [-1]) or ()))[0]
+        tokens = result.sequences_ids[0]
+        # the score is the summed log-probability over the length; faster-whisper's average
+        # (which the thresholds were set on) also counts the end token
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        text = "" if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < WEAK_LOGPROB \
+            else tokenizer.decode(tokens).strip()
+        return Recognition(text, language_code, float(probability))
 
 
 def _join(texts: list[str], language_code: str) -> str:
