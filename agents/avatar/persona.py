@@ -6,7 +6,6 @@ nesting, unknown fields refused; every error names the file and the field.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -117,7 +116,3 @@ def load_personas(folder: Path = PERSONAS_DIR, extra: Path | None = None) -> dic
         persona = load_persona(extra)
         personas[persona.id] = persona
     return personas
-
-
-def persona_id_ok(value: str) -> bool:
-    return re.fullmatch(_ID, value) is not None
