@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := constraints/cpu.txt
 STAMP := $(VENV)/.kantoku-installed
 
-.PHONY: setup test test-slow demo studio protos lint bench clean
+.PHONY: setup test test-slow demo studio avatar protos lint bench clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: setup
 # The studio's page and API at http://127.0.0.1:8000/ on the embedded default (Ctrl-C stops).
 studio: setup
 	$(VENV)/bin/kantoku studio
+
+# The virtual human at http://127.0.0.1:8010/ (Ctrl-C stops); the embedded LLM chats in English.
+avatar: setup
+	$(VENV)/bin/kantoku avatar
 
 protos: setup
 	$(PY) protos/generate.py

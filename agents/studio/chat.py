@@ -33,7 +33,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from kantoku.agents.studio.chat_commands import command_reply, match_command
-from kantoku.agents.studio.chat_model import (
+from kantoku.agents.llm_chat import (
     EMBEDDED_MAX_TOKENS,
     REPLY_MAX_TOKENS,
     ChatFailure,
