@@ -21,11 +21,12 @@ const page = {
   statesSeen: [],
   eventsSeen: [],
   persona: null,
+  personaId: params.get("persona") || "", // empty: the server's default character
   ready: null,
   visemeNames: [],
   socket: null,
   pendingAudio: null, // the `audio` event whose binary frame comes next
-  typed: [], // typed turns not yet echoed by a transcript
+  typed: [], // typed lines waiting for the turn number of their reply
   retryMs: 1000,
   stopped: false,
   maxMouthWhilePlaying: 0,
@@ -65,16 +66,7 @@ function scrollLog() {
 }
 
 function showTranscript(event) {
-  // A typed turn comes back as its transcript: it takes the line the page already wrote.
-  let li = $(`li.you[data-turn="${event.turn}"]`);
-  if (!li && event.final) {
-    const typed = page.typed.findIndex((x) => x.text === event.text.trim());
-    if (typed >= 0) {
-      li = page.typed.splice(typed, 1)[0].li;
-      li.dataset.turn = event.turn;
-    }
-  }
-  li = li || entry("you", event.turn, t("chat.you"));
+  const li = entry("you", event.turn, t("chat.you"));
   $(".text", li).textContent = event.text;
   li.classList.toggle("partial", !event.final);
   li.lang = event.language || "";
@@ -86,6 +78,11 @@ function replyEntry(turn) {
 }
 
 function appendReply(event) {
+  // A typed turn is not echoed as a transcript: its line takes the turn of the reply to it.
+  const first = !$(`li.them[data-turn="${event.turn}"]`);
+  if (first && page.typed.length && !$(`li.you[data-turn="${event.turn}"]`)) {
+    page.typed.shift().li.dataset.turn = event.turn;
+  }
   const li = replyEntry(event.turn);
   $(".text", li).textContent += event.delta;
   scrollLog();
@@ -161,7 +158,11 @@ function handle(event) {
     case "ready":
       page.ready = event;
       page.retryMs = 1000;
-      if (event.persona) usePersona(event.persona);
+      if (event.persona) {
+        usePersona(event.persona);
+        page.personaId = event.persona.id;
+        $("#persona").value = event.persona.id;
+      }
       showModels();
       showError("");
       setStatus("listening");
@@ -231,8 +232,12 @@ function connect() {
   page.stopped = false;
   setStatus("connecting");
   socket.onopen = () => {
-    const start = { type: "start", protocol: 1, language: language(), sample_rate_hz: MIC_RATE_HZ };
-    if (page.persona?.id) start.persona = page.persona.id;
+    // The character speaks its own language; the page's labels may be in another.
+    const start = { type: "start", protocol: 1, sample_rate_hz: MIC_RATE_HZ };
+    if (page.personaId) start.persona = page.personaId;
+    if (page.persona?.id === page.personaId && page.persona.language) {
+      start.language = page.persona.language;
+    }
     socket.send(JSON.stringify(start));
   };
   socket.onmessage = ({ data }) => {
@@ -257,6 +262,8 @@ function connect() {
 }
 
 function reconnect() {
+  page.typed = [];
+  page.pendingAudio = null;
   const old = page.socket;
   page.socket = null;
   if (old) {
@@ -272,24 +279,35 @@ function reconnect() {
 
 function usePersona(persona) {
   page.persona = persona;
+  const lang = initialLanguage(persona.language);
+  if (lang !== language()) {
+    setLanguage(lang, false);
+    translate();
+    $("#status").textContent = t(`status.${page.status}`);
+    showModels();
+  }
   renderer.setLook(persona.look || {});
   $("#persona-name").textContent = persona.name || persona.id || "";
   $("#character").setAttribute("aria-label", persona.name || "");
   if (persona.greeting) $("#hint").textContent = persona.greeting;
 }
 
-async function loadPersona() {
-  const wanted = params.get("persona");
-  const response = await fetch(wanted ? `/v1/personas/${encodeURIComponent(wanted)}`
-    : "/v1/personas", { credentials: "same-origin" });
-  if (response.status === 401) {
-    await askForToken();
-    return loadPersona();
-  }
-  if (!response.ok) return null;
-  const body = await response.json();
-  const personas = Array.isArray(body) ? body : body.personas || [body];
-  return personas[0] || null;
+/** The characters the server plays, into the picker; the chosen one (?persona=) drawn. */
+async function loadPersonas() {
+  const response = await fetch("/v1/personas", { credentials: "same-origin" });
+  if (!response.ok) return;
+  const personas = await response.json();
+  const select = $("#persona");
+  select.replaceChildren(...personas.map((p) => {
+    const option = document.createElement("option");
+    option.value = p.id;
+    option.textContent = p.name;
+    option.lang = p.language;
+    return option;
+  }));
+  const chosen = personas.find((p) => p.id === page.personaId);
+  if (chosen) usePersona(chosen);
+  select.value = page.personaId || "";
 }
 
 function askForToken() {
@@ -392,6 +410,7 @@ window.kantokuAvatar = {
   get eventsSeen() { return page.eventsSeen; },
   get playing() { return player.playing; },
   get chunksScheduled() { return player.chunksScheduled; },
+  get sourcesActive() { return player.sources.size; },
   get micFramesSent() { return mic.framesSent; },
   get maxMouthWhilePlaying() { return page.maxMouthWhilePlaying; },
   get maxMouthWhileSilent() { return page.maxMouthWhileSilent; },
@@ -433,16 +452,17 @@ async function main() {
   document.addEventListener("pointerdown", unlockAudio);
   document.addEventListener("keydown", unlockAudio);
 
+  $("#persona").addEventListener("change", (e) => {
+    page.personaId = e.target.value;
+    const url = new URL(location.href);
+    url.searchParams.set("persona", page.personaId);
+    history.replaceState(null, "", url);
+    reconnect();
+  });
   try {
-    const persona = await loadPersona();
-    if (persona) {
-      usePersona(persona);
-      setLanguage(initialLanguage(persona.language), false);
-      translate();
-      if (persona.greeting) $("#hint").textContent = persona.greeting;
-    }
+    await loadPersonas();
   } catch {
-    // the server will name the persona in `ready`
+    // the server names the character in `ready`
   }
   connect();
   document.body.dataset.ready = "true";

@@ -5,6 +5,7 @@ const STRINGS = {
   en: {
     "app.tagline": "talk with a character",
     "lang.switch": "日本語",
+    "persona.label": "Character",
     "status.connecting": "connecting…",
     "status.listening": "listening",
     "status.hearing": "hearing you",
@@ -27,7 +28,7 @@ const STRINGS = {
     "chat.metrics": "first audio {ms} ms after you stopped",
     "models.heading": "Models",
     "models.line": "speech in: {asr} · words: {llm} · voice: {tts} · face: {motion}",
-    "models.englishOnly": "{llm} answers in English only: speak or type English to it.",
+    "models.englishOnly": "{llm}, the small model built into kantoku, answers in English only: speak or type English, or choose an English-speaking character.",
     "greeting.hint": "Press “Talk with the mic” or type below.",
     "error.connection": "The avatar server did not answer; reconnecting…",
     "error.closed": "The conversation ended ({reason}).",
@@ -41,6 +42,7 @@ const STRINGS = {
   ja: {
     "app.tagline": "キャラクターと話す",
     "lang.switch": "English",
+    "persona.label": "キャラクター",
     "status.connecting": "接続中…",
     "status.listening": "聞いています",
     "status.hearing": "聞き取り中",
@@ -63,7 +65,7 @@ const STRINGS = {
     "chat.metrics": "話し終えてから {ms} ミリ秒で返答",
     "models.heading": "モデル",
     "models.line": "音声認識: {asr} · 言葉: {llm} · 声: {tts} · 表情: {motion}",
-    "models.englishOnly": "{llm} は英語でしか答えません。英語で話しかけてください。",
+    "models.englishOnly": "{llm}（kantoku に内蔵の小さなモデル）は英語でしか答えません。英語で話しかけるか、英語を話すキャラクターを選んでください。",
     "greeting.hint": "「マイクで話す」を押すか、下に入力してください。",
     "error.connection": "アバターのサーバーが応答しません。再接続しています…",
     "error.closed": "会話が終わりました（{reason}）。",

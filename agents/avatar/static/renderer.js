@@ -152,10 +152,13 @@ export class Renderer {
     glow.addColorStop(1, "#e9edf5");
     ctx.fillStyle = glow;
     ctx.fillRect(-W, -H, 3 * W, 3 * H);
-    ctx.fillStyle = "rgba(245, 169, 194, 0.18)";
+    // A disc in the outfit's colour behind the character.
+    ctx.fillStyle = shade(this.look.cloth, 0.55);
+    ctx.globalAlpha = 0.45;
     ctx.beginPath();
     ctx.arc(200, 215, 165, 0, Math.PI * 2);
     ctx.fill();
+    ctx.globalAlpha = 1;
   }
 
   longHair(ctx) {
@@ -176,10 +179,10 @@ export class Renderer {
     ctx.strokeStyle = LINE;
     ctx.lineWidth = 2;
     ctx.beginPath();
-    ctx.moveTo(180, 290);
-    ctx.lineTo(178, 350);
-    ctx.lineTo(222, 350);
-    ctx.lineTo(220, 290);
+    ctx.moveTo(178, 290);
+    ctx.lineTo(175, 350);
+    ctx.lineTo(225, 350);
+    ctx.lineTo(222, 290);
     ctx.closePath();
     ctx.fill();
     ctx.stroke();
@@ -486,6 +489,12 @@ export class Renderer {
                       cx + side * w * 1.08, cy - 3);
     ctx.lineTo(cx + side * (w + 7), cy - 8 * open);
     ctx.stroke();
+    // The lid's crease above it.
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(cx - side * w * 0.6, top - 7);
+    ctx.quadraticCurveTo(cx + side * w * 0.3, top - 11, cx + side * w * 1.05, top - 3);
+    ctx.stroke();
     // Lower lash: a short thin line.
     ctx.lineWidth = 1.5;
     ctx.beginPath();
@@ -585,7 +594,7 @@ export class Renderer {
     }
     // The ring of light: short glossy lenses along an arc across the crown.
     ctx.fillStyle = shade(hair, 0.45);
-    ctx.globalAlpha = 0.75;
+    ctx.globalAlpha = 0.55;
     for (let i = 0; i < 6; i++) {
       const angle = Math.PI * (1.16 + i * 0.135);
       const x = 200 + 82 * Math.cos(angle);
