@@ -262,7 +262,7 @@ def video(
 @app.command()
 def serve(
     services: Annotated[list[str], typer.Argument(
-        help="tts, motion, image, video (gRPC); or llm alone: the embedded LLM's "
+        help="tts, asr, motion, image, video (gRPC); or llm alone: the embedded LLM's "
         "OpenAI-compatible HTTP server.")],
     standalone: Annotated[bool, typer.Option(help="Plain grpc.aio server (no Ray).")] = False,
     port: Annotated[int | None, typer.Option(

@@ -54,6 +54,12 @@ SERVICES: dict[str, ServiceSpec] = {
         "kantoku.services.motion.factory:build_servicer",
         "kantoku.services.motion.settings:MotionSettings",
     ),
+    "asr": ServiceSpec(
+        "asr", "kantoku.v1.AsrService",
+        "kantoku.v1.asr_pb2_grpc:add_AsrServiceServicer_to_server",
+        "kantoku.services.asr.factory:build_servicer",
+        "kantoku.services.asr.settings:AsrSettings",
+    ),
     "image": ServiceSpec(
         "image", "kantoku.v1.ImageService",
         "kantoku.v1.image_pb2_grpc:add_ImageServiceServicer_to_server",

@@ -32,6 +32,8 @@ from kantoku.services._core.rpc import error_from_rpc
 from kantoku.services._core.server import channel_options
 from kantoku.services._core.settings import CoreSettings, core_settings
 from kantoku.v1 import (
+    asr_pb2,
+    asr_pb2_grpc,
     common_pb2,
     image_pb2,
     image_pb2_grpc,
@@ -146,6 +148,9 @@ class ServiceClient:
     def motion(self) -> motion_pb2_grpc.MotionServiceStub:
         return motion_pb2_grpc.MotionServiceStub(self.channel)
 
+    def asr(self) -> asr_pb2_grpc.AsrServiceStub:
+        return asr_pb2_grpc.AsrServiceStub(self.channel)
+
     def synthesize(self, request: tts_pb2.SynthesizeSpeechRequest
                    ) -> AsyncIterator[tts_pb2.SynthesizeSpeechResponse]:
         return self.stream("tts", self.tts().SynthesizeSpeech, request)
@@ -167,6 +172,10 @@ class ServiceClient:
     async def animate(self, request: motion_pb2.AnimateSpeechRequest
                       ) -> motion_pb2.AnimateSpeechResponse:
         return await self.unary("motion", self.motion().AnimateSpeech, request)
+
+    async def recognize(self, request: asr_pb2.RecognizeSpeechRequest
+                        ) -> asr_pb2.RecognizeSpeechResponse:
+        return await self.unary("asr", self.asr().RecognizeSpeech, request)
 
 
 def _retryable(exc: BaseException) -> bool:

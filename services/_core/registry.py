@@ -40,7 +40,7 @@ def check_model_id(value: str) -> str:
 #: A registry id, wherever one enters (models.yaml, `kantoku models add`, briefs, settings).
 ModelId = Annotated[str, AfterValidator(check_model_id)]
 
-ModelKind = Literal["tts", "motion", "image", "video", "llm", "adapter", "ip_adapter"]
+ModelKind = Literal["tts", "asr", "motion", "image", "video", "llm", "adapter", "ip_adapter"]
 
 
 class WeightsEntry(BaseModel):
