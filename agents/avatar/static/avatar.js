@@ -10,6 +10,7 @@ import { Renderer, mouthShape } from "./renderer.js";
 const $ = (selector, root = document) => root.querySelector(selector);
 const params = new URLSearchParams(location.search);
 const PLAYBACK_EVERY_MS = 250;
+const INTERRUPTED_HOLD_MS = 1500; // "interrupted" stays up this long before the next state
 
 const audio = new AudioContext();
 const player = new Player(audio);
@@ -28,6 +29,8 @@ const page = {
   pendingAudio: null, // the `audio` event whose binary frame comes next
   typed: [], // typed lines waiting for the turn number of their reply
   retryMs: 1000,
+  holdUntil: 0, // no status but "closed" replaces "interrupted" before this
+  heldStatus: null, // the state to show when the hold ends
   stopped: false,
   maxMouthWhilePlaying: 0,
   maxMouthWhileSilent: 0,
@@ -36,6 +39,25 @@ const page = {
 // ---- status line ----------------------------------------------------------------------
 
 function setStatus(state) {
+  // The barge-in's own speech_started may come right after `interrupted`: let it be seen.
+  if (performance.now() < page.holdUntil && state !== "closed") {
+    page.heldStatus = state;
+    return;
+  }
+  showStatus(state);
+}
+
+function holdStatus(state, ms) {
+  showStatus(state);
+  const until = performance.now() + ms;
+  page.holdUntil = until;
+  page.heldStatus = null;
+  setTimeout(() => {
+    if (page.holdUntil === until && page.heldStatus) showStatus(page.heldStatus);
+  }, ms);
+}
+
+function showStatus(state) {
   if (page.status === state) return;
   page.status = state;
   page.statesSeen.push(state);
@@ -200,7 +222,7 @@ function handle(event) {
     case "interrupted":
       player.interrupt(event.turn);
       markInterrupted(event);
-      setStatus("interrupted");
+      holdStatus("interrupted", INTERRUPTED_HOLD_MS);
       break;
     case "turn_metrics":
       showMetrics(event);
