@@ -2,7 +2,7 @@
 
 The first sentence is the one a person waits for: it goes to speech the moment its end mark
 arrives. A sentence that runs long without one is cut at its last comma, so the voice never
-waits for a paragraph.
+waits for a paragraph (one with no comma either is cut at a space).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ _UNSPEAKABLE = re.compile(r"[*_#`~|>\[\]{}<]|[\U0001F000-\U0001FAFF\u2600-\u27BF
 
 
 def speakable(text: str) -> str:
-    """`text` without markdown marks and emoji, spaces collapsed ("" when nothing is left)."""
-    return " ".join(_UNSPEAKABLE.sub(" ", text).split())
+    """`text` without markdown marks and emoji, spaces collapsed ("" when no word is left)."""
+    text = " ".join(_UNSPEAKABLE.sub(" ", text).split())
+    return text if any(c.isalnum() for c in text) else ""
 
 
 class SentenceChunker:
@@ -34,8 +35,11 @@ class SentenceChunker:
         done, self._rest = complete_sentences(self._rest + piece)
         if len(self._rest) > LONG_CLAUSE_CHARS:
             commas = list(_COMMA.finditer(self._rest))
-            if commas:
-                cut = commas[-1].end()
+            cut = commas[-1].end() if commas else None
+            if cut is None and len(self._rest) > 2 * LONG_CLAUSE_CHARS:
+                space = self._rest.rfind(" ")  # no comma either: the last space, or here
+                cut = space + 1 if space > 0 else len(self._rest)
+            if cut is not None:
                 done.append(self._rest[:cut].strip())
                 self._rest = self._rest[cut:]
         return [s for s in (speakable(d) for d in done) if s]

@@ -30,11 +30,11 @@ class Look(_Strict):
     """What the page draws: words it knows (short/long hair, knit/shirt, ...) and CSS colours."""
 
     hair: Literal["short", "long", "bob", "ponytail"] = "short"
-    hair_colour: str = Field("black", min_length=1, max_length=30)
+    hair_colour: str = Field(default="black", min_length=1, max_length=30)
     outfit: Literal["knit", "shirt", "hoodie", "jacket", "dress"] = "knit"
-    outfit_colour: str = Field("pink", min_length=1, max_length=30)
-    eye_colour: str = Field("brown", min_length=1, max_length=30)
-    skin: str = Field("light", min_length=1, max_length=30)
+    outfit_colour: str = Field(default="pink", min_length=1, max_length=30)
+    eye_colour: str = Field(default="brown", min_length=1, max_length=30)
+    skin: str = Field(default="light", min_length=1, max_length=30)
 
 
 class PersonaRights(_Strict):
@@ -55,7 +55,7 @@ class Persona(_Strict):
     greeting: str = Field(min_length=1, max_length=500)
     #: The character's own words about itself (shown on the page).
     description: str = Field("", max_length=500)
-    look: Look = Field(default_factory=Look)
+    look: Look = Field(default_factory=lambda: Look())
     rights: PersonaRights
     #: Keep the person's speech (utterance WAVs in the asset store); off by default.
     store_audio: bool = False

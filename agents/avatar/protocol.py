@@ -104,7 +104,8 @@ def read_message(text: str) -> Start | Text | Playback | Stop:
     try:
         return _CLIENT.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors()[0]["loc"]
-        where = ".".join(str(p) for p in first[1:] if p != kind) or None
-        raise ProtocolError("MESSAGE_INVALID", describe_errors(exc).replace(f"{kind}.", "", 1),
-                            where) from None
+        first = exc.errors()[0]["loc"][1:]  # the first is the message's type
+        where = ".".join(str(p) for p in first) or None
+        message = "; ".join(part.removeprefix(f"{kind}.")
+                            for part in describe_errors(exc).split("; "))
+        raise ProtocolError("MESSAGE_INVALID", message, where) from None

@@ -145,11 +145,16 @@ class Reply:
                              "audio_ms": round(self.audio_end_ms, 1)})
         self.ctx.outbox.put(self.metrics.event())
         self.ctx.record.add("turn", data=self.metrics.event())
-        while (left := self.audio_end_ms - self.heard_ms()) > 0 and self.played_ms is None:
+        await self.played()
+
+    async def played(self) -> None:
+        """Wait until the client has played the reply's audio: by the reply clock, or by its
+        playback reports when it sends them (within 2 s of the clock: reports may stop)."""
+        while (left := self.audio_end_ms - self.clock_ms()) > 0:
             await asyncio.sleep(left / 1000)
-        while self.played_ms is not None and self.played_ms < self.audio_end_ms and \
+        while self.played_ms is not None and self.played_ms < self.audio_end_ms - 1 and \
                 self.clock_ms() < self.audio_end_ms + 2000:
-            await asyncio.sleep(0.05)  # the client reports playback: wait for it, within reason
+            await asyncio.sleep(0.05)
 
     async def think(self, sentences: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
 
 from kantoku.agents.avatar.persona import PERSONAS_DIR, Persona, load_personas
-from kantoku.agents.avatar.protocol import CLOSE_POLICY
+from kantoku.agents.avatar.protocol import CLOSE_POLICY, ProtocolError
 from kantoku.agents.avatar.session import AvatarHost, AvatarSession
 from kantoku.agents.llm_chat import ChatModels
 from kantoku.agents.services import product_services
@@ -131,11 +131,15 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
     @router.websocket("/avatar")
     async def avatar(socket: WebSocket) -> None:
         token = core_settings().token
+        await socket.accept()  # accepted first, so the client hears why it is closed
         if token and not token_matches(given_token(socket.headers, socket.cookies,
                                                    socket.query_params), token):
+            await socket.send_json(ProtocolError(
+                "UNAUTHENTICATED", "a token is required: sign in with POST /v1/session, or "
+                "send `Authorization: Bearer <KANTOKU_AUTH_TOKEN>` or ?token=", "token",
+                fatal=True).event())
             await socket.close(CLOSE_POLICY, "UNAUTHENTICATED")
             return
-        await socket.accept()
         await AvatarSession(socket.app.state.host, socket).run()
 
     app.include_router(router)

@@ -26,7 +26,6 @@ from kantoku.agents.avatar.protocol import (
     AUDIO_BURST_MS,
     CLOSE_INTERNAL,
     CLOSE_NORMAL,
-    CLOSE_POLICY,
     CLOSE_TOO_BIG,
     MAX_AUDIO_RATE,
     MAX_FRAME_MS,
@@ -330,10 +329,12 @@ class AvatarSession:
         except ReplyFailure as exc:
             self.outbox.put({"type": "error", "code": exc.code, "message": exc.message,
                              "fatal": False, "turn": reply.number})
-        if self.reply is reply:
-            self.dialogue.add_reply(reply.text)
-            self.reply = None
-            self.outbox.put({"type": "listening"})
+        said = reply.text
+        if self.reply is not reply:  # interrupted meanwhile: interrupt() kept what was heard
+            return
+        self.dialogue.add_reply(said)
+        self.reply = None
+        self.outbox.put({"type": "listening"})
 
     def interrupt(self, cause: float) -> None:
         """Stop the reply in progress (if any) at once: `interrupted` overtakes its queued

@@ -32,7 +32,6 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from kantoku.agents.studio.chat_commands import command_reply, match_command
 from kantoku.agents.llm_chat import (
     EMBEDDED_MAX_TOKENS,
     REPLY_MAX_TOKENS,
@@ -41,6 +40,7 @@ from kantoku.agents.llm_chat import (
     ToolCall,
     stream_reply,
 )
+from kantoku.agents.studio.chat_commands import command_reply, match_command
 from kantoku.agents.studio.chat_tools import (
     Workspace,
     call_tool,

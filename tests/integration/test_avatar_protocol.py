@@ -332,8 +332,9 @@ async def test_the_token_is_required_when_set(url: str, llm: ScriptedLLM,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KANTOKU_AUTH_TOKEN", "s3cret")
     async with AvatarClient(url) as client:
+        error = await client.wait_for("error")
         await asyncio.wait_for(client.closed.wait(), 10)
-    assert client.close_code == 1008
+    assert (error["code"], error["field"], client.close_code) == ("UNAUTHENTICATED", "token", 1008)
     async with AvatarClient(url + "?token=s3cret") as client:
         assert (await client.start("joe"))["type"] == "ready"
     async with AvatarClient(url, token="s3cret") as client:

@@ -60,7 +60,7 @@ def test_a_wrong_field_is_named(tmp_path: Path, change: tuple[str, str], field: 
 def test_missing_fields_and_bad_yaml_are_named(tmp_path: Path) -> None:
     message = refused(write(tmp_path, "id: x\nname: X\n"))
     assert "language: Field required" in message and "rights: Field required" in message
-    assert ":2:" in refused(write(tmp_path, "id: x\nname: [unclosed\n"))
+    assert "p.yaml:2:7: not valid YAML" in refused(write(tmp_path, "id: x\nname: : x\n"))
     assert "aliases" in refused(write(tmp_path, "a: &x 1\nb: *x\n"))
     assert "mapping" in refused(write(tmp_path, "- a list\n"))
 
