@@ -181,6 +181,14 @@ def test_a_spoken_question_is_answered_aloud_and_a_second_one_cuts_it_off(
         expect(them.nth(1)).to_contain_text("quarter past three", timeout=ANSWERED)
         page.screenshot(path=str(screenshots / "avatar-interrupted.png"))
         assert len(llm.chats()) == 2
+
+        # Muted, the page sends no more microphone audio.
+        page.locator("#mute").click()
+        expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#mic-state")).to_have_text("mic muted")
+        sent = page.evaluate("kantokuAvatar.micFramesSent")
+        page.wait_for_timeout(500)
+        assert page.evaluate("kantokuAvatar.micFramesSent") == sent
     finally:
         browser.close()
 
@@ -216,5 +224,34 @@ def test_a_typed_question_is_answered_and_the_mouth_rests_after(
         assert not ended["playing"] and ended["mouth"] == 0 and ended["sources"] == 0, ended
         assert ended["statesSeen"][-3:] == ["thinking", "talking", "listening"], ended
         expect(them).to_have_text(re.compile(BELL_REPLY))
+    finally:
+        browser.close()
+
+
+def test_behind_a_token_the_page_asks_for_it_once(
+        playwright: Playwright, avatar: str, llm: ScriptedLLM,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANTOKU_AUTH_TOKEN", "s3cret-token")
+    browser = launch(playwright)
+    try:
+        page = browser.new_context(base_url=avatar, locale="en-US").new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"the page threw: {error}"))
+        page.goto("/?persona=joe")
+        dialog = page.locator("#token-dialog")
+        expect(dialog).to_be_visible()
+        expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+        dialog.locator("[name=token]").fill("not-it")
+        dialog.locator("button[type=submit]").click()
+        expect(dialog.locator("[data-error-for=token]")).to_have_text(
+            "That token is not right; try again.")
+        dialog.locator("[name=token]").fill("s3cret-token")
+        dialog.locator("button[type=submit]").click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#status")).to_have_attribute("data-state", "listening")
+        expect(page.locator("#error")).to_be_empty()
+        # The cookie opens the next conversation without asking.
+        page.reload()
+        expect(page.locator("#status")).to_have_attribute("data-state", "listening")
+        expect(dialog).to_be_hidden()
     finally:
         browser.close()

@@ -29,6 +29,8 @@ const page = {
   pendingAudio: null, // the `audio` event whose binary frame comes next
   typed: [], // typed lines waiting for the turn number of their reply
   retryMs: 1000,
+  needsToken: false,
+  wasPlaying: false,
   holdUntil: 0, // no status but "closed" replaces "interrupted" before this
   heldStatus: null, // the state to show when the hold ends
   stopped: false,
@@ -228,7 +230,8 @@ function handle(event) {
       showMetrics(event);
       break;
     case "error":
-      showError(`${event.code}: ${event.message}`);
+      if (event.code === "UNAUTHENTICATED") page.needsToken = true; // the dialog asks
+      else showError(`${event.code}: ${event.message}`);
       break;
     case "closed":
       page.stopped = true;
@@ -271,7 +274,8 @@ function connect() {
     page.socket = null;
     player.interrupt();
     setStatus("closed");
-    if (close.code === 1008 && /UNAUTHENTICATED/.test(close.reason)) {
+    if (page.needsToken || (close.code === 1008 && /UNAUTHENTICATED/.test(close.reason))) {
+      page.needsToken = false;
       askForToken().then(connect);
     } else if (page.stopped || close.code === 1008) {
       showError(t("error.closed", { reason: close.reason || close.code }));
@@ -414,6 +418,10 @@ function frame(ms) {
     page.maxMouthWhileSilent = Math.max(page.maxMouthWhileSilent, mouth.open);
     if (page.status === "talking" && player.finished) setStatus("listening");
   }
+  if (page.wasPlaying && !playing && player.played()) {
+    send({ type: "playback", ...player.played() }); // played to its end (or to a gap)
+  }
+  page.wasPlaying = playing;
   renderer.draw(ms / 1000, { mouth, blink: gestures.blink, nod: gestures.nod });
   requestAnimationFrame(frame);
 }
