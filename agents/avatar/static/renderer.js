@@ -375,17 +375,19 @@ export class Renderer {
 
     // Face: round cheeks to a soft chin.
     ctx.fillStyle = skin;
-    ctx.beginPath();
-    ctx.moveTo(112, 170);
-    ctx.bezierCurveTo(108, 230, 118, 262, 150, 286);
-    ctx.quadraticCurveTo(184, 310, 200, 310);
-    ctx.quadraticCurveTo(216, 310, 250, 286);
-    ctx.bezierCurveTo(282, 262, 292, 230, 288, 170);
-    ctx.bezierCurveTo(282, 110, 118, 110, 112, 170);
-    ctx.closePath();
+    this.facePath(ctx);
     ctx.fill();
     ctx.lineWidth = 2.5;
     ctx.stroke();
+    // The fringe's shadow on the forehead.
+    ctx.save();
+    this.facePath(ctx);
+    ctx.clip();
+    ctx.translate(3, 8);
+    this.fringePath(ctx);
+    ctx.fillStyle = shade(skin, -0.1);
+    ctx.fill();
+    ctx.restore();
 
     // Blush.
     for (const side of [-1, 1]) {
@@ -421,6 +423,17 @@ export class Renderer {
 
     this.mouthShape(ctx, this.mouth);
     this.fringe(ctx);
+  }
+
+  facePath(ctx) {
+    ctx.beginPath();
+    ctx.moveTo(112, 170);
+    ctx.bezierCurveTo(108, 230, 118, 262, 150, 286);
+    ctx.quadraticCurveTo(184, 310, 200, 310);
+    ctx.quadraticCurveTo(216, 310, 250, 286);
+    ctx.bezierCurveTo(282, 262, 292, 230, 288, 170);
+    ctx.bezierCurveTo(282, 110, 118, 110, 112, 170);
+    ctx.closePath();
   }
 
   eye(ctx, cx, side) {
@@ -554,15 +567,7 @@ export class Renderer {
     ctx.restore();
   }
 
-  fringe(ctx) {
-    const { hair } = this.look;
-    const fill = ctx.createLinearGradient(0, 90, 0, 280);
-    fill.addColorStop(0, shade(hair, 0.12));
-    fill.addColorStop(1, hair);
-    ctx.fillStyle = fill;
-    ctx.strokeStyle = shade(hair, -0.35);
-    ctx.lineWidth = 2;
-    ctx.lineJoin = "round";
+  fringePath(ctx) {
     ctx.beginPath();
     // Outer edge: from the left side lock, over the crown, to the right side lock.
     ctx.moveTo(118, 284);
@@ -580,6 +585,18 @@ export class Renderer {
     }
     ctx.quadraticCurveTo(124, 232, 118, 284);
     ctx.closePath();
+  }
+
+  fringe(ctx) {
+    const { hair } = this.look;
+    const fill = ctx.createLinearGradient(0, 90, 0, 280);
+    fill.addColorStop(0, shade(hair, 0.12));
+    fill.addColorStop(1, hair);
+    ctx.fillStyle = fill;
+    ctx.strokeStyle = shade(hair, -0.35);
+    ctx.lineWidth = 2;
+    ctx.lineJoin = "round";
+    this.fringePath(ctx);
     ctx.fill();
     ctx.stroke();
 
