@@ -255,3 +255,34 @@ def test_behind_a_token_the_page_asks_for_it_once(
         expect(dialog).to_be_hidden()
     finally:
         browser.close()
+
+
+def test_each_viseme_has_its_own_mouth(playwright: Playwright, avatar: str,
+                                       llm: ScriptedLLM) -> None:
+    """The page's mouth shapes for the 15 Oculus visemes, as the renderer blends them."""
+    browser = launch(playwright)
+    try:
+        page = browser.new_context(base_url=avatar).new_page()
+        page.goto("/?persona=joe")
+        page.wait_for_function("kantokuAvatar.visemeNames.length > 0")
+        shapes = page.evaluate("""async () => {
+            const { mouthShape } = await import('/static/renderer.js');
+            const names = kantokuAvatar.visemeNames;  // from the server's `visemes` event
+            const one = (i) => names.map((_, j) => (i === j ? 1 : 0));
+            return {names, shapes: Object.fromEntries(names.map((n, i) =>
+                [n, mouthShape(names, one(i))])),
+                blend: mouthShape(names, names.map((n) => (n === 'aa' || n === 'ou' ? 0.5 : 0))),
+                rest: mouthShape(names, null)};
+        }""")
+    finally:
+        browser.close()
+    names, by_name = shapes["names"], shapes["shapes"]
+    assert names == ["sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E",
+                     "ih", "oh", "ou"]
+    assert by_name["sil"]["open"] == by_name["PP"]["open"] == shapes["rest"]["open"] == 0
+    assert max(by_name, key=lambda n: by_name[n]["open"]) == "aa"
+    assert max(by_name, key=lambda n: by_name[n]["round"]) == "ou"
+    assert max(by_name, key=lambda n: by_name[n]["wide"]) == "E"
+    assert len({(s["open"], s["wide"], s["round"]) for s in by_name.values()}) >= 12
+    blend = shapes["blend"]
+    assert by_name["ou"]["open"] < blend["open"] < by_name["aa"]["open"]

@@ -445,6 +445,7 @@ window.kantokuAvatar = {
   get maxMouthWhilePlaying() { return page.maxMouthWhilePlaying; },
   get maxMouthWhileSilent() { return page.maxMouthWhileSilent; },
   get ready() { return page.ready; },
+  get visemeNames() { return page.visemeNames; },
   get audio() { return { state: audio.state, time: audio.currentTime, rate: audio.sampleRate }; },
   mouthOpen: () => currentMouth().open,
   replyTime: () => player.now(),
