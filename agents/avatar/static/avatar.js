@@ -34,9 +34,8 @@ const page = {
   holdUntil: 0, // no status but "closed" replaces "interrupted" before this
   heldStatus: null, // the state to show when the hold ends
   stopped: false,
-  maxMouthWhilePlaying: 0,
-  maxMouthWhileSilent: 0,
 };
+const EVENTS_KEPT = 2000; // eventsSeen, for tests: the latest event types
 
 // ---- status line ----------------------------------------------------------------------
 
@@ -178,6 +177,7 @@ function sendBinary(pcm) {
 
 function handle(event) {
   page.eventsSeen.push(event.type);
+  if (page.eventsSeen.length > EVENTS_KEPT) page.eventsSeen.shift();
   switch (event.type) {
     case "ready":
       page.ready = event;
@@ -205,6 +205,7 @@ function handle(event) {
       setStatus("thinking");
       break;
     case "transcript":
+      if (!event.text.trim()) break; // nothing recognised: no turn, `listening` follows
       showTranscript(event);
       if (event.final && !player.playing) setStatus("thinking");
       break;
@@ -412,11 +413,9 @@ function frame(ms) {
   const mouth = currentMouth();
   const gestures = player.gesturesAt(replyMs);
   if (playing) {
-    page.maxMouthWhilePlaying = Math.max(page.maxMouthWhilePlaying, mouth.open);
     if (page.status !== "talking" && page.status !== "hearing") setStatus("talking");
-  } else {
-    page.maxMouthWhileSilent = Math.max(page.maxMouthWhileSilent, mouth.open);
-    if (page.status === "talking" && player.finished) setStatus("listening");
+  } else if (page.status === "talking" && player.finished) {
+    setStatus("listening");
   }
   if (page.wasPlaying && !playing && player.played()) {
     send({ type: "playback", ...player.played() }); // played to its end (or to a gap)
@@ -442,8 +441,6 @@ window.kantokuAvatar = {
   get chunksScheduled() { return player.chunksScheduled; },
   get sourcesActive() { return player.sources.size; },
   get micFramesSent() { return mic.framesSent; },
-  get maxMouthWhilePlaying() { return page.maxMouthWhilePlaying; },
-  get maxMouthWhileSilent() { return page.maxMouthWhileSilent; },
   get ready() { return page.ready; },
   get visemeNames() { return page.visemeNames; },
   get audio() { return { state: audio.state, time: audio.currentTime, rate: audio.sampleRate }; },
