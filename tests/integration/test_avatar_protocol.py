@@ -382,7 +382,7 @@ async def test_latency_from_the_end_of_speech_to_the_first_audio(
     """Three spoken turns: the medians go to the test's output (pytest -s) for the docs."""
     llm.script = [Text("Sure. " + LONG_REPLY[:60], every_s=0.02)]
     pcm, _ = await speech(services, "Could you tell me a story?")
-    firsts, transcripts = [], []
+    firsts, transcripts, asr, tts = [], [], [], []
     async with AvatarClient(url) as client:
         await client.start("joe", "en")
         for turn in (1, 2, 3):
@@ -391,6 +391,10 @@ async def test_latency_from_the_end_of_speech_to_the_first_audio(
             await client.wait_for("listening", after=client.events.index(metrics), timeout=30)
             firsts.append(metrics["speech_end_to_first_audio_ms"])
             transcripts.append(metrics["speech_end_to_transcript_ms"])
+            asr.append(metrics["asr_ms"])
+            tts.append(metrics["first_sentence_to_audio_ms"])
     print(f"\nend of speech -> transcript median {statistics.median(transcripts):.0f} ms; "
-          f"-> first audio median {statistics.median(firsts):.0f} ms ({firsts})")
+          f"-> first audio median {statistics.median(firsts):.0f} ms ({firsts}); asr median "
+          f"{statistics.median(asr):.0f} ms; first sentence -> audio median "
+          f"{statistics.median(tts):.0f} ms")
     assert statistics.median(firsts) < 5000
