@@ -49,7 +49,6 @@ ANSWERED, HEARD = 40_000, 30_000  # ms
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install the "
                        "distribution's chromium package to drive the avatar's page"),
 ]
@@ -129,6 +128,7 @@ def hooks(page: Page) -> dict[str, Any]:
         chunks: a.chunksScheduled, statesSeen: a.statesSeen}; }"""))
 
 
+@pytest.mark.slow  # about 30 s: the WAV plays in real time
 def test_a_spoken_question_is_answered_aloud_and_a_second_one_cuts_it_off(
         playwright: Playwright, avatar: str, llm: ScriptedLLM, screenshots: Path,
         tmp_path: Path) -> None:
