@@ -421,7 +421,8 @@ function frame(ms) {
     send({ type: "playback", ...player.played() }); // played to its end (or to a gap)
   }
   page.wasPlaying = playing;
-  renderer.draw(ms / 1000, { mouth, blink: gestures.blink, nod: gestures.nod });
+  renderer.draw(ms / 1000, { mouth, blink: gestures.blink, nod: gestures.nod,
+                            mood: page.status });
   requestAnimationFrame(frame);
 }
 

@@ -82,6 +82,8 @@ export class Renderer {
     this.blinkUntilS = 0;
     this.mouth = { ...REST };
     this.eyesOpen = 1;
+    this.tilt = 0; // eased toward the mood's head tilt
+    this.gaze = { x: 0, y: 0 }; // eased toward the mood's gaze, in design units
   }
 
   setLook(look) {
@@ -101,7 +103,8 @@ export class Renderer {
   /**
    * Draw one frame.
    * @param {number} timeS page time in seconds (idle motion)
-   * @param {object} pose {mouth: {open, wide, round}, blink: 0..1, nod: 0..1}
+   * @param {object} pose {mouth: {open, wide, round}, blink: 0..1, nod: 0..1, mood}: mood
+   *   "hearing" tilts the head a little towards the person, "thinking" looks up and away
    */
   draw(timeS, pose = {}) {
     const { canvas, ctx } = this;
@@ -128,6 +131,11 @@ export class Renderer {
 
     const breath = Math.sin((timeS * 2 * Math.PI) / 4.2);
     const nod = pose.nod ?? 0;
+    const tilt = pose.mood === "hearing" ? 0.045 : 0;
+    const gaze = pose.mood === "thinking" ? { x: 3.5, y: -3.5 } : { x: 0, y: 0 };
+    this.tilt += (tilt - this.tilt) * 0.08;
+    this.gaze.x += (gaze.x - this.gaze.x) * 0.12;
+    this.gaze.y += (gaze.y - this.gaze.y) * 0.12;
     this.background(ctx);
     ctx.save();
     ctx.translate(0, breath * 1.2);
@@ -139,7 +147,7 @@ export class Renderer {
     // The head sways a little, breathes with the body, and nods down and forward.
     const sway = Math.sin(timeS * 0.7) * 0.012;
     ctx.translate(200, 330 + breath * 2 + nod * 9);
-    ctx.rotate(sway);
+    ctx.rotate(sway + this.tilt);
     ctx.scale(1, 1 - nod * 0.03);
     ctx.translate(-200, -330);
     this.head(ctx);
@@ -472,19 +480,22 @@ export class Renderer {
     iris.addColorStop(1, shade(this.look.eyes, 0.45));
     ctx.fillStyle = iris;
     ctx.beginPath();
-    ctx.ellipse(cx + side * 2, cy + 3, 16, 21, 0, 0, Math.PI * 2);
+    const ix = cx + side * 2 + this.gaze.x;
+    const iy = cy + this.gaze.y;
+    ctx.ellipse(ix, iy + 3, 16, 21, 0, 0, Math.PI * 2);
     ctx.fill();
     ctx.strokeStyle = shade(this.look.eyes, -0.5);
     ctx.lineWidth = 1.5;
     ctx.stroke();
     ctx.fillStyle = shade(this.look.eyes, -0.6);
     ctx.beginPath();
-    ctx.ellipse(cx + side * 2, cy + 4, 7.5, 11, 0, 0, Math.PI * 2);
+    ctx.ellipse(ix, iy + 4, 7.5, 11, 0, 0, Math.PI * 2);
     ctx.fill();
     ctx.fillStyle = "#ffffff";
     ctx.beginPath();
-    ctx.arc(cx + side * 2 - 6, cy - 7, 5.5, 0, Math.PI * 2);
-    ctx.arc(cx + side * 2 + 6, cy + 12, 2.5, 0, Math.PI * 2);
+    ctx.arc(ix - 6, iy - 7, 5.5, 0, Math.PI * 2);
+    ctx.moveTo(ix + 8.5, iy + 12);
+    ctx.arc(ix + 6, iy + 12, 2.5, 0, Math.PI * 2);
     ctx.fill();
     // The upper lid's shadow on the eye.
     ctx.fillStyle = "rgba(60, 40, 50, 0.16)";
