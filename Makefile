@@ -48,6 +48,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/tts_rtf.py
+	$(PY) bench/asr_rtf.py
 	$(PY) bench/call_overhead.py
 	$(PY) bench/previz_animatic.py
 	$(PY) bench/orchestration.py

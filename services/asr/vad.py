@@ -225,9 +225,10 @@ class _Resampler:
         self.rate_hz = rate_hz
         self._sos: np.ndarray | None = None
         if rate_hz > MODEL_RATE_HZ:
-            from scipy.signal import butter
+            from scipy.signal import butter, sosfilt
 
             self._sos = butter(6, 7600.0, fs=rate_hz, output="sos")
+            self._sosfilt = sosfilt
         self.reset()
 
     def reset(self) -> None:
@@ -240,9 +241,7 @@ class _Resampler:
         if self.rate_hz == MODEL_RATE_HZ:
             return samples
         if self._sos is not None:
-            from scipy.signal import sosfilt
-
-            samples, self._zi = sosfilt(self._sos, samples, zi=self._zi)
+            samples, self._zi = self._sosfilt(self._sos, samples, zi=self._zi)
         first = self._consumed - 1  # input index of self._last
         self._consumed += len(samples)
         # output j sits at input position j * rate / 16000; make every one inside this frame

@@ -103,6 +103,16 @@ async def test_language_is_detected_when_not_given(asr_client, speech) -> None: 
     assert character_error_rate(SENTENCES["ja"][1], heard.text) <= MAX_CER["ja"]
 
 
+@pytest.mark.parametrize("noise_dbfs", [None, -40.0])
+async def test_silence_and_quiet_noise_are_heard_as_nothing(asr_client, noise_dbfs) -> None:  # noqa: ANN001
+    rate = 16000
+    samples = np.zeros(2 * rate) if noise_dbfs is None else np.random.default_rng(5).normal(
+        0.0, 32768 * 10 ** (noise_dbfs / 20), 2 * rate)
+    heard = await recognize(asr_client, samples.astype("<i2").tobytes(), rate, "en")
+    assert heard.text == "" and heard.words == []
+    assert heard.duration_s == pytest.approx(2.0)
+
+
 async def test_provenance_names_the_weights_and_licence(asr_client, asr_servicer,  # noqa: ANN001
                                                         speech) -> None:
     pcm, rate = speech["en"]

