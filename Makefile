@@ -5,6 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := constraints/cpu.txt
 STAMP := $(VENV)/.kantoku-installed
+# llama.cpp (the embedded LLM) for any x86-64 with AVX2: a -march=native build on a CPU with AMX
+# uses AMX tiles, which some virtual machines do not grant, and crashes at the first token there.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+endif
 
 .PHONY: setup test test-slow demo studio avatar protos lint bench clean
 
@@ -15,6 +20,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PIP) install --quiet --upgrade pip
 	# torch first, from the CPU build; the constraints keep every later step on it
 	$(PIP) install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	# built here with those flags, never taken from pip's cache (a wheel built with other flags)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-cache-dir -c $(CONSTRAINTS) \
+		"llama-cpp-python[server]"
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[gpu,dev]"
 	touch $(STAMP)
 

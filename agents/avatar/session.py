@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 EMBEDDED_LANGUAGES = ["en"]
 #: A client has this long after connecting to send `start`.
 START_TIMEOUT_S = 15.0
+#: Speech the VAD must hear before it calls it speech: 64 ms (two Silero windows) keeps a
+#: barge-in under 200 ms from the first syllable; 96 ms made it about 210 ms.
+SPEECH_ONSET_MS = 64.0
 
 
 @dataclass
@@ -190,7 +193,8 @@ class AvatarSession:
             raise ProtocolError("LLM_UNAVAILABLE", f"the persona's LLM cannot be reached: "
                                 f"{exc}", fatal=True, close_code=CLOSE_INTERNAL) from None
         self.llm_kind = kind
-        self.vad = StreamingVad(start.sample_rate_hz, max_utterance_ms=MAX_UTTERANCE_MS)
+        self.vad = StreamingVad(start.sample_rate_hz, min_speech_ms=SPEECH_ONSET_MS,
+                                max_utterance_ms=MAX_UTTERANCE_MS)
         models = {"asr": self.host.asr_model, "llm": model, "tts": persona.voice_id,
                   "motion": self.host.motion_model}
         self.record = SessionRecord(self.host.ledger, self.id)
@@ -280,8 +284,9 @@ class AvatarSession:
         again meanwhile, the text waits for the rest of what they say)."""
         started = time.perf_counter()
         try:
+            # no word times: the recognizer then takes its short-window path (about 3x faster)
             transcript = await recognize(self.host.client, utterance, self.sample_rate_hz,
-                                         self.language)
+                                         self.language, word_timings=False)
         except KantokuError as exc:
             self.outbox.put({"type": "error", "code": "ASR_FAILED", "message":
                              f"speech recognition failed: {exc.message}", "fatal": False,

@@ -1,6 +1,7 @@
-"""A protocol-level client of `kantoku avatar` for tests and benchmarks: it speaks the
-WebSocket protocol v1 (docs/avatar-protocol.md) the way a page would, keeps every event with
-the time it arrived, and pairs each `audio` header with its binary frame."""
+"""A Python client of `kantoku avatar`: it speaks the WebSocket protocol v1
+(docs/avatar-protocol.md) the way the page does, keeps every event with the time it arrived,
+and pairs each `audio` header with its binary frame. The protocol tests and bench/avatar.py
+drive the server with it; a program can talk to a character with it too."""
 
 from __future__ import annotations
 
@@ -17,13 +18,18 @@ from websockets.asyncio.client import ClientConnection
 Event = dict[str, Any]
 
 
+class ConversationError(AssertionError):
+    """What was waited for did not come: a timeout, a fatal `error` event or a closed socket.
+    (An AssertionError, so a test that waits fails as an assertion does.)"""
+
+
 @contextlib.asynccontextmanager
 async def _timeout(seconds: float, describe: Callable[[], str]) -> AsyncIterator[None]:
     try:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
-        raise AssertionError(f"after {seconds} s: {describe()}") from None
+        raise ConversationError(f"after {seconds} s: {describe()}") from None
 
 
 class AvatarClient:
@@ -133,7 +139,7 @@ class AvatarClient:
                         (where is None or where(event)):
                     return event
                 if event["type"] == "error" and kind != "error" and event.get("fatal"):
-                    raise AssertionError(f"waiting for {kind}: {event}")
+                    raise ConversationError(f"waiting for {kind}: {event}")
             return None
 
         async with _timeout(timeout, lambda: f"{kind} (turn {turn}) not received; got "
@@ -141,7 +147,7 @@ class AvatarClient:
                 self._arrived:
             while (event := found()) is None:
                 if self.closed.is_set():
-                    raise AssertionError(f"closed ({self.close_code}) while waiting for "
+                    raise ConversationError(f"closed ({self.close_code}) while waiting for "
                                          f"{kind}; got {self.kinds()}")
                 await self._arrived.wait()
         return event
