@@ -96,6 +96,8 @@ class AvatarSession:
         self.audio_credit_ms = float(AUDIO_BURST_MS)
         self.audio_checked_at = time.perf_counter()
         self.speech_started_ms = 0.0
+        #: An utterance was cut at MAX_UTTERANCE_MS (at cut_at_ms) and the person talks on.
+        self.monologue, self.cut_at_ms = False, 0.0
 
     # -- the connection ------------------------------------------------------------------
 
@@ -259,16 +261,23 @@ class AvatarSession:
     def _on_vad(self, event: VadEvent, arrived: float) -> None:
         self.outbox.put({"type": event.kind, "at_ms": round(event.at_ms, 1)})
         if event.kind == "speech_started":
+            # speech that goes on where an over-long utterance was cut is still that one
+            self.monologue = self.monologue and event.at_ms - self.cut_at_ms < 1.0
             self.speech_started_ms = event.at_ms
-            self.interrupt(arrived)
+            if not self.monologue:
+                self.interrupt(arrived)
             return
         assert self.vad is not None
         utterance = self.vad.utterance()
         if event.at_ms - self.speech_started_ms >= MAX_UTTERANCE_MS:  # the VAD cut it there
+            self.monologue, self.cut_at_ms = True, event.at_ms
             self.outbox.put(ProtocolError(
                 "UTTERANCE_TOO_LONG", f"audio: one utterance may last less than "
                 f"{MAX_UTTERANCE_MS // 1000} s; this one was dropped, pause more often",
                 "audio").event())
+            return
+        if self.monologue:  # the rest of the over-long one: dropped with it
+            self.monologue = False
             return
         self.turns += 1
         metrics = TurnMetrics(self.turns, "speech", origin=arrived)
