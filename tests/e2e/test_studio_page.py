@@ -273,6 +273,7 @@ def test_a_brief_becomes_a_reviewed_edited_approved_video(
     page.screenshot(path=str(screenshots / "studio-done.png"), full_page=True)
 
 
+@pytest.mark.slow  # a whole song's job in the browser
 def test_a_song_and_lyrics_upload_in_japanese_and_a_cancel(
         open_page: Callable[..., Page], api: httpx.Client, tmp_path: Path,
         screenshots: Path) -> None:

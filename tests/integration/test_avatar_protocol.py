@@ -434,6 +434,7 @@ async def test_the_embedded_model_answers_joe_when_no_endpoint_is_configured(
 # -- latency -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # bench/avatar.py measures it; this checks only that it answers
 async def test_latency_from_the_end_of_speech_to_the_first_audio(
         url: str, llm: ScriptedLLM, services: str) -> None:
     """Three spoken turns: the medians go to the test's output (pytest -s) for the docs."""

@@ -149,6 +149,7 @@ def test_the_leftovers_of_a_kill_are_cleared_and_the_job_resumes(server: str,  #
     assert kantoku("rights", "verify", str(out)).returncode == 0
 
 
+@pytest.mark.slow  # two whole jobs
 def test_a_kill_during_assembly_resumes_to_a_verified_video(server: str,  # noqa: F811
                                                             tmp_path: Path) -> None:
     out = tmp_path / "out"
