@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := constraints/cpu.txt
 STAMP := $(VENV)/.kantoku-installed
 
-.PHONY: setup test test-slow demo studio protos lint bench clean
+.PHONY: setup test test-slow demo studio avatar protos lint bench clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: setup
 studio: setup
 	$(VENV)/bin/kantoku studio
 
+# The virtual human at http://127.0.0.1:8010/ (Ctrl-C stops); the embedded LLM chats in English.
+avatar: setup
+	$(VENV)/bin/kantoku avatar
+
 protos: setup
 	$(PY) protos/generate.py
 
@@ -52,6 +56,7 @@ bench: setup
 	$(PY) bench/timeline_edit.py
 	$(PY) bench/planner.py
 	$(PY) bench/studio.py
+	$(PY) bench/avatar.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

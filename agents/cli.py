@@ -571,6 +571,34 @@ def studio(
     serve(host, port, server)
 
 
+@app.command()
+def avatar(
+    host: Annotated[str, typer.Option(
+        help="Interface to listen on; wider than 127.0.0.1 needs KANTOKU_AUTH_TOKEN.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8010,
+    persona: Annotated[Path | None, typer.Option(
+        "--persona", help="A persona file (YAML); default: the ones in personas/.")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """The virtual human: talk to a character in the browser (speech in, voice and face out),
+    interrupt it any time. WebSocket protocol: docs/avatar-protocol.md."""
+    from kantoku.agents.avatar.server import serve
+    from kantoku.planner.planning.endpoint import llm_configured, llm_settings
+
+    settings = llm_settings()
+    if llm_configured(settings):
+        console.print(f"LLM: {escape(settings.base_url or 'OpenAI')} "
+                      f"({escape(settings.model or 'its only model')})", highlight=False)
+    else:
+        errors.print("[yellow]LLM: the embedded SmolLM2-135M, which chats in English only; "
+                     "for Japanese replies set OPENAI_BASE_URL (and KANTOKU_LLM_MODEL) to an "
+                     "OpenAI-compatible endpoint[/yellow]", highlight=False)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    console.print(f"avatar: http://{shown}:{port}/ (Ctrl-C stops)", highlight=False)
+    serve(host, port, server, persona)
+
+
 @app.command("plan")
 def plan_command(
     brief: Annotated[Path, typer.Argument(help="Brief file (YAML or JSON).")],

@@ -23,6 +23,8 @@ from typing import Any
 class Text:
     content: str
     finish_reason: str = "stop"
+    #: Seconds between streamed pieces (a model writing at its own pace); 0: all at once.
+    every_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def _handler(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
                 pieces = [step.content[i:i + 4] for i in range(0, len(step.content), 4)]
                 for piece in pieces:
                     self._event(_chunk(model, piece))
+                    if isinstance(step, Text) and step.every_s:
+                        time.sleep(step.every_s)
                 finish = step.finish_reason if isinstance(step, Text) else "tool_calls"
                 if isinstance(step, ToolCalls):
                     for index, call in enumerate(step.calls):

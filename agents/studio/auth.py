@@ -4,12 +4,12 @@ may send."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import Request
 
 from kantoku.agents.studio.errors import ApiError
+from kantoku.agents.web_auth import TOKEN_COOKIE, given_token, token_matches
 from kantoku.services._core.settings import core_settings
 
 
@@ -39,12 +39,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-#: The cookie `POST /v1/session` sets, so a page (and its EventSource) need not hold the token.
-TOKEN_COOKIE = "kantoku_token"
-
-
-def token_matches(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+__all__ = ["TOKEN_COOKIE", "BodyLimit", "require_token", "token_matches"]
 
 
 def require_token(request: Request) -> None:
@@ -52,10 +47,7 @@ def require_token(request: Request) -> None:
     token = core_settings().token
     if not token:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer":
-        given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token", "")
+    given = given_token(request.headers, request.cookies, request.query_params)
     if not token_matches(given, token):
         raise ApiError(401, "a bearer token is required: send `Authorization: Bearer "
                        "<KANTOKU_AUTH_TOKEN>` (or ?token= for EventSource, or sign in with "

@@ -32,8 +32,7 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from kantoku.agents.studio.chat_commands import command_reply, match_command
-from kantoku.agents.studio.chat_model import (
+from kantoku.agents.llm_chat import (
     EMBEDDED_MAX_TOKENS,
     REPLY_MAX_TOKENS,
     ChatFailure,
@@ -41,6 +40,7 @@ from kantoku.agents.studio.chat_model import (
     ToolCall,
     stream_reply,
 )
+from kantoku.agents.studio.chat_commands import command_reply, match_command
 from kantoku.agents.studio.chat_tools import (
     Workspace,
     call_tool,

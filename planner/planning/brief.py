@@ -219,38 +219,45 @@ def describe_errors(exc: ValidationError, limit: int = 5) -> str:
 
 
 def _parse(text: str, path: Path) -> object:
+    return parse_document(text, path, "brief")
+
+
+def parse_document(text: str, path: Path, what: str) -> object:
+    """YAML (or JSON, by the file's suffix) read strictly: a SafeLoader without aliases and
+    with bounded nesting; errors name `path` (line and column) and `what` the file is."""
     try:
-        return _parse_syntax(text, path)
+        return _parse_syntax(text, path, what)
     except RecursionError:
-        raise invalid(f"{path}: nested too deeply to be a brief; a brief is a few levels of "
-                      "fields and lists", reason="BRIEF_SYNTAX") from None
+        raise invalid(f"{path}: nested too deeply to be a {what}; a {what} is a few levels of "
+                      "fields and lists", reason=f"{what.upper()}_SYNTAX") from None
 
 
-def _parse_syntax(text: str, path: Path) -> object:
+def _parse_syntax(text: str, path: Path, what: str) -> object:
+    reason = f"{what.upper()}_SYNTAX"
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise invalid(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})",
-                          reason="BRIEF_SYNTAX") from None
+                          reason=reason) from None
     try:
         return yaml.load(text, Loader=_BriefLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or "syntax error"
-        raise invalid(f"{where}: not valid YAML ({problem}); fix the brief",
-                      reason="BRIEF_SYNTAX") from None
+        raise invalid(f"{where}: not valid YAML ({problem}); fix the {what}",
+                      reason=reason) from None
 
 
 class _BriefLoader(yaml.SafeLoader):
     """SafeLoader without aliases: `*name` can repeat a value exponentially ("billion laughs"),
-    and a brief has no use for them."""
+    and a brief (or a persona) has no use for them."""
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a brief; write the value out",
+                None, None, "aliases (*name) are not allowed here; write the value out",
                 event.start_mark)
         return super().compose_node(parent, index)  # type: ignore[no-any-return]

@@ -34,3 +34,17 @@ def test_serve_refuses_llm_mixed_with_grpc_services() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "kantoku serve llm" in done.stderr and "--standalone" in done.stderr
+
+
+def test_avatar_refuses_a_wide_host_without_a_token_and_a_bad_persona(tmp_path) -> None:  # noqa: ANN001
+    done = subprocess.run([sys.executable, "-m", "kantoku.agents.cli", "avatar", "--host",
+                           "0.0.0.0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "KANTOKU_AUTH_TOKEN" in done.stderr and "--host" in done.stderr
+    persona = tmp_path / "p.yaml"
+    persona.write_text("id: x\nname: X\nlanguage: fr\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "kantoku.agents.cli", "avatar", "--persona",
+                           str(persona)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert f"{persona}: language:" in done.stderr.replace("\n", "") and "Traceback" not in \
+        done.stderr

@@ -1,4 +1,5 @@
-"""One call of the chat's model: streamed, with tools, bounded, recorded; and where the model is.
+"""One call of a product's chat model: streamed, with tools, bounded, recorded; and where the
+model is (the studio's chat and the avatar's conversation both talk through it).
 
 `stream_reply` streams one chat completion: its text piece by piece, its tool calls assembled
 from their streamed pieces, and a record of the call for the job's ledger (model, endpoint,
@@ -176,10 +177,9 @@ def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
-
 class ChatModels:
     """Where the chat's model is: the configured endpoint, else the embedded LLM, started once
-    for the studio (or the one `kantoku up` runs) and stopped with it."""
+    for the product (or the one `kantoku up` runs) and stopped with it."""
 
     def __init__(self) -> None:
         self._stack = contextlib.AsyncExitStack()
