@@ -1,10 +1,7 @@
 """The Postgres checkpointer against a real PostgreSQL server: a job pauses at review and resumes
 from checkpoints that live in Postgres, not in the default jobs.sqlite.
 
-pgserver embeds a PostgreSQL 16 build and listens on a Unix socket in its data folder only (no
-TCP port). As root it runs the server as the system user `pgserver` (it creates that user with
-`useradd` the first time and opens read/traverse permissions on the data folder's parents),
-since postgres refuses to run as root.
+The server is the session's `postgres_url` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,18 +20,7 @@ from tests.integration.test_jobs import job_id, kantoku
 from tests.integration.test_jobs import server as server
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pgserver = pytest.importorskip("pgserver", reason="pip install -e '.[dev]' (pgserver)")
-    pytest.importorskip("langgraph.checkpoint.postgres", reason="pip install -e '.[postgres]'")
-    database = pgserver.get_server(tmp_path_factory.mktemp("postgres") / "data",
-                                   cleanup_mode="delete")
-    try:
-        yield database.get_uri()
-    finally:
-        database.cleanup()  # pg_ctl stop, then the data folder is removed
+pytest.importorskip("langgraph.checkpoint.postgres", reason="pip install -e '.[postgres]'")
 
 
 def _checkpoint_rows(url: str, thread_id: str) -> int:
