@@ -51,7 +51,8 @@ CREATE OR REPLACE TRIGGER kantoku_ledger_no_truncate BEFORE TRUNCATE ON kantoku_
 
 def redact(url: str) -> str:
     """`url` without its password, for messages."""
-    return re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    url = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&]*", r"\1***", url)
 
 
 class PostgresLedger(Ledger):

@@ -118,3 +118,5 @@ def test_a_postgres_checkpoint_url_is_the_ledgers_unless_it_has_its_own(
 def test_passwords_are_left_out_of_messages() -> None:
     assert redact("postgresql://kantoku:s3cret@db:5432/k") == "postgresql://kantoku:***@db:5432/k"
     assert redact("postgresql://db/k?host=/run") == "postgresql://db/k?host=/run"
+    assert redact("postgresql://db/k?password=s3cret&host=/run") == \
+        "postgresql://db/k?password=***&host=/run"
