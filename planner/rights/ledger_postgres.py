@@ -71,18 +71,19 @@ class PostgresLedger(Ledger):
         """
         try:
             import psycopg
-            from psycopg_pool import ConnectionPool
+            from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError:
             raise KantokuError(f"{setting} is a Postgres URL, which needs "
                                "`pip install kantoku[postgres]`", "POSTGRES_MISSING") from None
         self.url, self.setting = url, setting
-        self._errors: tuple[type[Exception], ...] = (psycopg.OperationalError,
-                                                     psycopg.InterfaceError)
+        #: What a lost or unreachable server raises.
+        self._lost: tuple[type[Exception], ...] = (psycopg.OperationalError,
+                                                   psycopg.InterfaceError, PoolTimeout)
         try:
             with psycopg.connect(url, autocommit=True,
                                  connect_timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
                 conn.execute(_SCHEMA)
-        except (*self._errors, psycopg.ProgrammingError) as exc:  # unreachable, or a bad URL
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # or a bad URL
             raise self._unreachable(exc) from None
         self._pool = ConnectionPool(url, min_size=1, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT_S,
                                     kwargs={"autocommit": True,
@@ -92,17 +93,15 @@ class PostgresLedger(Ledger):
 
     def _unreachable(self, exc: BaseException) -> KantokuError:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return unavailable(f"ledger: cannot reach the Postgres server at {redact(self.url)} "
+        return unavailable(f"ledger: cannot open the Postgres ledger at {redact(self.url)} "
                            f"({detail}); check {self.setting}", reason="LEDGER_UNAVAILABLE")
 
     def _run(self, work: Any) -> Any:
         """`work(connection)` on a pooled connection; a lost server becomes LEDGER_UNAVAILABLE."""
-        from psycopg_pool import PoolTimeout
-
         try:
             with self._pool.connection() as conn:
                 return work(conn)
-        except (PoolTimeout, *self._errors) as exc:
+        except self._lost as exc:
             raise self._unreachable(exc) from None
 
     def _append(self, job_id: str, build: EntryBuilder) -> LedgerEntry:
