@@ -5,12 +5,14 @@ planner or studio hosts would; the chain is then read back and verified. Prints 
 second for each store and Postgres's ratio to SQLite, measured in the same run. The Postgres
 server is pgserver's embedded PostgreSQL 16 on a Unix socket; a networked server adds its
 round-trip time five times per append (begin, lock, read the head, insert, commit).
-Run: .venv/bin/python bench/ledger_append.py [--appends 500] [--processes 2]
+Each store runs `--rounds` times, alternating, on a fresh job each round; the median counts.
+Run: .venv/bin/python bench/ledger_append.py [--appends 500] [--processes 2] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,7 @@ from kantoku.planner.rights.ledger import open_ledger, verify_entries
 APPENDER = """
 import sys
 from kantoku.planner.rights.ledger import open_ledger
-url, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url, job, worker, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 record = {"model": {"id": "previz-v1", "weightsSha256": "0" * 64}, "seed": 7,
           "parameters": {"prompt": "a street at night, rain", "steps": 28},
           "output": {"sha256": "f" * 64, "mediaType": "image/png"}}
@@ -30,13 +32,13 @@ with open_ledger(url) as ledger:
     print("ready", flush=True)
     sys.stdin.readline()
     for n in range(count):
-        ledger.append("job", "image", shot_id=f"s{n:03d}", record=record, data={"w": worker})
+        ledger.append(job, "image", shot_id=f"s{n:03d}", record=record, data={"w": worker})
 """
 
 
-def run(url: str, processes: int, appends: int) -> float:
+def run(url: str, job: str, processes: int, appends: int) -> float:
     """Seconds from the start signal until every process has appended (and exited)."""
-    workers = [subprocess.Popen([sys.executable, "-c", APPENDER, url, str(w), str(appends)],
+    workers = [subprocess.Popen([sys.executable, "-c", APPENDER, url, job, str(w), str(appends)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for w in range(processes)]
     for worker in workers:
@@ -51,7 +53,7 @@ def run(url: str, processes: int, appends: int) -> float:
             raise SystemExit("an appender failed")
     elapsed = time.perf_counter() - start
     with open_ledger(url) as ledger:
-        entries = ledger.entries("job")
+        entries = ledger.entries(job)
     assert len(entries) == processes * appends and verify_entries(entries) == [], "broken chain"
     return elapsed
 
@@ -60,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appends", type=int, default=500, help="entries per process")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     import pgserver
 
@@ -67,11 +70,16 @@ def main() -> None:
     server = pgserver.get_server(work / "pg", cleanup_mode="delete")
     try:
         total = args.processes * args.appends
-        sqlite_s = run(str(work / "ledger.sqlite"), args.processes, args.appends)
-        postgres_s = run(server.get_uri(), args.processes, args.appends)
+        urls = {"sqlite": str(work / "ledger.sqlite"), "postgres": server.get_uri()}
+        times: dict[str, list[float]] = {name: [] for name in urls}
+        for round_ in range(args.rounds):
+            for name, url in urls.items():
+                times[name].append(run(url, f"job{round_}", args.processes, args.appends))
+        sqlite_s, postgres_s = (statistics.median(times[name]) for name in urls)
     finally:
         server.cleanup()
-    print(f"{args.processes} processes x {args.appends} appends to one job, chain verified")
+    print(f"{args.processes} processes x {args.appends} appends to one job, chain verified; "
+          f"median of {args.rounds} rounds")
     for name, seconds in (("sqlite", sqlite_s), ("postgres", postgres_s)):
         print(f"  {name:9s} {total / seconds:8.0f} appends/s  "
               f"({seconds * 1000 / total:.2f} ms per append)")
