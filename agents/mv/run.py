@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +89,9 @@ async def execute_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str
     speech = bool(brief.dialogue) if plan is None else \
         any(shot["dialogue"] for shot in plan["shots"])
     async with job_services(server, speech) as client, open_checkpointer() as saver:
-        ledger = open_ledger()  # before any work: an unreachable ledger stops nothing midway
+        # Before any work, so an unreachable ledger stops nothing midway; in a thread, since
+        # connecting to a Postgres ledger may wait for the server.
+        ledger = await asyncio.to_thread(open_ledger)
         ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
                          client=client, store=store,
                          cache=RenderCache(settings.home_dir / "cache", store),
