@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	# built here with those flags, never taken from pip's cache (a wheel built with other flags)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-cache-dir -c $(CONSTRAINTS) \
 		"llama-cpp-python[server]"
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[gpu,dev]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[gpu,postgres,dev]"
 	touch $(STAMP)
 
 # Everything but the minute-long cluster tests; `make test-slow` runs those (CI runs both).

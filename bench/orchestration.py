@@ -28,7 +28,7 @@ from kantoku.planner.graph import build_graph  # noqa: E402
 from kantoku.planner.jobs import open_checkpointer  # noqa: E402
 from kantoku.planner.planning.brief import parse_brief  # noqa: E402
 from kantoku.planner.planning.plan import Plan, Shot  # noqa: E402
-from kantoku.planner.rights.ledger import Ledger  # noqa: E402
+from kantoku.planner.rights.ledger import SqliteLedger  # noqa: E402
 from kantoku.services._core.assets import AssetStore  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def context(job_id: str, renderer: Any) -> JobContext:
     store = AssetStore(WORK_HOME / "assets")
     return JobContext(job_id=job_id, out_dir=WORK_HOME / job_id, client=None,  # type: ignore
                       store=store, cache=RenderCache(WORK_HOME / "cache", store),
-                      ledger=Ledger(WORK_HOME / "ledger.sqlite"), renderer=renderer)
+                      ledger=SqliteLedger(WORK_HOME / "ledger.sqlite"), renderer=renderer)
 
 
 async def run_plan(plan: Plan, ctx: JobContext, concurrency: int) -> float:

@@ -148,3 +148,34 @@ def make_song(path: Path, seconds: float) -> Path:
     spec.loader.exec_module(module)
     module.write_wav(path, module.synthesize(seconds))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for the test run, started on first use; its URL.
+
+    pgserver embeds a PostgreSQL 16 build and listens on a Unix socket in its data folder only
+    (no TCP port). As root it runs the server as the system user `pgserver` (it creates that
+    user with `useradd` the first time and opens read/traverse permissions on the data
+    folder's parents), since postgres refuses to run as root.
+    """
+    pgserver = pytest.importorskip("pgserver", reason="pip install -e '.[dev]' (pgserver)")
+    pytest.importorskip("psycopg", reason="pip install -e '.[postgres]'")
+    database = pgserver.get_server(tmp_path_factory.mktemp("postgres") / "data",
+                                   cleanup_mode="delete")
+    try:
+        yield database.get_uri()
+    finally:
+        database.cleanup()  # pg_ctl stop, then the data folder is removed
+
+
+def postgres_schema(url: str) -> str:
+    """`url` with a new, empty schema first on its search path: a test's own tables."""
+    import uuid
+
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"

@@ -29,7 +29,7 @@ from kantoku.agents.llm_chat import ChatModels
 from kantoku.agents.services import product_services
 from kantoku.agents.web_auth import TOKEN_COOKIE, given_token, token_matches
 from kantoku.planner.planning.brief import describe_errors
-from kantoku.planner.rights.ledger import Ledger
+from kantoku.planner.rights.ledger import Ledger, open_ledger
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.client import ServiceClient
 from kantoku.services._core.errors import invalid
@@ -79,8 +79,12 @@ def create_app(server: str | None = None, persona_file: Path | None = None, *,
                               "of the TTS service; see `kantoku voices`",
                               reason="PERSONA_INVALID")
             settings = core_settings()
-            app.state.host = AvatarHost(client, spoken, default, models,
-                                        ledger or Ledger(), AssetStore(settings.assets_dir))
+            # The configured ledger unless one was given; connecting may wait for Postgres.
+            host_ledger: Ledger = ledger or await asyncio.to_thread(open_ledger)
+            if ledger is None:
+                stack.callback(host_ledger.close)
+            app.state.host = AvatarHost(client, spoken, default, models, host_ledger,
+                                        AssetStore(settings.assets_dir))
             yield
             for session in list(app.state.host.sessions):
                 await session.socket.close(1001)

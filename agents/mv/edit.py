@@ -32,7 +32,7 @@ from kantoku.planner.jobs import (
 from kantoku.planner.planning.brief import Brief
 from kantoku.planner.planning.diff import PlanDiff, diff_plans
 from kantoku.planner.planning.plan import Plan
-from kantoku.planner.rights.ledger import Ledger, chain_head
+from kantoku.planner.rights.ledger import chain_head, open_ledger
 from kantoku.services._core.assets import sha256_file
 from kantoku.services._core.errors import KantokuError, invalid, not_found
 
@@ -128,10 +128,12 @@ def next_version(out: Path, parent_job: str, state: dict[str, Any], plan: Plan, 
         The new job's first graph state (auto-approved, the edit in it, the song as analysed),
         and the folder the parent's outputs moved to.
     """
+    with open_ledger() as ledger:
+        parent_head = chain_head(ledger.entries(parent_job))
     edit: dict[str, Any] = {
         "plan": plan.model_dump(mode="json"), "parent_job": parent_job,
         # From the ledger store, not from the folder's copy a user can edit.
-        "parent_ledger_head": chain_head(Ledger().entries(parent_job)),
+        "parent_ledger_head": parent_head,
         "notes": [], **about, "diff": [vars(change) for change in diff.changes]}
     archived = archive_version(out)
     job_id = new_job_id()

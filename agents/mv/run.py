@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from kantoku.planner.jobs import (
 from kantoku.planner.planning.brief import Brief, load_brief, parse_brief
 from kantoku.planner.planning.plan import Plan
 from kantoku.planner.render import reference_images
-from kantoku.planner.rights.ledger import Ledger
+from kantoku.planner.rights.ledger import open_ledger
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import Category, KantokuError, from_os_error, invalid
 from kantoku.services._core.settings import core_settings
@@ -88,10 +89,13 @@ async def execute_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str
     speech = bool(brief.dialogue) if plan is None else \
         any(shot["dialogue"] for shot in plan["shots"])
     async with job_services(server, speech) as client, open_checkpointer() as saver:
+        # Before any work, so an unreachable ledger stops nothing midway; in a thread, since
+        # connecting to a Postgres ledger may wait for the server.
+        ledger = await asyncio.to_thread(open_ledger)
         ctx = JobContext(job_id=ctx_args["job_id"], out_dir=Path(ctx_args["out_dir"]),
                          client=client, store=store,
                          cache=RenderCache(settings.home_dir / "cache", store),
-                         ledger=Ledger(settings.home_dir / "ledger.sqlite"),
+                         ledger=ledger,
                          references=reference_images(brief, store))
         try:
             return await run_graph(saver, ctx, graph_input, reviewer, on_event)
@@ -105,6 +109,8 @@ async def execute_job(ctx_args: dict[str, Any], graph_input: Any, *, server: str
                 err.message += (f"\n  the job is saved; once that is fixed, run "
                                 f"`kantoku resume {ctx.job_id}`")
             raise err from None
+        finally:
+            ledger.close()
 
 
 def job_state(job_id: str, out: Path, brief: Brief, *, song: Path | None, lyrics: Path | None,

@@ -59,7 +59,7 @@ from kantoku.planner.planning.endpoint import (
     llm_configured,
     llm_settings,
 )
-from kantoku.planner.rights.ledger import Ledger
+from kantoku.planner.rights.ledger import Ledger, open_ledger
 from kantoku.services._core.errors import not_found, unavailable
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class ChatManager:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger()
+            self._ledger = open_ledger()
         return self._ledger
 
     def get(self, chat_id: str) -> Chat | None:

@@ -96,10 +96,10 @@ async def assemble_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     """
     plan, brief = Plan.model_validate(state["plan"]), Brief.model_validate(state["brief"])
     results = state["shots"]
-    clips = [ClipInput(ctx.store.resolve(results[s.id]["clip"]["uri"]), plan.frames(s), s.id)
+    clips = [ClipInput(ctx.store.checked_path(results[s.id]["clip"]["uri"]), plan.frames(s), s.id)
              for s in plan.shots]
     spoken = [line for s in plan.shots for line in results[s.id]["dialogue"]]
-    lines = [DialogueInput(ctx.store.resolve(line["wav"]["uri"]), line["start_s"])
+    lines = [DialogueInput(ctx.store.checked_path(line["wav"]["uri"]), line["start_s"])
              for line in spoken]
     song = Path(state["song"]) if state.get("song") else None
     lyrics = music.lyric_lines(state.get("song_analysis") or {})
@@ -214,7 +214,7 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
         ctx.emit({"event": "sign", "file": dst.name})
         record = records.get(step_id)
         await asyncio.to_thread(
-            sign_file, ctx.store.resolve(ref["uri"]), dst, title=f"{brief.title} · {shot_id}",
+            sign_file, ctx.store.checked_path(ref["uri"]), dst, title=f"{brief.title} · {shot_id}",
             generated=True, trained=made_by_trained_model(record, registry),
             assertions=_provenance_summary(record), ingredients=_made_from(dst),
             credentials=credentials)
@@ -239,7 +239,7 @@ async def sign_job(state: JobState, ctx: JobContext) -> dict[str, Any]:
     # No model of its own (trained=False): the label is composite with trained media exactly
     # when a part's manifest says a trained model made it.
     await asyncio.to_thread(
-        sign_file, ctx.store.resolve(state["assembly"]["video"]["uri"]), video,
+        sign_file, ctx.store.checked_path(state["assembly"]["video"]["uri"]), video,
         title=brief.title, generated=False, trained=False, assertions=summary,
         ingredients=parts, credentials=credentials)
     signed["video.mp4"] = sha256_file(video)

@@ -3,7 +3,9 @@
 URIs look like `asset://sha256/<hex>`. Anything that does not resolve to a blob inside the store
 is refused, so a request can never make a service read an arbitrary file.
 
-A blob whose bytes no longer match its name (a flipped bit on disk, an edit by hand) is moved
+Every read checks the blob's bytes against its name: `read_bytes` for bytes, `checked_path`
+for a file another program opens (`resolve` only locates). A blob whose bytes no longer match
+its name (a flipped bit on disk, an edit by hand, a torn write on a shared volume) is moved
 aside to `<root>/quarantine/`, never deleted, the moment it is read or put again: the read
 fails once, and the next put of the true bytes writes the blob anew, so one bad blob cannot
 fail every later job.
@@ -19,7 +21,7 @@ import re
 import secrets
 from pathlib import Path
 
-from kantoku.services._core.errors import invalid, not_found
+from kantoku.services._core.errors import KantokuError, invalid, not_found
 from kantoku.services._core.files import write_bytes_atomic
 from kantoku.v1 import common_pb2
 
@@ -96,16 +98,33 @@ class AssetStore:
         """
         path = self.resolve(ref.uri)
         data = path.read_bytes()
-        actual, named = sha256_bytes(data), ref.uri[len(URI_PREFIX):]
-        if actual != named:
-            moved = self.quarantine(path)
-            raise invalid(f"asset {ref.uri} was corrupt in the store (its bytes hash to "
-                          f"{actual}) and was moved to {moved}; run the job again to render it "
-                          "anew", reason="ASSET_CORRUPT", uri=ref.uri)
+        actual = sha256_bytes(data)
+        if actual != ref.uri[len(URI_PREFIX):]:
+            raise self._corrupt(ref.uri, path, actual)
         if ref.sha256 and ref.sha256 != actual:
             raise invalid(f"asset {ref.uri} has sha256 {actual}, not {ref.sha256} as the ref says",
                           reason="ASSET_HASH_MISMATCH", uri=ref.uri)
         return data
+
+    def checked_path(self, uri: str) -> Path:
+        """Path of the blob behind `uri` once its bytes are checked against its sha256, for
+        readers that open the file themselves (ffmpeg, c2pa).
+
+        Raises:
+            KantokuError: as :meth:`resolve`; ASSET_CORRUPT when the blob's bytes do not match
+                its name (the blob is quarantined first).
+        """
+        path = self.resolve(uri)
+        actual = sha256_file(path)
+        if actual != uri[len(URI_PREFIX):]:
+            raise self._corrupt(uri, path, actual)
+        return path
+
+    def _corrupt(self, uri: str, path: Path, actual: str) -> KantokuError:
+        moved = self.quarantine(path)
+        return invalid(f"asset {uri} was corrupt in the store (its bytes hash to {actual}) and "
+                       f"was moved to {moved}; run the job again to render it anew",
+                       reason="ASSET_CORRUPT", uri=uri)
 
     def quarantine(self, path: Path) -> Path:
         """Move a corrupt blob to `<root>/quarantine/` (kept for inspection); returns where."""

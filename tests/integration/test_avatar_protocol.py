@@ -45,11 +45,11 @@ def running_avatar(services: str, ledger_path: Path, personas_dir: Path | None =
 
     from kantoku.agents.avatar.persona import PERSONAS_DIR
     from kantoku.agents.avatar.server import WS_MAX_BYTES, create_app
-    from kantoku.planner.rights.ledger import Ledger
+    from kantoku.planner.rights.ledger import SqliteLedger
     from kantoku.services._core.server import free_port
 
     port = free_port()
-    app = create_app(server=services, ledger=Ledger(ledger_path),
+    app = create_app(server=services, ledger=SqliteLedger(ledger_path),
                      personas_dir=personas_dir or PERSONAS_DIR)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             ws_max_size=WS_MAX_BYTES, timeout_graceful_shutdown=2)

@@ -123,10 +123,10 @@ def test_a_job_whose_folder_went_to_another_job_is_not_resumed_into_it(
 
 
 def ledger_entries(job: str) -> list[dict]:
-    from kantoku.planner.rights.ledger import Ledger
+    from kantoku.planner.rights.ledger import SqliteLedger
 
     path = HOME / "ledger.sqlite"
-    return Ledger(path).entries(job) if path.exists() else []
+    return SqliteLedger(path).entries(job) if path.exists() else []
 
 
 def test_the_leftovers_of_a_kill_are_cleared_and_the_job_resumes(server: str,  # noqa: F811

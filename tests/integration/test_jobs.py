@@ -164,11 +164,11 @@ def test_a_killed_job_resumes_without_rendering_finished_steps_again(server: str
 
 
 def _rendered_steps(path: Path, job: str) -> int:
-    from kantoku.planner.rights.ledger import Ledger
+    from kantoku.planner.rights.ledger import SqliteLedger
 
     if not path.exists():
         return 0
-    return sum(e["kind"] in ("image", "video") for e in Ledger(path).entries(job))
+    return sum(e["kind"] in ("image", "video") for e in SqliteLedger(path).entries(job))
 
 
 def test_without_a_terminal_the_job_waits_for_review_then_resumes(server: str,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kantoku.planner.rights.ledger import GENESIS_HASH, Ledger, entry_hash
+from kantoku.planner.rights.ledger import GENESIS_HASH, SqliteLedger, entry_hash
 from tests.conftest import make_song
 from tests.integration.test_content_credentials import run_job
 from tests.integration.test_jobs import kantoku
@@ -68,7 +68,7 @@ def extend_ledger(out: Path) -> None:
 
 
 def another_jobs_ledger(out: Path) -> None:
-    ledger = Ledger(out.parent / "other.sqlite")
+    ledger = SqliteLedger(out.parent / "other.sqlite")
     for kind in ("plan", "policy", "sign"):
         ledger.append("job-other", kind, data={"n": 1})
     ledger.export_jsonl("job-other", out / "ledger.jsonl")

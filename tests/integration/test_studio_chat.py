@@ -69,9 +69,9 @@ def tool_answers(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def chat_calls(home: Path, job_id: str) -> list[dict[str, Any]]:
-    from kantoku.planner.rights.ledger import Ledger
+    from kantoku.planner.rights.ledger import SqliteLedger
 
-    entries = Ledger(home / "ledger.sqlite").entries(job_id)
+    entries = SqliteLedger(home / "ledger.sqlite").entries(job_id)
     return [e["data"] for e in entries
             if e["kind"] == "llm_call" and e["data"].get("purpose") == "chat"]
 

@@ -53,3 +53,22 @@ def test_tampered_blob_fails_its_hash(tmp_path: Path) -> None:
     store.resolve(ref.uri).write_bytes(b"tampered")
     with pytest.raises(KantokuError, match="sha256"):
         store.read_bytes(common_pb2.AssetRef(uri=ref.uri, sha256=ref.sha256))
+
+
+@pytest.mark.parametrize("read", ["read_bytes", "checked_path"])
+def test_a_corrupted_blob_is_refused_on_read_and_quarantined(tmp_path: Path, read: str) -> None:
+    store = AssetStore(tmp_path)
+    ref = store.put_bytes(b"a clip's bytes", "video/mp4")
+    blob = store.resolve(ref.uri)
+    blob.write_bytes(b"a clip's bytez")  # one flipped byte on the shared volume
+    with pytest.raises(KantokuError) as caught:
+        if read == "read_bytes":
+            store.read_bytes(ref)
+        else:
+            store.checked_path(ref.uri)
+    assert caught.value.reason == "ASSET_CORRUPT" and ref.uri in caught.value.message
+    assert not blob.exists()
+    assert [p.read_bytes() for p in (tmp_path / "quarantine").iterdir()] == [b"a clip's bytez"]
+    # The true bytes put again make the blob whole, and reads pass.
+    store.put_bytes(b"a clip's bytes", "video/mp4")
+    assert store.checked_path(ref.uri).read_bytes() == store.read_bytes(ref) == b"a clip's bytes"

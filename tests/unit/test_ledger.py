@@ -1,8 +1,4 @@
-import asyncio
 import json
-import multiprocessing
-import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -10,13 +6,17 @@ from google.protobuf import json_format
 
 from kantoku.planner.rights.ledger import (
     GENESIS_HASH,
-    Ledger,
+    LedgerSettings,
+    SqliteLedger,
     entry_hash,
+    ledger_location,
+    open_ledger,
     verify_entries,
     verify_jsonl,
 )
-from kantoku.services._core.errors import KantokuError
+from kantoku.planner.rights.ledger_postgres import redact
 from kantoku.services._core.registry import ModelRegistry
+from kantoku.services._core.settings import core_settings
 from kantoku.v1 import common_pb2
 
 
@@ -28,8 +28,8 @@ def _record(shot: int) -> dict:
     return json_format.MessageToDict(record)
 
 
-def _chain(tmp_path: Path, count: int = 5) -> tuple[Ledger, Path]:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+def _chain(tmp_path: Path, count: int = 5) -> tuple[SqliteLedger, Path]:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
     ledger.append("job1", "plan", data={"plan": {"shots": []}})
     for n in range(2, count + 1):
         ledger.append("job1", "image", shot_id=f"s{n:03d}", record=_record(n), cache_hit=n == 4)
@@ -85,85 +85,38 @@ def test_reordered_and_foreign_lines_are_named(tmp_path: Path) -> None:
     assert any(p.startswith("line 6:") for p in verify_jsonl(out))
 
 
-def test_threads_append_a_valid_chain(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    start = threading.Barrier(50)
-
-    def work(n: int) -> None:
-        start.wait()
-        ledger.append("job", "tts", shot_id=f"s{n:03d}", data={"n": n})
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    entries = ledger.entries("job")
-    assert [e["seq"] for e in entries] == list(range(1, 51))
-    assert sorted(e["data"]["n"] for e in entries) == list(range(50))
-    assert verify_entries(entries) == []
-
-
-async def test_asyncio_tasks_append_a_valid_chain(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    await asyncio.gather(*(ledger.append_async("job", "motion", data={"n": n})
-                           for n in range(20)))
-    entries = ledger.entries("job")
-    assert [e["seq"] for e in entries] == list(range(1, 21))
-    assert verify_entries(entries) == []
-
-
-def _append_many(path: str, worker: int) -> None:
-    ledger = Ledger(Path(path))
-    for n in range(10):
-        ledger.append("job", "video", data={"worker": worker, "n": n})
-
-
-def test_processes_append_a_valid_chain(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    Ledger(path)
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_append_many, args=(str(path), w)) for w in range(3)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-        assert worker.exitcode == 0
-    entries = Ledger(path).entries("job")
-    assert [e["seq"] for e in entries] == list(range(1, 31))
-    assert verify_entries(entries) == []
-
-
-def test_jobs_have_their_own_chains(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    for job in ("a", "b", "a"):
-        ledger.append(job, "plan")
-    assert [e["seq"] for e in ledger.entries("a")] == [1, 2]
-    assert ledger.entries("b")[0]["prev_hash"] == GENESIS_HASH
-    assert ledger.jobs() == ["a", "b"]
-    mixed = ledger.entries("a") + ledger.entries("b")
-    assert any("another job" in p for p in verify_entries(mixed))
-
-
-def test_ledger_is_append_only(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    ledger.append("job", "plan")
-    conn = sqlite3.connect(ledger.path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("UPDATE entries SET body = '{}'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("DELETE FROM entries")
-    conn.close()
-
-
 def test_default_path_is_in_kantoku_home(home: Path) -> None:
-    assert Ledger().path == home.resolve() / "ledger.sqlite"
+    assert SqliteLedger().path == home.resolve() / "ledger.sqlite"
 
 
-def test_unserializable_data_is_refused(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    with pytest.raises(KantokuError, match="JSON"):
-        ledger.append("job", "plan", data={"when": object()})
-    with pytest.raises(KantokuError, match="JSON"):
-        ledger.append("job", "plan", data={"x": float("nan")})
-    assert ledger.entries("job") == []
+def test_the_ledger_is_a_file_in_kantoku_home_unless_a_setting_says_otherwise(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KANTOKU_LEDGER_URL", raising=False)
+    monkeypatch.delenv("KANTOKU_CHECKPOINT_URL", raising=False)
+    with open_ledger() as ledger:
+        assert isinstance(ledger, SqliteLedger) and ledger.path == home / "ledger.sqlite"
+    # A SQLite checkpoint file is not the ledger's.
+    monkeypatch.setenv("KANTOKU_CHECKPOINT_URL", str(tmp_path / "jobs.sqlite"))
+    assert ledger_location() == (str(home / "ledger.sqlite"), "KANTOKU_HOME")
+    monkeypatch.setenv("KANTOKU_LEDGER_URL", str(tmp_path / "mine.sqlite"))
+    with open_ledger() as ledger:
+        assert isinstance(ledger, SqliteLedger) and ledger.path == tmp_path / "mine.sqlite"
+
+
+def test_a_postgres_checkpoint_url_is_the_ledgers_unless_it_has_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoints, ledger = "postgresql://k@db/jobs", "postgresql://k@ledger-db/rights"
+    monkeypatch.delenv("KANTOKU_LEDGER_URL", raising=False)
+    monkeypatch.setenv("KANTOKU_CHECKPOINT_URL", checkpoints)
+    assert ledger_location() == (checkpoints, "KANTOKU_CHECKPOINT_URL")
+    monkeypatch.setenv("KANTOKU_LEDGER_URL", ledger)
+    assert ledger_location() == (ledger, "KANTOKU_LEDGER_URL")
+    assert ledger_location(LedgerSettings(ledger_url="", checkpoint_url="")) == \
+        (str(core_settings().home_dir / "ledger.sqlite"), "KANTOKU_HOME")
+
+
+def test_passwords_are_left_out_of_messages() -> None:
+    assert redact("postgresql://kantoku:s3cret@db:5432/k") == "postgresql://kantoku:***@db:5432/k"
+    assert redact("postgresql://db/k?host=/run") == "postgresql://db/k?host=/run"
+    assert redact("postgresql://db/k?password=s3cret&host=/run") == \
+        "postgresql://db/k?password=***&host=/run"

@@ -10,7 +10,7 @@ from PIL import Image
 from kantoku.planner.planning.brief import Brief, parse_brief
 from kantoku.planner.planning.plan import Dialogue, Plan, Shot
 from kantoku.planner.rights.credits import ATTRIBUTION_RULE
-from kantoku.planner.rights.ledger import Ledger
+from kantoku.planner.rights.ledger import SqliteLedger
 from kantoku.planner.rights.policy import check_policy
 from kantoku.planner.rights.report import build_report, write_report
 from kantoku.services._core.assets import sha256_file
@@ -54,7 +54,7 @@ def _entries(tmp_path: Path, extra: dict | None = None, *, reference_sha: str = 
                       ("tts", _record("tts", card["en_US-joe-medium"], "b"), False)],
              "s002": [("image", _record("image", card["previz-v1"], "c"), True),
                       ("video", _record("video", card["animatic-v1"], "d"), False)]}
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
     ledger.append("job", "plan", data={"plan": _plan().model_dump()})
     for shot_id in shots:
         for kind, record, cache_hit in steps[shot_id]:
