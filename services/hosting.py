@@ -196,7 +196,9 @@ def replica_nodes() -> dict[str, list[str]]:
     instance details, as the dashboard and `serve status` do."""
     from ray.serve.context import _get_global_client
 
-    details = _get_global_client().get_serve_details()
+    client = _get_global_client()  # raises when Serve is not running
+    assert client is not None
+    details = client.get_serve_details()
     nodes: dict[str, list[str]] = {}
     for name, app in details.get("applications", {}).items():
         nodes[name] = sorted(replica.get("node_ip") or "?"
