@@ -117,6 +117,9 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
     None) OPENAI_BASE_URL names another endpoint; its pid, port and URL are recorded too.
     """
     _check_host(host, core_settings().token)
+    if address and num_gpus is not None:
+        raise invalid("--gpus: a cluster joined with --address has the GPUs its nodes declared "
+                      "(`ray start --num-gpus`); leave --gpus out", reason="GPUS_WITH_ADDRESS")
     if llm is None:
         llm = not os.environ.get("OPENAI_BASE_URL")
     llm_record = _start_llm(on_step) if llm else None

@@ -42,3 +42,13 @@ def test_a_standalone_step_names_its_host_and_no_ray_node() -> None:
     info = worker_info("cpu")
     assert info.hosting == "standalone" and info.host
     assert (info.node_ip, info.node_id) == ("", "")
+
+
+def test_joining_a_cluster_takes_the_gpus_its_nodes_declared() -> None:
+    from kantoku.services import local_stack
+    from kantoku.services._core.errors import KantokuError
+
+    with pytest.raises(KantokuError, match="--gpus") as raised:
+        local_stack.up(9000, 2, ["tts"], lambda step: None, llm=False,
+                       address="10.0.0.1:6379")
+    assert raised.value.reason == "GPUS_WITH_ADDRESS"
