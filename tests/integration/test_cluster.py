@@ -15,6 +15,7 @@ import re
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,7 @@ def test_a_job_survives_losing_a_worker_and_the_worker_rejoins(tmp_path: Path) -
             (seen := rendered_on(home, job_id))[lost.ip] and seen[kept.ip] and seen), 120, 0.2)
         assert job.poll() is None, "the job finished before a worker could be lost"
         cluster.kill(lost)
+        lost_at = datetime.now(UTC)
         code = job.wait(timeout=300)
         if code == 7:  # a call outlived its retries while the node was being declared dead
             resumed = cluster.run(head, KANTOKU, "resume", job_id, "--yes", timeout=300)
@@ -127,13 +129,18 @@ def test_a_job_survives_losing_a_worker_and_the_worker_rejoins(tmp_path: Path) -
                         if e["kind"] in RENDERS and not e["cache_hit"])
         assert set(nodes) == {lost.ip, kept.ip}, nodes
         assert nodes[kept.ip] > before[kept.ip], (before, nodes)  # the rest went to the survivor
+        settled = lost_at + timedelta(seconds=2)  # a result already on its way may land later
+        after = {e["record"]["worker"]["node_ip"] for e in entries if e["kind"] in RENDERS
+                 and datetime.fromisoformat(e["timestamp"]) > settled and not e["cache_hit"]}
+        assert after <= {kept.ip}, after
         assert (out / "video.mp4").is_file()
 
         # Serve has started the lost replicas again on the surviving worker.
         wait_for("the GPU replicas on the surviving worker", lambda: all(
             replicas(cluster).get(name) == [kept.ip, kept.ip] for name in RENDERS), 90, 2)
 
-        # The lost worker comes back, rejoins, and takes the replica no other node has room for.
+        # The lost worker comes back, rejoins, and takes replicas again: a third image replica
+        # (the survivor's two GPUs are taken).
         cluster.restart_ray(lost)
         wait_for("the worker to rejoin", lambda: lost.ip in cluster.alive_nodes(), 60, 1)
         grown = cluster.run(head, sys.executable, "-c", SCALE_IMAGE.format(cluster.gcs_address),
