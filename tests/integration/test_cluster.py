@@ -79,6 +79,7 @@ def rendered_on(home: Path, job: str) -> Counter:
                    if e["kind"] in RENDERS and not e["cache_hit"])
 
 
+@pytest.mark.timeout(600)  # about two minutes on two idle cores; more on a busy machine
 def test_a_job_survives_losing_a_worker_and_the_worker_rejoins(tmp_path: Path) -> None:
     from tests.conftest import make_song
     from tests.integration.test_mv import brief_with
