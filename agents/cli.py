@@ -331,10 +331,16 @@ def up(
         help="HTTP port of Serve's proxy, where the studio answers.")] = 8000,
     studio: Annotated[bool, typer.Option(
         help="Deploy the studio (page and HTTP API) beside the services.")] = True,
+    address: Annotated[str | None, typer.Option(
+        help="Join the Ray cluster at this GCS HOST:PORT instead of starting one; run it on a "
+             "node of that cluster. Replicas go where their resources are.")] = None,
+    start_llm: Annotated[bool | None, typer.Option(
+        "--llm/--no-llm", help="Start the embedded LLM; default: unless OPENAI_BASE_URL is set."
+    )] = None,
 ) -> None:
-    """Start a local Ray cluster (or join the running one) with every service on Ray Serve's gRPC
-    ingress, the studio on its HTTP proxy, and the embedded LLM on 127.0.0.1 unless
-    OPENAI_BASE_URL names another."""
+    """Start a local Ray cluster (or join the running one, or the one at --address) with every
+    service on Ray Serve's gRPC ingress, the studio on its HTTP proxy, and the embedded LLM on
+    127.0.0.1 unless OPENAI_BASE_URL names another."""
     from kantoku.services import local_stack as stack
     from kantoku.services.catalog import SERVICES
 
@@ -349,7 +355,8 @@ def up(
         task = progress.add_task("starting", total=None)
         record = stack.up(grpc_port, gpus, list(SERVICES),
                           lambda step: progress.update(task, description=step), host,
-                          http_port=studio_port, http_apps=deploy_studio if studio else None)
+                          llm=start_llm, http_port=studio_port,
+                          http_apps=deploy_studio if studio else None, address=address)
     llm = record.get("llm")
     served = f"; LLM {llm['model']} at {llm['base_url']}" if llm else ""
     page = f"; studio {studio_url(record)}" if record.get("http_apps") else ""
@@ -359,17 +366,20 @@ def up(
 
 @app.command()
 def status() -> None:
-    """Show the local stack's services and their state."""
+    """Show the local stack's services, their state and the nodes their replicas run on."""
     from kantoku.services import local_stack as stack
 
     record = stack.status()
-    table = Table("service", "status", "address")
+    table = Table("service", "status", "address", "replicas on")
     http_apps = record.get("http_apps", [])
+    replicas = record.get("replicas", {})
     for name, state in record["applications"].items():
         table.add_row(name, state,
-                      studio_url(record) if name in http_apps else record["grpc_address"])
+                      studio_url(record) if name in http_apps else record["grpc_address"],
+                      ", ".join(replicas.get(name, [])))
     if llm := record.get("llm"):
-        table.add_row("llm", "answering" if llm["answers"] else "not answering", llm["base_url"])
+        table.add_row("llm", "answering" if llm["answers"] else "not answering", llm["base_url"],
+                      "")
     console.print(table)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from kantoku.services._core.auth import check_token
 from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.rpc import empty_response, fail
-from kantoku.services._core.settings import core_settings
+from kantoku.services._core.settings import DeploymentSettings, core_settings
 from kantoku.services.catalog import SERVICES, ServiceSpec, get_service
 
 
@@ -39,8 +39,8 @@ class HostedService:
         import ray
 
         context = ray.get_runtime_context()
-        return {"node_id": context.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "pid": os.getpid()}
+        return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid()}
 
     def check_health(self) -> None:
         """Serve restarts the replica when its asset store stops being writable."""
@@ -82,6 +82,20 @@ def _forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("KANTOKU_")}
 
 
+def actor_options(settings: DeploymentSettings) -> dict[str, Any]:
+    """What each replica asks Ray for: CPUs, GPUs, the GPU kind and custom resources."""
+    options: dict[str, Any] = {
+        "num_cpus": settings.num_cpus,
+        "num_gpus": settings.num_gpus,
+        "runtime_env": {"env_vars": _forwarded_env()},
+    }
+    if settings.accelerator_type:
+        options["accelerator_type"] = settings.accelerator_type
+    if settings.resources:
+        options["resources"] = dict(settings.resources)
+    return options
+
+
 def build_application(spec: ServiceSpec) -> Any:
     from ray import serve
 
@@ -93,11 +107,7 @@ def build_application(spec: ServiceSpec) -> Any:
     deployment = serve.deployment(
         name=f"{spec.name}-service",
         max_ongoing_requests=settings.max_ongoing_requests,
-        ray_actor_options={
-            "num_cpus": settings.num_cpus,
-            "num_gpus": settings.num_gpus,
-            "runtime_env": {"env_vars": _forwarded_env()},
-        },
+        ray_actor_options=actor_options(settings),
         **replicas,
     )(HostedService)
     return deployment.bind(spec.name)
@@ -182,6 +192,24 @@ def application_status() -> dict[str, str]:
     from ray import serve
 
     return {name: app.status.value for name, app in serve.status().applications.items()}
+
+
+def replica_nodes() -> dict[str, list[str]]:
+    """The node IP address of each running replica, per application (what `kantoku status`
+    shows for a cluster). Serve's public API has no replica list: this reads the controller's
+    instance details, as the dashboard and `serve status` do."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()  # raises when Serve is not running
+    assert client is not None
+    details = client.get_serve_details()
+    nodes: dict[str, list[str]] = {}
+    for name, app in details.get("applications", {}).items():
+        nodes[name] = sorted(replica.get("node_ip") or "?"
+                             for deployment in app.get("deployments", {}).values()
+                             for replica in deployment.get("replicas", [])
+                             if replica.get("state") == "RUNNING")
+    return nodes
 
 
 def app_builder(args: dict[str, str]) -> Any:

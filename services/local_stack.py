@@ -73,6 +73,20 @@ def _join_running_ray() -> bool:
     return True
 
 
+def _join_cluster(address: str) -> bool:
+    """Connect to the Ray cluster whose GCS is at `address`, from one of its nodes."""
+    import ray
+
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError) as exc:
+        raise unavailable(f"--address: no Ray cluster answers at {address} from this machine "
+                          f"({str(exc).splitlines()[0]}); run `kantoku up` on a node of that "
+                          "cluster, with its GCS address (`ray start --head` prints it)",
+                          reason="RAY_CLUSTER_UNREACHABLE", address=address) from None
+    return True
+
+
 def _connect(address: str) -> None:
     """ray.init to the recorded cluster; "auto" when it is the last `ray start`'s, as a plain
     address is refused by token-authenticated clusters that "auto" finds the token for."""
@@ -86,9 +100,15 @@ def _connect(address: str) -> None:
 def up(grpc_port: int, num_gpus: float | None, services: list[str],
        on_step: Callable[[str], None], host: str = "127.0.0.1",
        llm: bool | None = None, http_port: int | None = None,
-       http_apps: Callable[[dict[str, Any]], list[str]] | None = None) -> dict[str, Any]:
+       http_apps: Callable[[dict[str, Any]], list[str]] | None = None,
+       address: str | None = None) -> dict[str, Any]:
     """Start Ray (or join the one already running), Serve with gRPC ingress on `host`, and every
     service; record the address and whether kantoku started Ray, so `down` stops only that.
+
+    `address` (a Ray cluster's GCS HOST:PORT) joins that cluster instead: Ray runs a driver only
+    on a node of its cluster, so this runs on one (the head, usually). Serve then places each
+    replica on whichever node has the resources its settings ask for, and runs a proxy on every
+    node.
 
     Serve's HTTP proxy listens on `host`:`http_port` (a free port when None); `http_apps`,
     given the record so far, deploys the HTTP applications (the studio) and names them.
@@ -97,12 +117,15 @@ def up(grpc_port: int, num_gpus: float | None, services: list[str],
     None) OPENAI_BASE_URL names another endpoint; its pid, port and URL are recorded too.
     """
     _check_host(host, core_settings().token)
+    if address and num_gpus is not None:
+        raise invalid("--gpus: a cluster joined with --address has the GPUs its nodes declared "
+                      "(`ray start --num-gpus`); leave --gpus out", reason="GPUS_WITH_ADDRESS")
     if llm is None:
         llm = not os.environ.get("OPENAI_BASE_URL")
     llm_record = _start_llm(on_step) if llm else None
     try:
         record = _start_ray_and_serve(grpc_port, num_gpus, services, on_step, host,
-                                      http_port or free_port())
+                                      http_port or free_port(), address)
         if http_apps is not None:
             record["http_apps"] = http_apps(record)
     except BaseException:
@@ -136,14 +159,16 @@ def _stop_llm(llm: dict[str, Any], on_step: Callable[[str], None]) -> None:
 
 def _start_ray_and_serve(grpc_port: int, num_gpus: float | None, services: list[str],
                          on_step: Callable[[str], None], host: str,
-                         http_port: int) -> dict[str, Any]:
+                         http_port: int, address: str | None = None) -> dict[str, Any]:
     import ray
 
     from kantoku.services import hosting
 
     _quiet_ray_logs()
-    joined = _join_running_ray()
-    if joined:
+    joined = _join_cluster(address) if address else _join_running_ray()
+    if address:
+        on_step(f"joined the Ray cluster at {address} (it stays up after `kantoku down`)")
+    elif joined:
         on_step("joining the Ray cluster already running (it stays up after `kantoku down`)")
     else:
         on_step("starting the Ray head node")
@@ -168,7 +193,8 @@ def _start_ray_and_serve(grpc_port: int, num_gpus: float | None, services: list[
 
 
 def status() -> dict[str, Any]:
-    """The recorded stack and each application's status from Serve."""
+    """The recorded stack, each application's status from Serve, and the nodes its running
+    replicas are on."""
 
     from kantoku.services import hosting
 
@@ -189,6 +215,7 @@ def status() -> dict[str, Any]:
         raise unavailable("the local stack is recorded but Ray is not running; run "
                           "`kantoku down` then `kantoku up`", reason="STACK_DOWN") from None
     record["applications"] = hosting.application_status()
+    record["replicas"] = hosting.replica_nodes()
     return record
 
 

@@ -33,8 +33,17 @@ def hosting_mode() -> str:
 
 
 def worker_info(device: str) -> common_pb2.WorkerInfo:
-    return common_pb2.WorkerInfo(host=socket.gethostname(), device=device, pid=os.getpid(),
-                                 hosting=hosting_mode())
+    """Where a step runs; inside a Serve replica also the Ray node (its IP address and id)."""
+    hosting = hosting_mode()
+    info = common_pb2.WorkerInfo(host=socket.gethostname(), device=device, pid=os.getpid(),
+                                 hosting=hosting)
+    if hosting == "ray-serve":
+        import ray
+
+        context = ray.get_runtime_context()
+        info.node_id = context.get_node_id()
+        info.node_ip = ray.util.get_node_ip_address()
+    return info
 
 
 class StepRecorder:

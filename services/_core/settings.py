@@ -61,6 +61,12 @@ class DeploymentSettings(BaseSettings):
     # A fraction, so several services fit on a 2-core machine (a default actor needs 1 CPU).
     num_cpus: float = Field(default=0.25, gt=0)
     max_ongoing_requests: int = Field(default=8, ge=1)
+    #: Ray's accelerator type a replica needs ("H100", "L4", ...: the `accelerator_type:<kind>`
+    #: resource Ray declares for each node's GPUs); None runs on any GPU.
+    accelerator_type: str | None = Field(default=None, min_length=1)
+    #: Custom Ray resources a replica needs, as JSON (`{"gpu-pool-a": 1}`); nodes declare them
+    #: with `ray start --resources`.
+    resources: dict[str, float] = Field(default_factory=dict)
     #: "auto" picks cuda when torch sees a GPU (Ray sets CUDA_VISIBLE_DEVICES per replica).
     device: str = Field(default="auto")
 

@@ -40,7 +40,7 @@ def test_up_status_call_down(tmp_path: Path) -> None:
         assert llm["base_url"] in up.stdout  # OPENAI_BASE_URL unset: the embedded LLM started
         status = _run(home, "status")
         assert status.returncode == 0, status.stderr
-        assert status.stdout.count("RUNNING") == 5  # tts, motion, image, video, studio
+        assert status.stdout.count("RUNNING") == 6  # tts, motion, asr, image, video, studio
         assert re.search(r"studio\s.*RUNNING.*" + re.escape(studio), status.stdout)
         # The studio on Serve's HTTP proxy: its page, and its API on the same stack.
         import httpx

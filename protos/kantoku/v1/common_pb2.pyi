@@ -77,16 +77,20 @@ class AdapterUse(_message.Message):
     def __init__(self, adapter: _Optional[_Union[ModelCard, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("host", "device", "pid", "hosting")
+    __slots__ = ("host", "device", "pid", "hosting", "node_ip", "node_id")
     HOST_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     HOSTING_FIELD_NUMBER: _ClassVar[int]
+    NODE_IP_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
     host: str
     device: str
     pid: int
     hosting: str
-    def __init__(self, host: _Optional[str] = ..., device: _Optional[str] = ..., pid: _Optional[int] = ..., hosting: _Optional[str] = ...) -> None: ...
+    node_ip: str
+    node_id: str
+    def __init__(self, host: _Optional[str] = ..., device: _Optional[str] = ..., pid: _Optional[int] = ..., hosting: _Optional[str] = ..., node_ip: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
 
 class ProvenanceRecord(_message.Message):
     __slots__ = ("step_id", "kind", "service", "service_version", "model", "adapters", "inputs", "parameters", "seed", "worker", "start_time", "end_time", "output")
