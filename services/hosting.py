@@ -86,15 +86,19 @@ def build_application(spec: ServiceSpec) -> Any:
     from ray import serve
 
     settings = spec.deployment_settings()
+    # Serve refuses a fixed replica count beside an autoscaling config.
+    replicas: dict[str, Any] = (
+        {"autoscaling_config": settings.autoscaling.model_dump()} if settings.autoscaling
+        else {"num_replicas": settings.num_replicas})
     deployment = serve.deployment(
         name=f"{spec.name}-service",
-        num_replicas=settings.num_replicas,
         max_ongoing_requests=settings.max_ongoing_requests,
         ray_actor_options={
             "num_cpus": settings.num_cpus,
             "num_gpus": settings.num_gpus,
             "runtime_env": {"env_vars": _forwarded_env()},
         },
+        **replicas,
     )(HostedService)
     return deployment.bind(spec.name)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,12 +32,31 @@ class CoreSettings(BaseSettings):
         return value or None
 
 
+class AutoscalingSettings(BaseModel):
+    """Serve's autoscaling of one deployment's replicas (its `autoscaling_config`), as JSON in
+    `KANTOKU_<SERVICE>_AUTOSCALING`, e.g. '{"min_replicas": 1, "max_replicas": 3}'."""
+
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    #: Requests in flight per replica that Serve scales towards.
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> AutoscalingSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"autoscaling: max_replicas ({self.max_replicas}) is below "
+                             f"min_replicas ({self.min_replicas})")
+        return self
+
+
 class DeploymentSettings(BaseSettings):
     """How one service is hosted on Ray Serve; each service subclasses with its own env prefix."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     num_replicas: int = Field(default=1, ge=1)
+    #: When set, Serve scales the replicas between its bounds and `num_replicas` is not used.
+    autoscaling: AutoscalingSettings | None = None
     num_gpus: float = Field(default=0.0, ge=0)
     # A fraction, so several services fit on a 2-core machine (a default actor needs 1 CPU).
     num_cpus: float = Field(default=0.25, gt=0)
