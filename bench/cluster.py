@@ -1,0 +1,211 @@
+"""Scheduling across machines: the job graph on a real multi-node Ray cluster.
+
+A head and two worker nodes, each worker with 4 logical GPUs (one machine, three raylets:
+`ray.cluster_utils.Cluster`), and a Ray Serve deployment of simulated GPU work (sleep in
+proportion to the shot's length; one GPU and at most one request per replica, 8 replicas or
+autoscaling between --min-replicas and 8). The job graph renders 64 varied shots, with the
+shots in flight sized by Serve's live replica count (planner/capacity.py).
+
+1. Makespan against the lower bound max(longest shot, total work / 8 GPUs).
+2. The same with one worker node killed halfway: extra time against what losing 4 GPUs costs
+   at best (the work left at the kill on 4 GPUs), and every shot rendered exactly once
+   (finished renders counted in the ledger; a render cut off by the kill runs again).
+Run: .venv/bin/python bench/cluster.py [--shots 64] [--scale 0.5] [--min-replicas 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import logging
+import time
+from typing import Any
+
+from orchestration import context, run_plan, varied_plan
+
+from kantoku.planner.capacity import ServeCapacity, ShotSlots
+from kantoku.planner.context import JobContext
+from kantoku.planner.planning.plan import Plan, Shot
+from kantoku.services.routing import least_loaded
+
+GPUS_PER_WORKER = 4
+WORKERS = 2
+APP = "simulated"
+#: Node failure is noticed within about a second (Ray's default is 5 misses of 3 s).
+FAST_FAILURE_DETECTION = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
+                          "health_check_failure_threshold": 3}
+
+
+def start_cluster() -> tuple[Any, list[Any]]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
+        "_system_config": FAST_FAILURE_DETECTION})
+    workers = [cluster.add_node(num_cpus=1, num_gpus=GPUS_PER_WORKER) for _ in range(WORKERS)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING)
+    return cluster, workers
+
+
+def deploy(min_replicas: int, router: str) -> Any:
+    from ray import serve
+
+    gpus = GPUS_PER_WORKER * WORKERS
+    replicas: dict[str, Any] = (
+        {"num_replicas": gpus} if min_replicas >= gpus else
+        {"autoscaling_config": {"min_replicas": min_replicas, "max_replicas": gpus,
+                                "target_ongoing_requests": 1, "upscale_delay_s": 0.5,
+                                "downscale_delay_s": 60}})
+
+    routing = {"request_router_config": least_loaded()} if router == "least" else {}
+
+    # One request at a time per replica: Serve's router (power of two choices on queue
+    # length) then never queues a call behind a busy replica while another is idle.
+    @serve.deployment(max_ongoing_requests=1, ray_actor_options={"num_gpus": 1, "num_cpus": 0},
+                      health_check_period_s=1, health_check_timeout_s=2, **replicas, **routing)
+    class SimulatedGpu:
+        async def __call__(self, seconds: float) -> str:
+            import ray
+
+            await asyncio.sleep(seconds)
+            return ray.get_runtime_context().get_node_id()
+
+    serve.start(proxy_location="Disabled")
+    return serve.run(SimulatedGpu.bind(), name=APP, route_prefix=None)
+
+
+class Renders:
+    """The simulated renderer: each attempt counted, each finished render in the ledger."""
+
+    def __init__(self, handle: Any, work: dict[str, float]) -> None:
+        self.handle, self.work = handle, work
+        self.attempts: collections.Counter[str] = collections.Counter()
+        self.cut_off = 0
+
+    async def __call__(self, ctx: JobContext, shot: Shot, plan: Plan, brief: Any
+                       ) -> dict[str, Any]:
+        from ray.exceptions import RayError
+
+        while True:
+            self.attempts[shot.id] += 1
+            try:
+                node = await self.handle.remote(self.work[shot.id])
+                break
+            except RayError:  # its replica died with the node: render it again elsewhere
+                self.cut_off += 1
+                await asyncio.sleep(0.05)
+        ctx.ledger.append(ctx.job_id, "video", shot_id=shot.id, data={"node": node})
+        return {"shot_id": shot.id, "notes": []}
+
+
+def finished_renders(ctx: JobContext) -> collections.Counter[str]:
+    return collections.Counter(e["shot_id"] for e in ctx.ledger.entries(ctx.job_id)
+                               if e["kind"] == "video")
+
+
+async def run(handle: Any, plan: Plan, work: dict[str, float], job_id: str,
+              kill_after_s: float | None = None, kill: Any = None) -> dict[str, Any]:
+    renders = Renders(handle, work)
+    ctx = context(job_id, renders)
+    limits: list[tuple[float, int]] = []
+    started = time.perf_counter()
+    ctx.slots = ShotSlots(ServeCapacity([APP]), poll_s=0.25,
+                          on_limit=lambda n, _: limits.append((time.perf_counter() - started, n)))
+    killer = None
+    if kill_after_s is not None:
+        async def killing() -> float:
+            await asyncio.sleep(kill_after_s)
+            at = time.perf_counter() - started
+            await asyncio.to_thread(kill)
+            return at
+        killer = asyncio.ensure_future(killing())
+    makespan = await run_plan(plan, ctx, concurrency=None)
+    killed_at = await killer if killer else None
+    return {"makespan": makespan, "killed_at": killed_at, "renders": renders,
+            "finished": finished_renders(ctx), "limits": limits}
+
+
+async def bench(shots: int, scale: float, min_replicas: int, router: str) -> None:
+    import ray
+    from ray import serve
+
+    gpus = GPUS_PER_WORKER * WORKERS
+    plan = varied_plan(shots, seed=1)
+    work = {s.id: s.duration_s * scale for s in plan.shots}
+    total, longest = sum(work.values()), max(work.values())
+    bound = max(longest, total / gpus)
+    cluster, workers = start_cluster()
+    try:
+        handle = deploy(min_replicas, router)
+        await handle.remote(0.0)  # warm the router
+        full = await run(handle, plan, work, "cluster-full")
+        assert all(n == 1 for n in full["finished"].values()) and len(full["finished"]) == shots
+        print(f"[1] {shots} shots on {WORKERS} workers x {GPUS_PER_WORKER} logical GPUs "
+              f"(Ray Serve, {describe(min_replicas, gpus)}): total work {total:.2f} s, lower "
+              f"bound {bound:.2f} s, makespan {full['makespan']:.2f} s → efficiency "
+              f"{bound / full['makespan']:.1%}; shots in flight followed {steps(full)}")
+
+        if min_replicas < gpus:  # let the second run start from the same replicas
+            await wait_running(gpus)
+        kill_at = bound / 2
+        lost = await run(handle, plan, work, "cluster-kill", kill_after_s=kill_at,
+                         kill=lambda: cluster.remove_node(workers[-1], allow_graceful=False))
+        at = lost["killed_at"]
+        ideal = at + max(0.0, total - gpus * at) / (gpus - GPUS_PER_WORKER)
+        extra, ideal_extra = lost["makespan"] - full["makespan"], ideal - bound
+        finished = lost["finished"]
+        twice = sorted(s for s, n in finished.items() if n > 1)
+        print(f"[2] worker killed at {at:.2f} s ({GPUS_PER_WORKER} of {gpus} GPUs lost): "
+              f"makespan {lost['makespan']:.2f} s, ideal with the loss {ideal:.2f} s → "
+              f"efficiency {ideal / lost['makespan']:.1%}; extra time {extra:.2f} s against "
+              f"{ideal_extra:.2f} s that the lost capacity costs at best "
+              f"({extra / ideal_extra:.2f}x); {lost['renders'].cut_off} renders cut off by the "
+              f"kill and run again; finished renders {sum(finished.values())} for "
+              f"{len(finished)} shots, rendered twice: {len(twice)}{' ' + str(twice) if twice else ''}; "
+              f"shots in flight followed {steps(lost)}")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def describe(min_replicas: int, gpus: int) -> str:
+    if min_replicas >= gpus:
+        return f"{gpus} replicas, 1 GPU each"
+    return f"autoscaling {min_replicas}..{gpus} replicas, 1 GPU each"
+
+
+def steps(result: dict[str, Any]) -> str:
+    limits = result["limits"]
+    return " → ".join(f"{n} at {t:.1f} s" for t, n in limits) if limits else "no change"
+
+
+async def wait_running(replicas: int, timeout_s: float = 60) -> None:
+    source = ServeCapacity([APP])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = await source.read()
+        if found and sum(c.running for c in found) >= replicas:
+            return
+        await asyncio.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shots", type=int, default=64)
+    parser.add_argument("--scale", type=float, default=0.5,
+                        help="simulated seconds of GPU work per second of shot")
+    parser.add_argument("--min-replicas", type=int, default=GPUS_PER_WORKER * WORKERS,
+                        help="below 8: Serve autoscales the replicas from this many up to 8")
+    parser.add_argument("--router", choices=["least", "pow2"], default="least",
+                        help="least: kantoku's least-loaded router; pow2: Serve's default")
+    parser.add_argument("--only", choices=["full", "kill"], help="run one of the two")
+    args = parser.parse_args()
+    asyncio.run(bench(args.shots, args.scale, args.min_replicas, args.router))
+
+
+if __name__ == "__main__":
+    main()
