@@ -102,7 +102,8 @@ class ServeCapacity:
         from ray.serve.context import _get_global_client
 
         def details() -> dict[str, Any]:
-            return _get_global_client(raise_if_no_controller_running=False).get_serve_details()
+            client = _get_global_client(raise_if_no_controller_running=False)
+            return client.get_serve_details() if client is not None else {}
 
         try:
             found = capacities_from_details(await asyncio.to_thread(details), self.applications)
@@ -151,7 +152,7 @@ class ShotSlots:
         self.in_flight = 0
         self.readings = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._read_once: asyncio.Task[None] | None = None
+        self._read_once: asyncio.Future[int] | None = None
         self._poller: asyncio.Task[None] | None = None
 
     async def refresh(self) -> int:

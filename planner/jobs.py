@@ -21,8 +21,8 @@ from langgraph.types import Command
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job
 from kantoku.planner.capacity import ShotSlots, default_source
+from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job
 from kantoku.planner.context import Event, JobContext
 from kantoku.planner.finish.steps import clear_leftovers
 from kantoku.planner.graph import build_graph

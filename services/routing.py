@@ -31,5 +31,5 @@ class LeastLoadedRouter(FIFOMixin, RequestRouter):
 
 def least_loaded() -> Any:
     """The deployments' `request_router_config`."""
-    return RequestRouterConfig(
-        request_router_class=f"{__name__}.{LeastLoadedRouter.__name__}")
+    path: Any = f"{__name__}.{LeastLoadedRouter.__name__}"  # Serve imports it where it routes
+    return RequestRouterConfig(request_router_class=path)
