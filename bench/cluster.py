@@ -21,16 +21,22 @@ import asyncio
 import collections
 import heapq
 import logging
+import os
 import statistics
 import time
 from typing import Any
 
-from orchestration import context, run_plan, varied_plan
+# Serve hears of queued and running requests every 10 s by default (and averages over 30 s):
+# right for renders of minutes, slow for a benchmark of seconds. Read when Serve is imported.
+for _interval in ("HANDLE", "REPLICA"):
+    os.environ.setdefault(f"RAY_SERVE_{_interval}_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.5")
 
-from kantoku.planner.capacity import ServeCapacity, ShotSlots
-from kantoku.planner.context import JobContext
-from kantoku.planner.planning.plan import Plan, Shot
-from kantoku.services.routing import least_loaded
+from orchestration import context, run_plan, varied_plan  # noqa: E402
+
+from kantoku.planner.capacity import ServeCapacity, ShotSlots  # noqa: E402
+from kantoku.planner.context import JobContext  # noqa: E402
+from kantoku.planner.planning.plan import Plan, Shot  # noqa: E402
+from kantoku.services.routing import least_loaded  # noqa: E402
 
 GPUS_PER_WORKER = 4
 WORKERS = 2
@@ -61,7 +67,7 @@ def deploy(min_replicas: int, router: str) -> Any:
         {"num_replicas": gpus} if min_replicas >= gpus else
         {"autoscaling_config": {"min_replicas": min_replicas, "max_replicas": gpus,
                                 "target_ongoing_requests": 1, "upscale_delay_s": 0.5,
-                                "downscale_delay_s": 60}})
+                                "look_back_period_s": 2, "downscale_delay_s": 60}})
 
     routing = {"request_router_config": least_loaded()} if router == "least" else {}
 
@@ -139,13 +145,26 @@ async def run(handle: Any, plan: Plan, work: dict[str, float], job_id: str,
             await asyncio.to_thread(kill)
             return at
         killer = asyncio.ensure_future(killing())
+    replicas: list[tuple[float, int]] = []
+
+    async def sampling() -> None:  # RUNNING replicas over time, for the printout
+        source = ServeCapacity([APP])
+        while True:
+            found = await source.read()
+            count = sum(c.running for c in found or [])
+            if not replicas or replicas[-1][1] != count:
+                replicas.append((time.perf_counter() - started, count))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.ensure_future(sampling())
     makespan = await run_plan(plan, ctx, concurrency=None)
+    sampler.cancel()
     killed_at = await killer if killer else None
     finished = finished_renders(ctx)
     twice = sorted(s for s, n in finished.items() if n > 1)
     assert len(finished) == len(plan.shots), "a shot did not render"
     return {"makespan": makespan, "killed_at": killed_at, "renders": renders,
-            "finished": finished, "twice": twice, "limits": limits}
+            "finished": finished, "twice": twice, "limits": limits, "replicas": replicas}
 
 
 async def bench(shots: int, scale: float, min_replicas: int, router: str,
@@ -222,8 +241,10 @@ def describe(min_replicas: int, gpus: int) -> str:
 
 
 def steps(result: dict[str, Any]) -> str:
-    limits = result["limits"]
-    return " → ".join(f"{n} at {t:.1f} s" for t, n in limits) if limits else "no change"
+    """Shots in flight and RUNNING replicas, as they changed."""
+    def changes(points: list[tuple[float, int]]) -> str:
+        return " → ".join(f"{n} at {t:.1f} s" for t, n in points) or "-"
+    return f"{changes(result['limits'])}; replicas running: {changes(result['replicas'])}"
 
 
 async def wait_running(replicas: int, timeout_s: float = 60) -> None:
