@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -114,12 +115,10 @@ class ServeCapacity:
 
 
 def default_source() -> CapacitySource | None:
-    """Serve's controller when this process is connected to Ray; else none (the fallback)."""
-    try:
-        import ray
-    except ImportError:
-        return None
-    return ServeCapacity() if ray.is_initialized() else None
+    """Serve's controller when this process is connected to Ray; else none (the fallback).
+    A process that never imported Ray is not connected, and is spared the import."""
+    ray = sys.modules.get("ray")
+    return ServeCapacity() if ray is not None and ray.is_initialized() else None
 
 
 def shot_limit(capacities: list[DeploymentCapacity] | None, cap: int | None) -> int:

@@ -199,3 +199,12 @@ async def test_the_graph_renders_within_the_live_capacity_longest_first(tmp_path
     assert len(values["shots"]) == 12
     assert most == 3
     assert started == sorted(lengths, reverse=True)
+
+
+def test_a_job_without_ray_does_not_import_it() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from kantoku.planner.capacity import default_source; "
+            "assert default_source() is None; assert 'ray' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
