@@ -60,6 +60,7 @@ bench: setup
 	$(PY) bench/call_overhead.py
 	$(PY) bench/previz_animatic.py
 	$(PY) bench/orchestration.py
+	$(PY) bench/cluster.py
 	$(PY) bench/mv_e2e.py
 	$(PY) bench/timeline_edit.py
 	$(PY) bench/planner.py

@@ -53,8 +53,9 @@ def context(job_id: str, renderer: Any) -> JobContext:
                       ledger=SqliteLedger(WORK_HOME / "ledger.sqlite"), renderer=renderer)
 
 
-async def run_plan(plan: Plan, ctx: JobContext, concurrency: int) -> float:
-    """Run review → fan-out → render → collect for `plan`; returns seconds."""
+async def run_plan(plan: Plan, ctx: JobContext, concurrency: int | None) -> float:
+    """Run review → fan-out → render → collect for `plan`; returns seconds. `concurrency`
+    None: the graph runs every shot task, and the context's slots hold them back."""
     graph = build_graph(until="collect")
     async with open_checkpointer() as saver:
         compiled = graph.compile(checkpointer=saver)

@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from kantoku.planner.cache import RenderCache
+from kantoku.planner.capacity import ShotSlots
 from kantoku.planner.rights.ledger import Ledger
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.client import ServiceClient
@@ -36,6 +37,9 @@ class JobContext:
     renderer: Callable[..., Awaitable[dict[str, Any]]] | None = None
     #: Receives progress events; the CLI draws them, the graph forwards them to stream readers.
     on_event: Callable[[Event], None] = lambda event: None
+    #: Shot renders in flight, sized by the services' live capacity (planner/capacity.py);
+    #: None leaves it to the graph's max_concurrency.
+    slots: ShotSlots | None = None
 
     def emit(self, event: Event) -> None:
         """Send an event to the graph's custom stream (inside a run) or to `on_event`."""

@@ -174,8 +174,13 @@ def render_cost(shot: dict[str, Any]) -> float:
 async def render_shot(task: ShotTask, runtime: Runtime[JobContext]) -> dict[str, Any]:
     plan, brief = plan_of(task), brief_of(task)
     shot = plan.shots[0]
-    render = runtime.context.renderer or render_shot_assets
-    result = await render(runtime.context, shot, plan, brief)
+    ctx = runtime.context
+    render = ctx.renderer or render_shot_assets
+    if ctx.slots is None:
+        result = await render(ctx, shot, plan, brief)
+    else:
+        async with ctx.slots.slot():
+            result = await render(ctx, shot, plan, brief)
     runtime.context.emit({"event": "shot_done", "shot_id": shot.id})
     return {"shots": {shot.id: result}, "notes": result["notes"]}
 

@@ -21,6 +21,7 @@ from langgraph.types import Command
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kantoku.planner.capacity import ShotSlots, default_source
 from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job
 from kantoku.planner.context import Event, JobContext
 from kantoku.planner.finish.steps import clear_leftovers
@@ -39,8 +40,9 @@ class JobSettings(BaseSettings):
     #: `postgresql://...` for a shared Postgres; a file path for SQLite; empty: jobs.sqlite
     #: under KANTOKU_HOME.
     checkpoint_url: str = ""
-    #: Shots rendered at the same time (the services queue the rest).
-    max_parallel_shots: int = Field(default=4, ge=1, le=256)
+    #: At most this many shots render at once; unset, the GPU services' live capacity decides
+    #: (planner/capacity.py), and 4 is used where that cannot be read.
+    max_parallel_shots: int | None = Field(default=None, ge=1, le=256)
 
 
 @dataclass
@@ -104,8 +106,11 @@ async def run_graph(saver: BaseCheckpointSaver, ctx: JobContext, graph_input: An
                     reviewer: Reviewer | None, on_event: Callable[[Event], None]) -> JobOutcome:
     """Run until the end or a review nobody answers; returns the final (or paused) state."""
     graph = build_graph().compile(checkpointer=saver)
-    config: dict[str, Any] = {"configurable": {"thread_id": ctx.job_id},
-                              "max_concurrency": JobSettings().max_parallel_shots}
+    if ctx.slots is None:
+        ctx.slots = ShotSlots(default_source(), cap=JobSettings().max_parallel_shots)
+    # The slots hold the shots back, in the graph's longest-first order; the graph runs all
+    # of its tasks (a shot waiting for a slot costs nothing).
+    config: dict[str, Any] = {"configurable": {"thread_id": ctx.job_id}}
     write_job_file(ctx.out_dir, ctx.job_id, "running")
     clear_leftovers(ctx.out_dir)  # a killed run's drafts; every step can start again
     try:

@@ -99,6 +99,8 @@ def actor_options(settings: DeploymentSettings) -> dict[str, Any]:
 def build_application(spec: ServiceSpec) -> Any:
     from ray import serve
 
+    from kantoku.services.routing import least_loaded
+
     settings = spec.deployment_settings()
     # Serve refuses a fixed replica count beside an autoscaling config.
     replicas: dict[str, Any] = (
@@ -106,7 +108,9 @@ def build_application(spec: ServiceSpec) -> Any:
         else {"num_replicas": settings.num_replicas})
     deployment = serve.deployment(
         name=f"{spec.name}-service",
-        max_ongoing_requests=settings.max_ongoing_requests,
+        max_ongoing_requests=settings.ongoing_limit(),
+        # Every call to the least-loaded replica (services/routing.py).
+        request_router_config=least_loaded(),
         ray_actor_options=actor_options(settings),
         **replicas,
     )(HostedService)

@@ -60,7 +60,9 @@ class DeploymentSettings(BaseSettings):
     num_gpus: float = Field(default=0.0, ge=0)
     # A fraction, so several services fit on a 2-core machine (a default actor needs 1 CPU).
     num_cpus: float = Field(default=0.25, gt=0)
-    max_ongoing_requests: int = Field(default=8, ge=1)
+    #: Calls a replica takes at once; unset: 1 on a GPU (one render at a time, so Serve's router
+    #: never queues a call behind a busy replica while another is idle), else 8.
+    max_ongoing_requests: int | None = Field(default=None, ge=1)
     #: Ray's accelerator type a replica needs ("H100", "L4", ...: the `accelerator_type:<kind>`
     #: resource Ray declares for each node's GPUs); None runs on any GPU.
     accelerator_type: str | None = Field(default=None, min_length=1)
@@ -69,6 +71,12 @@ class DeploymentSettings(BaseSettings):
     resources: dict[str, float] = Field(default_factory=dict)
     #: "auto" picks cuda when torch sees a GPU (Ray sets CUDA_VISIBLE_DEVICES per replica).
     device: str = Field(default="auto")
+
+    def ongoing_limit(self) -> int:
+        """`max_ongoing_requests`, or its default for this deployment's GPUs."""
+        if self.max_ongoing_requests is not None:
+            return self.max_ongoing_requests
+        return 1 if self.num_gpus > 0 else 8
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -1,0 +1,217 @@
+"""How many shots a job renders at once: the GPU services' live capacity, re-read as it runs.
+
+A shot's render waits for a slot (`ShotSlots`); the number of slots follows what Ray Serve's
+controller says the image and video deployments can run right now: their RUNNING replicas times
+`max_ongoing_requests`. A replica that autoscaling adds, or that is lost with its node, changes
+the number within one poll. `KANTOKU_MAX_PARALLEL_SHOTS` caps it, and is the number used when the
+capacity cannot be read (standalone servers, no Ray in this process).
+
+Why the sum of the two deployments: each shot in flight is in one stage at a time (image, then
+video), so with image slots + video slots shots in flight the slower stage is always full;
+the rest wait in Serve's router queue, never on an idle replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+#: Shots in flight when the capacity cannot be read and no cap is set.
+FALLBACK_SHOTS = 4
+#: The Serve applications whose replicas render shots (images, then clips).
+GPU_APPLICATIONS = ("image", "video")
+
+
+@dataclass(frozen=True)
+class DeploymentCapacity:
+    """One deployment's replicas as Serve's controller reports them."""
+
+    application: str
+    deployment: str
+    running: int
+    max_ongoing_requests: int
+    #: Set when Serve autoscales the deployment.
+    max_replicas: int | None = None
+    target_ongoing_requests: float | None = None
+
+    @property
+    def slots(self) -> int:
+        """Requests the RUNNING replicas take at once."""
+        return self.running * self.max_ongoing_requests
+
+    @property
+    def demand(self) -> int:
+        """Requests worth sending: the running slots; while autoscaling can still add replicas,
+        enough to ask Serve for all of them (Serve scales on ongoing requests, and requests
+        waiting in its router count), so a job never holds back the demand that grows it."""
+        if (self.max_replicas is None or self.target_ongoing_requests is None
+                or self.running >= self.max_replicas):
+            return self.slots
+        return max(self.slots, math.ceil(self.max_replicas * self.target_ongoing_requests))
+
+
+class CapacitySource(Protocol):
+    """Reads the GPU deployments' capacity; None when it cannot be read."""
+
+    async def read(self) -> list[DeploymentCapacity] | None: ...
+
+
+def capacities_from_details(details: dict[str, Any], applications: Sequence[str]
+                            ) -> list[DeploymentCapacity]:
+    """The deployments of `applications` in Serve's instance details (the document behind
+    `serve status` and the dashboard's REST API)."""
+    found = []
+    for app_name in applications:
+        app = (details.get("applications") or {}).get(app_name)
+        if not app:
+            continue
+        for name, deployment in (app.get("deployments") or {}).items():
+            config = deployment.get("deployment_config") or {}
+            scaling = config.get("autoscaling_config") or None
+            running = sum(1 for r in deployment.get("replicas") or []
+                          if r.get("state") == "RUNNING")
+            found.append(DeploymentCapacity(
+                application=app_name, deployment=name, running=running,
+                max_ongoing_requests=int(config.get("max_ongoing_requests") or 1),
+                max_replicas=int(scaling["max_replicas"]) if scaling else None,
+                target_ongoing_requests=(float(scaling.get("target_ongoing_requests") or 1)
+                                         if scaling else None)))
+    return found
+
+
+class ServeCapacity:
+    """Serve's controller, reached through the Ray this process is connected to (the studio
+    and `kantoku up`'s jobs when they run inside the cluster; the benchmarks)."""
+
+    def __init__(self, applications: Sequence[str] = GPU_APPLICATIONS) -> None:
+        self.applications = tuple(applications)
+
+    async def read(self) -> list[DeploymentCapacity] | None:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        from ray.serve.context import _get_global_client
+
+        def details() -> dict[str, Any]:
+            client = _get_global_client(raise_if_no_controller_running=False)
+            return client.get_serve_details() if client is not None else {}
+
+        try:
+            found = capacities_from_details(await asyncio.to_thread(details), self.applications)
+        except Exception as exc:  # noqa: BLE001 (no controller, or it is restarting)
+            log.debug("serve capacity unreadable: %s", exc)
+            return None
+        return found or None
+
+
+def default_source() -> CapacitySource | None:
+    """Serve's controller when this process is connected to Ray; else none (the fallback).
+    A process that never imported Ray is not connected, and is spared the import."""
+    ray = sys.modules.get("ray")
+    return ServeCapacity() if ray is not None and ray.is_initialized() else None
+
+
+def shot_limit(capacities: list[DeploymentCapacity] | None, cap: int | None) -> int:
+    """Shots in flight: the deployments' demand summed, at most `cap`; the cap (or
+    FALLBACK_SHOTS) when nothing was read; never below 1, so a job waiting on replicas
+    that restart keeps one request queued in Serve rather than none."""
+    if not capacities:
+        return cap or FALLBACK_SHOTS
+    total = sum(c.demand for c in capacities)
+    return max(1, min(total, cap) if cap else total)
+
+
+class ShotSlots:
+    """A FIFO gate for shot renders whose size follows a capacity source.
+
+    Shots take slots in the order they ask (the graph sends the longest first). While any shot
+    holds or waits for a slot, the source is read every `poll_s` seconds; a larger limit lets
+    waiting shots in at once, a smaller one lets no new shot in until enough finish.
+    """
+
+    def __init__(self, source: CapacitySource | None, cap: int | None = None,
+                 poll_s: float = 1.0,
+                 on_limit: Callable[[int, list[DeploymentCapacity] | None], None] | None = None
+                 ) -> None:
+        self.source = source
+        self.cap = cap
+        self.poll_s = poll_s
+        self.on_limit = on_limit
+        self.limit = cap or FALLBACK_SHOTS
+        self.in_flight = 0
+        self.readings = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._read_once: asyncio.Future[int] | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> int:
+        """Read the source now and apply the limit it gives; returns the limit."""
+        capacities = await self.source.read() if self.source else None
+        self.readings += 1
+        self.set_limit(shot_limit(capacities, self.cap), capacities)
+        return self.limit
+
+    def set_limit(self, limit: int, capacities: list[DeploymentCapacity] | None = None) -> None:
+        if limit != self.limit and self.on_limit:
+            self.on_limit(limit, capacities)
+        self.limit = limit
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+    async def acquire(self) -> None:
+        if self._read_once is None:
+            self._read_once = asyncio.ensure_future(self.refresh())
+        await asyncio.shield(self._read_once)
+        self._ensure_poller()
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot came as this shot was cancelled: hand it on
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._admit()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _ensure_poller(self) -> None:
+        if self.source is None or (self._poller and not self._poller.done()):
+            return
+        self._poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        while self.in_flight or self._waiters:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 (a failed read keeps the last limit)
+                log.debug("capacity read failed: %s", exc)
