@@ -69,13 +69,13 @@ def wait_for(what: str, check, timeout_s: float, every_s: float = 1.0):  # noqa:
 
 def rendered_on(home: Path, job: str) -> Counter:
     """How many image/video steps each node has finished so far in `job` (the live ledger)."""
-    from kantoku.planner.rights.ledger import Ledger
+    from kantoku.planner.rights.ledger import SqliteLedger
 
     path = home / "ledger.sqlite"
     if not path.exists():
         return Counter()
     return Counter(e["record"]["worker"].get("node_ip", "")
-                   for e in Ledger(path).entries(job)
+                   for e in SqliteLedger(path).entries(job)
                    if e["kind"] in RENDERS and not e["cache_hit"])
 
 

@@ -159,7 +159,7 @@ async def test_the_graph_renders_within_the_live_capacity_longest_first(tmp_path
     from kantoku.planner.jobs import open_checkpointer
     from kantoku.planner.planning.brief import parse_brief
     from kantoku.planner.planning.plan import Plan, Shot
-    from kantoku.planner.rights.ledger import Ledger
+    from kantoku.planner.rights.ledger import SqliteLedger
     from kantoku.services._core.assets import AssetStore
 
     rng = random.Random(3)
@@ -183,7 +183,7 @@ async def test_the_graph_renders_within_the_live_capacity_longest_first(tmp_path
     store = AssetStore(tmp_path / "assets")
     ctx = JobContext(job_id="cap", out_dir=tmp_path / "out", client=None,  # type: ignore
                      store=store, cache=RenderCache(tmp_path / "cache", store),
-                     ledger=Ledger(tmp_path / "ledger.sqlite"), renderer=render,
+                     ledger=SqliteLedger(tmp_path / "ledger.sqlite"), renderer=render,
                      slots=ShotSlots(source, poll_s=0.01))
     async with open_checkpointer(str(tmp_path / "jobs.sqlite")) as saver:
         graph = build_graph(until="collect").compile(checkpointer=saver)
