@@ -61,6 +61,7 @@ bench: setup
 	$(PY) bench/previz_animatic.py
 	$(PY) bench/orchestration.py
 	$(PY) bench/cluster.py
+	$(PY) bench/ledger_append.py
 	$(PY) bench/mv_e2e.py
 	$(PY) bench/timeline_edit.py
 	$(PY) bench/planner.py
