@@ -11,7 +11,9 @@ same probabilities as the whole recording.
 Silero only says whether a window holds speech; the end of a turn is a fixed run of silence
 (`end_of_turn_ms`). A shorter run (`pause_ms`) is reported on the way as `speech_paused`, and
 speech that comes back before the end of turn as `speech_resumed`, so a caller can start working
-on the utterance early (and drop that work if the person goes on). A semantic end-of-turn model such as Smart Turn would add what silence
+on the utterance early (and drop that work if the person goes on).
+
+A semantic end-of-turn model such as Smart Turn would add what silence
 cannot: telling a pause in the middle of a sentence ("I'd like... um...") from a finished one,
 so the reply could start sooner after a complete sentence and wait longer after a trailing "and".
 
