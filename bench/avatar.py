@@ -13,6 +13,8 @@ the first a barge-in.
 - end of speech: the last voiced sample of the question left the client. The server's own
   metrics start later, at the VAD's end-of-turn decision (after `end_of_turn_ms` of silence);
   both are printed.
+- speculative turns start at 200 ms of silence and are held until the decision, so the
+  server's figures from the decision can be small (0 when a mark was reached before it).
 - barge-in: from the frame holding the first voiced sample of the next question to the
   `interrupted` event at the client (the VAD needs 64 ms of speech to call it speech).
 
@@ -208,6 +210,9 @@ def report(measured: list[dict[str, Any]], turns: int) -> None:
     print("from the VAD's end-of-turn decision (the server's turn_metrics):")
     print(row("the VAD's wait for silence before it", [s.get("end_of_turn_wait_ms")
                                                        for s in server]))
+    speculative = [s for s in server if s.get("speculative")]
+    print(row(f"turn started before it ({len(speculative)} of {len(server)} speculative)",
+              [s.get("speculative_lead_ms") for s in speculative]))
     for mark in ("transcript", "first_token", "first_sentence", "first_audio", "first_viseme"):
         print(row(f"→ {mark.replace('_', ' ')}", [s[f"speech_end_to_{mark}_ms"]
                                                   for s in server]))

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from kantoku.agents.avatar.persona import Persona
 
-#: Turns (a person's line and the reply) the LLM sees; older ones are dropped.
+#: Turns (a person's line and the reply) the LLM sees at most; older ones are dropped, half a
+#: window at a time.
 MAX_TURNS = 12
 
 
@@ -91,7 +92,12 @@ class Dialogue:
         """The system prompt and the last turns, in the chat-completions shape; with
         `user_text`, as they will be once it is added (the dialogue itself is not changed)."""
         lines = self.lines if user_text is None else _with_user(self.lines, user_text)
-        lines = lines[-self.max_turns * 2:]
+        # Older lines go half the window at a time, not a turn per turn, so the prompt's start
+        # stays the same for several turns and the LLM server reuses what it has read of it.
+        window = self.max_turns * 2
+        if len(lines) > window:
+            step = self.max_turns
+            lines = lines[((len(lines) - window) // step + 1) * step:]
         while lines and lines[0].role != "user":
             lines = lines[1:]
         return [{"role": "system", "content": self.persona.system_prompt.strip()},
