@@ -179,11 +179,12 @@ async def conversation(url: str, services: str, persona: str, language: str, voi
             pcm, onset_ms, end_ms = lines[(turn - 1) % len(lines)]
             onset_at, speech_end_at = await send_speech(client, pcm, (onset_ms, end_ms))
             found: dict[str, Any] = {"turn": turn, "speech_end_at": speech_end_at}
-            if turn > 1:  # this question talked over the last answer
-                cut = await client.wait_for("interrupted", turn=turn - 1, timeout=60)
-                found["barge_in_ms"] = (cut["_at"] - onset_at) * 1000
-                found["heard_ms"] = cut["heard_ms"]
             first_audio = await client.wait_for("audio", turn=turn, timeout=120)
+            # this question talked over the last answer, unless that one had already ended
+            # (`interrupted` overtakes everything, so it came before this turn's audio)
+            if turn > 1 and (cuts := client.of("interrupted", turn - 1)):
+                found["barge_in_ms"] = (cuts[0]["_at"] - onset_at) * 1000
+                found["heard_ms"] = cuts[0]["heard_ms"]
             found["first_audio_ms"] = (first_audio["_at"] - speech_end_at) * 1000
             found["first_viseme_ms"] = (await client.wait_for(
                 "visemes", turn=turn, timeout=60, where=lambda e: "frames" in e)
