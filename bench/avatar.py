@@ -13,6 +13,8 @@ the first a barge-in.
 - end of speech: the last voiced sample of the question left the client. The server's own
   metrics start later, at the VAD's end-of-turn decision (after `end_of_turn_ms` of silence);
   both are printed.
+- speculative turns start at 200 ms of silence and are held until the decision, so the
+  server's figures from the decision can be small (0 when a mark was reached before it).
 - barge-in: from the frame holding the first voiced sample of the next question to the
   `interrupted` event at the client (the VAD needs 64 ms of speech to call it speech).
 
@@ -177,11 +179,12 @@ async def conversation(url: str, services: str, persona: str, language: str, voi
             pcm, onset_ms, end_ms = lines[(turn - 1) % len(lines)]
             onset_at, speech_end_at = await send_speech(client, pcm, (onset_ms, end_ms))
             found: dict[str, Any] = {"turn": turn, "speech_end_at": speech_end_at}
-            if turn > 1:  # this question talked over the last answer
-                cut = await client.wait_for("interrupted", turn=turn - 1, timeout=60)
-                found["barge_in_ms"] = (cut["_at"] - onset_at) * 1000
-                found["heard_ms"] = cut["heard_ms"]
             first_audio = await client.wait_for("audio", turn=turn, timeout=120)
+            # this question talked over the last answer, unless that one had already ended
+            # (`interrupted` overtakes everything, so it came before this turn's audio)
+            if turn > 1 and (cuts := client.of("interrupted", turn - 1)):
+                found["barge_in_ms"] = (cuts[0]["_at"] - onset_at) * 1000
+                found["heard_ms"] = cuts[0]["heard_ms"]
             found["first_audio_ms"] = (first_audio["_at"] - speech_end_at) * 1000
             found["first_viseme_ms"] = (await client.wait_for(
                 "visemes", turn=turn, timeout=60, where=lambda e: "frames" in e)
@@ -208,6 +211,9 @@ def report(measured: list[dict[str, Any]], turns: int) -> None:
     print("from the VAD's end-of-turn decision (the server's turn_metrics):")
     print(row("the VAD's wait for silence before it", [s.get("end_of_turn_wait_ms")
                                                        for s in server]))
+    speculative = [s for s in server if s.get("speculative")]
+    print(row(f"turn started before it ({len(speculative)} of {len(server)} speculative)",
+              [s.get("speculative_lead_ms") for s in speculative]))
     for mark in ("transcript", "first_token", "first_sentence", "first_audio", "first_viseme"):
         print(row(f"→ {mark.replace('_', ' ')}", [s[f"speech_end_to_{mark}_ms"]
                                                   for s in server]))

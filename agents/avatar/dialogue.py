@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from kantoku.agents.avatar.persona import Persona
 
-#: Turns (a person's line and the reply) the LLM sees; older ones are dropped.
+#: Turns (a person's line and the reply) the LLM sees at most; older ones are dropped, half a
+#: window at a time.
 MAX_TURNS = 12
 
 
@@ -80,20 +81,31 @@ class Dialogue:
 
     def add_user(self, text: str) -> None:
         """The person's line; two in a row (a reply cut before a word was heard) are joined."""
-        if self.lines and self.lines[-1].role == "user":
-            self.lines[-1].text += "\n" + text
-        else:
-            self.lines.append(Line("user", text))
+        self.lines = _with_user(self.lines, text)
 
     def add_reply(self, text: str, *, interrupted: bool = False) -> None:
         """The reply as heard; an interrupted one heard not at all leaves no line."""
         if text.strip():
             self.lines.append(Line("assistant", text.strip(), interrupted))
 
-    def messages(self) -> list[dict[str, Any]]:
-        """The system prompt and the last turns, in the chat-completions shape."""
-        lines = self.lines[-self.max_turns * 2:]
+    def messages(self, user_text: str | None = None) -> list[dict[str, Any]]:
+        """The system prompt and the last turns, in the chat-completions shape; with
+        `user_text`, as they will be once it is added (the dialogue itself is not changed)."""
+        lines = self.lines if user_text is None else _with_user(self.lines, user_text)
+        # Older lines go half the window at a time, not a turn per turn, so the prompt's start
+        # stays the same for several turns and the LLM server reuses what it has read of it.
+        window = self.max_turns * 2
+        if len(lines) > window:
+            step = self.max_turns
+            lines = lines[((len(lines) - window) // step + 1) * step:]
         while lines and lines[0].role != "user":
             lines = lines[1:]
         return [{"role": "system", "content": self.persona.system_prompt.strip()},
                 *({"role": line.role, "content": line.text} for line in lines)]
+
+
+def _with_user(lines: list[Line], text: str) -> list[Line]:
+    if lines and lines[-1].role == "user":
+        last = lines[-1]
+        return [*lines[:-1], Line("user", last.text + "\n" + text, last.interrupted)]
+    return [*lines, Line("user", text)]

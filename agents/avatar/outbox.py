@@ -1,6 +1,7 @@
 """Everything a session sends goes through one writer, in order; an `audio` header and its
 binary frame leave together. An interruption overtakes the queue: the interrupted turn's
-unsent events are dropped and the `interrupted` event goes out next."""
+unsent events are dropped and the `interrupted` event goes out next. A speculative turn writes
+to a HeldOutbox, which keeps everything back until the turn is confirmed."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ class Outbox:
         while self._queue and not self.closed:
             await asyncio.sleep(0.005)
 
+    async def released(self) -> None:
+        """Return once what is put here goes to the socket (at once: nothing is held)."""
+
     async def run(self) -> None:
         """The writer: sends until the socket fails or the task is cancelled."""
         try:
@@ -72,3 +76,44 @@ class Outbox:
         finally:
             self.closed = True
             self._queue.clear()
+
+
+class HeldOutbox:
+    """What a speculative turn sends, held back in order until the turn is confirmed
+    (`release`: it all goes into the session's Outbox at once, and later events straight on)
+    or forgotten (`drop`: none of it is ever sent)."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._held: list[Outgoing] = []
+        self._released = asyncio.Event()
+        self._dropped = False
+
+    @property
+    def is_released(self) -> bool:
+        return self._released.is_set()
+
+    def put(self, event: dict[str, Any], audio: bytes | None = None,
+            on_sent: Callable[[float], None] | None = None) -> None:
+        if self._released.is_set():
+            self.outbox.put(event, audio, on_sent)
+        elif not self._dropped:
+            self._held.append(Outgoing(event, audio, on_sent))
+
+    def release(self) -> None:
+        for item in self._held:
+            self.outbox.put(item.event, item.audio, item.on_sent)
+        self._held.clear()
+        self._released.set()
+
+    def drop(self) -> None:
+        self._held.clear()
+        self._dropped = True
+
+    async def released(self) -> None:
+        """Wait until the turn is confirmed (forever, for a dropped one: it is cancelled)."""
+        await self._released.wait()
+
+    async def drain(self) -> None:
+        await self._released.wait()
+        await self.outbox.drain()

@@ -6,6 +6,9 @@
 The whole reply is one task: an interruption cancels it, which cancels the LLM stream and the
 TTS call in flight, and the session sends `interrupted` ahead of anything still queued.
 
+A speculative reply (started before the VAD's end of turn) writes to a HeldOutbox and a
+HeldRecord: it thinks and speaks ahead, and plays nothing until the turn is confirmed.
+
 The reply clock starts (0 ms) with the first sample of the reply's audio, when it is sent.
 Audio goes out at most `LEAD_MS` ahead of that clock, so an interruption wastes little, and a
 sentence whose audio is late starts when it arrives rather than in the past.
@@ -23,9 +26,9 @@ import grpc
 
 from kantoku.agents.avatar.chunking import SentenceChunker
 from kantoku.agents.avatar.dialogue import SpokenSentence, SpokenWord
-from kantoku.agents.avatar.outbox import Outbox
+from kantoku.agents.avatar.outbox import HeldOutbox, Outbox
 from kantoku.agents.avatar.persona import Persona
-from kantoku.agents.avatar.session_record import SessionRecord
+from kantoku.agents.avatar.session_record import HeldRecord, SessionRecord
 from kantoku.agents.avatar.turn_metrics import TurnMetrics, ms_since
 from kantoku.agents.llm_chat import (
     EMBEDDED_MAX_TOKENS,
@@ -58,8 +61,8 @@ class ReplyContext:
     language: str
     llm: LLMSession
     llm_kind: str
-    outbox: Outbox
-    record: SessionRecord
+    outbox: Outbox | HeldOutbox
+    record: SessionRecord | HeldRecord
 
 
 @dataclass
@@ -231,6 +234,7 @@ class Reply:
 
     async def play(self, speech: asyncio.Queue[_Speech | None]) -> None:
         starts: dict[int, float] = {}
+        await self.ctx.outbox.released()  # a speculative turn plays once it is confirmed
         while (item := await speech.get()) is not None:
             if item.sentence not in starts:
                 earliest = self.audio_end_ms + (SENTENCE_GAP_MS if starts else 0.0)

@@ -5,6 +5,14 @@
     VAD speech_started / typed text while a reply runs --> interrupt (one cancel path)
 
 Every event leaves through the session's Outbox; a reply is one task, cancelled whole.
+
+Speculative turns: at the VAD's speech_paused (`speculate_after_ms` of silence, before the
+end of turn) the turn starts on the utterance heard so far: ASR, then the reply, which thinks
+and speaks but plays nothing. Everything it would send or record is held (HeldOutbox,
+HeldRecord). The end of turn on that same silence confirms it: the held events go out at once,
+in order, and it plays on as a normal turn. Speech again first (speech_resumed), or anything
+else that would interrupt, drops it through the same cancel path: its tasks are cancelled and
+nothing of it is sent, recorded, numbered or kept in the dialogue.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from kantoku.agents.avatar.dialogue import Dialogue, heard_text
-from kantoku.agents.avatar.outbox import Outbox
+from kantoku.agents.avatar.outbox import HeldOutbox, Outbox
 from kantoku.agents.avatar.persona import Persona
 from kantoku.agents.avatar.protocol import (
     AUDIO_BURST_MS,
@@ -39,7 +47,7 @@ from kantoku.agents.avatar.protocol import (
     read_message,
 )
 from kantoku.agents.avatar.reply import Reply, ReplyContext, ReplyFailure
-from kantoku.agents.avatar.session_record import SessionRecord
+from kantoku.agents.avatar.session_record import HeldRecord, SessionRecord
 from kantoku.agents.avatar.turn_metrics import TurnMetrics, ms_since
 from kantoku.agents.llm_chat import ChatModels
 from kantoku.planner.planning.endpoint import LLMFailure, LLMSession
@@ -61,6 +69,8 @@ START_TIMEOUT_S = 15.0
 #: Speech the VAD must hear before it calls it speech: 64 ms (two Silero windows) keeps a
 #: barge-in under 200 ms from the first syllable; 96 ms made it about 210 ms.
 SPEECH_ONSET_MS = 64.0
+#: Silence after speech at which a turn starts speculatively (the end of turn comes at 500 ms).
+SPECULATE_AFTER_MS = 200.0
 
 
 @dataclass
@@ -75,7 +85,30 @@ class AvatarHost:
     store: AssetStore | None = None
     asr_model: str = "whisper-base"
     motion_model: str = "kantoku-visemes-v1"
+    #: Start a turn speculatively after this much silence (None: only at the end of turn).
+    speculate_after_ms: float | None = SPECULATE_AFTER_MS
     sessions: set[AvatarSession] = field(default_factory=set)
+
+
+@dataclass
+class Speculation:
+    """A turn started at the VAD's speech_paused, before its end of turn; held until then."""
+
+    number: int
+    #: Where the silence it started in began (the VAD's at_ms): the end of turn that confirms
+    #: it has the same.
+    paused_at_ms: float
+    started: float
+    metrics: TurnMetrics
+    outbox: HeldOutbox
+    record: HeldRecord
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The person's line it answers (after the transcript) and its reply (once started).
+    text: str | None = None
+    reply: Reply | None = None
+    reply_task: asyncio.Task[None] | None = None
+    #: The speech recognition failed: the end of turn runs the turn afresh.
+    failed: bool = False
 
 
 class AvatarSession:
@@ -86,6 +119,7 @@ class AvatarSession:
         self.turns = 0
         self.reply: Reply | None = None
         self.reply_task: asyncio.Task[None] | None = None
+        self.speculation: Speculation | None = None
         self.listening_tasks: set[asyncio.Task[None]] = set()
         self.pending_text: list[str] = []
         self.record: SessionRecord | None = None
@@ -196,7 +230,8 @@ class AvatarSession:
                                 f"{exc}", fatal=True, close_code=CLOSE_INTERNAL) from None
         self.llm_kind = kind
         self.vad = StreamingVad(start.sample_rate_hz, min_speech_ms=SPEECH_ONSET_MS,
-                                max_utterance_ms=MAX_UTTERANCE_MS)
+                                max_utterance_ms=MAX_UTTERANCE_MS,
+                                pause_ms=self.host.speculate_after_ms)
         models = {"asr": self.host.asr_model, "llm": model, "tts": persona.voice_id,
                   "motion": self.host.motion_model}
         self.record = SessionRecord(self.host.ledger, self.id)
@@ -259,6 +294,12 @@ class AvatarSession:
             self._on_vad(event, arrived)
 
     def _on_vad(self, event: VadEvent, arrived: float) -> None:
+        if event.kind == "speech_paused":  # internal: the client hears of neither
+            self._speculate(event)
+            return
+        if event.kind == "speech_resumed":
+            self._drop_speculation()
+            return
         self.outbox.put({"type": event.kind, "at_ms": round(event.at_ms, 1)})
         if event.kind == "speech_started":
             # speech that goes on where an over-long utterance was cut is still that one
@@ -268,6 +309,11 @@ class AvatarSession:
                 self.interrupt(arrived)
             return
         assert self.vad is not None
+        speculation, self.speculation = self.speculation, None
+        if speculation is not None and (speculation.paused_at_ms != event.at_ms or
+                                        self.monologue):
+            self._drop(speculation)  # not this silence (the VAD cut the utterance)
+            speculation = None
         utterance = self.vad.utterance()
         if event.at_ms - self.speech_started_ms >= MAX_UTTERANCE_MS:  # the VAD cut it there
             self.monologue, self.cut_at_ms = True, event.at_ms
@@ -280,52 +326,138 @@ class AvatarSession:
             self.monologue = False
             return
         self.turns += 1
+        if speculation is not None and self._confirm(speculation, event, arrived):
+            return
         metrics = TurnMetrics(self.turns, "speech", origin=arrived)
         # The silence the VAD waited for before deciding: the person hears it on top.
         metrics.step("end_of_turn_wait_ms", event.detected_ms - event.at_ms)
-        task = asyncio.create_task(self._listen(utterance, metrics),
-                                   name=f"asr {self.id} {self.turns}")
+        self._track(asyncio.create_task(self._listen(utterance, metrics),
+                                        name=f"asr {self.id} {self.turns}"))
+
+    def _track(self, task: asyncio.Task[None], speculation: Speculation | None = None) -> None:
+        """Keep `task` until it ends (the session cancels what is left when it closes)."""
         self.listening_tasks.add(task)
         task.add_done_callback(self.listening_tasks.discard)
+        if speculation is not None:
+            speculation.tasks.append(task)
 
-    async def _listen(self, utterance: bytes, metrics: TurnMetrics) -> None:
+    # -- speculative turns ---------------------------------------------------------------
+
+    def _speculate(self, event: VadEvent) -> None:
+        """Start the next turn on what the person has said so far, held until confirmed."""
+        if self.monologue or self.vad is None or self.record is None:
+            return
+        self._drop_speculation()
+        now = time.perf_counter()
+        metrics = TurnMetrics(self.turns + 1, "speech", origin=now)
+        speculation = Speculation(self.turns + 1, event.at_ms, now, metrics,
+                                  HeldOutbox(self.outbox), HeldRecord(self.record))
+        self.speculation = speculation
+        self._track(asyncio.create_task(
+            self._listen(self.vad.utterance(), metrics, speculation),
+            name=f"asr {self.id} {speculation.number} (speculative)"), speculation)
+
+    def _confirm(self, speculation: Speculation, event: VadEvent, arrived: float) -> bool:
+        """The end of turn the speculation waited for: it becomes the turn, and what it held
+        goes out at once. False (and it is dropped) when it cannot stand for the turn."""
+        stale = speculation.failed or speculation.number != self.turns or (
+            speculation.reply is not None and speculation.text is not None and
+            speculation.reply.messages != self.dialogue.messages(speculation.text))
+        if stale:  # its recognition failed, or the history changed under it: start afresh
+            self._drop(speculation)
+            return False
+        metrics = speculation.metrics
+        metrics.origin = arrived
+        metrics.speculative_lead_ms = round((arrived - speculation.started) * 1000, 1)
+        metrics.step("end_of_turn_wait_ms", event.detected_ms - event.at_ms)
+        if speculation.reply is not None and speculation.reply_task is not None:
+            assert speculation.text is not None
+            self.interrupt(arrived)  # a reply to typed text, started meanwhile
+            self.pending_text.clear()
+            self.dialogue.add_user(speculation.text)
+            self.reply, self.reply_task = speculation.reply, speculation.reply_task
+        speculation.record.release()
+        speculation.outbox.release()
+        return True
+
+    def _drop_speculation(self) -> None:
+        speculation, self.speculation = self.speculation, None
+        if speculation is not None:
+            self._drop(speculation)
+
+    @staticmethod
+    def _drop(speculation: Speculation) -> None:
+        """Cancel a speculative turn silently: nothing it held is sent or recorded."""
+        speculation.outbox.drop()
+        speculation.record.drop()
+        for task in speculation.tasks:
+            task.cancel()
+
+    # -- a turn --------------------------------------------------------------------------
+
+    async def _listen(self, utterance: bytes, metrics: TurnMetrics,
+                      speculation: Speculation | None = None) -> None:
         """The utterance to text; then the reply (or, when the person has started speaking
-        again meanwhile, the text waits for the rest of what they say)."""
+        again meanwhile, the text waits for the rest of what they say). A speculative turn
+        starts its reply at once, held; if it is confirmed before the transcript, it goes on
+        as any turn."""
+        assert self.record is not None
+        outbox = self.outbox if speculation is None else speculation.outbox
         started = time.perf_counter()
         try:
             # no word times: the recognizer then takes its short-window path (about 3x faster)
             transcript = await recognize(self.host.client, utterance, self.sample_rate_hz,
                                          self.language, word_timings=False)
         except KantokuError as exc:
-            self.outbox.put({"type": "error", "code": "ASR_FAILED", "message":
-                             f"speech recognition failed: {exc.message}", "fatal": False,
-                             "turn": metrics.turn})
+            if speculation is not None and not speculation.outbox.is_released:
+                speculation.failed = True  # the end of turn tries again
+                return
+            outbox.put({"type": "error", "code": "ASR_FAILED", "message":
+                        f"speech recognition failed: {exc.message}", "fatal": False,
+                        "turn": metrics.turn})
             if self.reply is None:
-                self.outbox.put({"type": "listening"})
+                outbox.put({"type": "listening"})
             return
         metrics.step("asr_ms", ms_since(started))
         metrics.mark("transcript")
-        assert self.record is not None
-        stored = self._store_utterance(utterance)
-        self.record.step("asr", metrics.turn, transcript.provenance,
-                         ms=metrics.steps["asr_ms"], audio_ms=round(
-                             1000 * len(utterance) / 2 / self.sample_rate_hz, 1),
-                         stored_audio=stored)
+        record = self.record
+
+        def record_asr() -> None:
+            record.step("asr", metrics.turn, transcript.provenance,
+                        ms=metrics.steps["asr_ms"], audio_ms=round(
+                            1000 * len(utterance) / 2 / self.sample_rate_hz, 1),
+                        stored_audio=self._store_utterance(utterance))
+
+        if speculation is None:
+            record_asr()
+        else:
+            speculation.record.later(record_asr)  # a dropped speculation stores nothing
         text = transcript.text.strip()
-        self.outbox.put({"type": "transcript", "turn": metrics.turn, "text": text,
-                         "final": True, "language": transcript.language_code or self.language})
+        outbox.put({"type": "transcript", "turn": metrics.turn, "text": text,
+                    "final": True, "language": transcript.language_code or self.language})
         if not text:
             if self.reply is None:
-                self.outbox.put({"type": "listening"})
+                outbox.put({"type": "listening"})
+            return
+        if speculation is not None and not speculation.outbox.is_released:
+            speculation.text = self._joined([*self.pending_text, text])
+            reply = Reply(metrics.turn, self.dialogue.messages(speculation.text), metrics,
+                          self._context(speculation.outbox, speculation.record))
+            speculation.reply = reply
+            speculation.reply_task = asyncio.create_task(
+                self._run_reply(reply), name=f"reply {self.id} {reply.number} (speculative)")
+            self._track(speculation.reply_task, speculation)
             return
         self.pending_text.append(text)
         if self.vad is not None and self.vad.speaking:
             return
         self.interrupt(time.perf_counter())
-        text = " ".join(self.pending_text) if self.language != "ja" else "".join(
-            self.pending_text)
+        text = self._joined(self.pending_text)
         self.pending_text.clear()
         self._start_reply(text, metrics)
+
+    def _joined(self, lines: list[str]) -> str:
+        return "".join(lines) if self.language == "ja" else " ".join(lines)
 
     def _store_utterance(self, utterance: bytes) -> dict[str, str] | None:
         if not self.persona.store_audio or self.host.store is None:
@@ -336,12 +468,17 @@ class AvatarSession:
 
     # -- replies and interruptions -------------------------------------------------------
 
+    def _context(self, outbox: Outbox | HeldOutbox, record: SessionRecord | HeldRecord
+                 ) -> ReplyContext:
+        assert self.llm is not None
+        return ReplyContext(self.host.client, self.persona, self.language, self.llm,
+                            self.llm_kind, outbox, record)
+
     def _start_reply(self, text: str, metrics: TurnMetrics) -> None:
-        assert self.llm is not None and self.record is not None
+        assert self.record is not None
         self.dialogue.add_user(text)
-        context = ReplyContext(self.host.client, self.persona, self.language, self.llm,
-                               self.llm_kind, self.outbox, self.record)
-        reply = Reply(metrics.turn, self.dialogue.messages(), metrics, context)
+        reply = Reply(metrics.turn, self.dialogue.messages(), metrics,
+                      self._context(self.outbox, self.record))
         self.reply = reply
         self.reply_task = asyncio.create_task(self._run_reply(reply),
                                               name=f"reply {self.id} {reply.number}")
@@ -350,13 +487,14 @@ class AvatarSession:
         try:
             await reply.run()
         except ReplyFailure as exc:
-            self.outbox.put({"type": "error", "code": exc.code, "message": exc.message,
-                             "fatal": False, "turn": reply.number})
+            reply.ctx.outbox.put({"type": "error", "code": exc.code, "message": exc.message,
+                                  "fatal": False, "turn": reply.number})
         except Exception:  # noqa: BLE001 - a bug ends the turn, not the conversation
             log.exception("avatar session %s: reply %d failed", self.id, reply.number)
-            self.outbox.put({"type": "error", "code": "INTERNAL", "message": "the reply "
-                             "failed inside the server; ask again", "fatal": False,
-                             "turn": reply.number})
+            reply.ctx.outbox.put({"type": "error", "code": "INTERNAL", "message": "the reply "
+                                  "failed inside the server; ask again", "fatal": False,
+                                  "turn": reply.number})
+        await reply.ctx.outbox.released()  # a speculative one that failed: once confirmed
         said = reply.text
         if self.reply is not reply:  # interrupted meanwhile: interrupt() kept what was heard
             return
@@ -367,7 +505,9 @@ class AvatarSession:
     def interrupt(self, cause: float) -> None:
         """Stop the reply in progress (if any) at once: `interrupted` overtakes its queued
         events, its LLM stream and TTS call are cancelled, and the dialogue keeps only what
-        the person heard. `cause` is the perf_counter of what interrupted it."""
+        the person heard. `cause` is the perf_counter of what interrupted it. A speculative
+        turn in progress is dropped silently."""
+        self._drop_speculation()
         reply, task = self.reply, self.reply_task
         if reply is None or task is None or task.done():
             return

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
@@ -63,3 +65,40 @@ class SessionRecord:
                 await self.ledger.append_async(self.job_id, kind, shot_id=None, **fields)
             except Exception:  # noqa: BLE001 - a ledger failure must not end the conversation
                 log.exception("ledger: could not record the %s step of %s", kind, self.job_id)
+
+
+class HeldRecord:
+    """A speculative turn's entries, kept back until the turn is confirmed (`release`: written
+    in order) or forgotten (`drop`): the ledger records only turns that happened."""
+
+    def __init__(self, record: SessionRecord) -> None:
+        self.record = record
+        self._held: list[Callable[[], None]] = []
+        self.released = False
+
+    def step(self, kind: str, turn: int, provenance: Message | None = None,
+             **data: Any) -> None:
+        self._do(functools.partial(self.record.step, kind, turn, provenance, **data))
+
+    def add(self, kind: str, *, record: dict[str, Any] | None = None,
+            data: dict[str, Any] | None = None) -> None:
+        self._do(functools.partial(self.record.add, kind, record=record, data=data))
+
+    def later(self, write: Callable[[], None]) -> None:
+        """Run `write` (which records something) now if released, else on release."""
+        self._do(write)
+
+    def release(self) -> None:
+        self.released = True
+        for write in self._held:
+            write()
+        self._held.clear()
+
+    def drop(self) -> None:
+        self._held.clear()
+
+    def _do(self, write: Callable[[], None]) -> None:
+        if self.released:
+            write()
+        else:
+            self._held.append(write)

@@ -1,6 +1,10 @@
 """Each turn's latencies, stage by stage, from the moment the person finished (the VAD's end of
 turn, or a typed message's arrival): what the `turn_metrics` event reports and the ledger
-keeps."""
+keeps.
+
+A speculative turn starts before that origin (at the VAD's speech_paused); its marks reached
+before the decision count as 0 ms, and `speculative_lead_ms` says how early it started.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ class TurnMetrics:
     #: From the interruption's cause (the frame whose audio the VAD heard speech in, or the
     #: typed message) to the `interrupted` event written to the socket.
     stop_ms: float | None = None
+    #: A speculative turn: how long before the VAD's end-of-turn decision it started.
+    speculative_lead_ms: float | None = None
 
     def mark(self, name: str, at: float | None = None) -> None:
         """Record `name` the first time it happens."""
@@ -37,7 +43,7 @@ class TurnMetrics:
 
     def since_origin(self, name: str) -> float | None:
         at = self.marks.get(name)
-        return None if at is None else round((at - self.origin) * 1000, 1)
+        return None if at is None else max(0.0, round((at - self.origin) * 1000, 1))
 
     def event(self) -> dict[str, Any]:
         event: dict[str, Any] = {"type": "turn_metrics", "turn": self.turn,
@@ -46,10 +52,13 @@ class TurnMetrics:
             event[f"speech_end_to_{name}_ms"] = self.since_origin(name)
         first_sentence, first_audio = (self.marks.get("first_sentence"),
                                        self.marks.get("first_audio"))
+        # a sentence ready before the decision (speculation) counts from the decision
         event["first_sentence_to_audio_ms"] = (
-            round((first_audio - first_sentence) * 1000, 1)
+            max(0.0, round((first_audio - max(first_sentence, self.origin)) * 1000, 1))
             if first_sentence is not None and first_audio is not None else None)
         event.update(self.steps)
+        event["speculative"] = self.speculative_lead_ms is not None
+        event["speculative_lead_ms"] = self.speculative_lead_ms
         event["interrupted"] = self.interrupted
         if self.stop_ms is not None:
             event["stop_ms"] = self.stop_ms

@@ -9,7 +9,11 @@ mic frame of every conversation. Its LSTM state (h, c) and the 64-sample context
 same probabilities as the whole recording.
 
 Silero only says whether a window holds speech; the end of a turn is a fixed run of silence
-(`end_of_turn_ms`). A semantic end-of-turn model such as Smart Turn would add what silence
+(`end_of_turn_ms`). A shorter run (`pause_ms`) is reported on the way as `speech_paused`, and
+speech that comes back before the end of turn as `speech_resumed`, so a caller can start working
+on the utterance early (and drop that work if the person goes on).
+
+A semantic end-of-turn model such as Smart Turn would add what silence
 cannot: telling a pause in the middle of a sentence ("I'd like... um...") from a finished one,
 so the reply could start sooner after a complete sentence and wait longer after a trailing "and".
 
@@ -55,9 +59,14 @@ def _session() -> Any:
 class VadEvent:
     """A change of state. `at_ms` is when it happened in the audio (the first speech window for
     speech_started, the start of the closing silence for speech_ended); `detected_ms` is how
-    much audio had been fed when it was decided."""
+    much audio had been fed when it was decided.
 
-    kind: Literal["speech_started", "speech_ended"]
+    speech_paused: `pause_ms` of silence inside an utterance (`at_ms` where it began); the
+    utterance may still end there. speech_resumed: speech again after a speech_paused, before
+    the end of turn (`at_ms` the window it came back in).
+    """
+
+    kind: Literal["speech_started", "speech_paused", "speech_resumed", "speech_ended"]
     at_ms: float
     detected_ms: float = 0.0
 
@@ -71,6 +80,8 @@ class StreamingVad:
             as silence below `threshold - 0.15` (the gap between is hysteresis).
         min_speech_ms: speech this long in a row starts an utterance (shorter clicks do not).
         end_of_turn_ms: silence this long ends it.
+        pause_ms: silence this long inside an utterance is reported as `speech_paused` (None:
+            never); less than `end_of_turn_ms`.
         pre_roll_ms: audio kept before the detected start in `utterance()`.
         post_roll_ms: audio kept after the last speech in `utterance()`.
         max_utterance_ms: an utterance this long is ended there (the recognizer takes 30 s).
@@ -79,16 +90,20 @@ class StreamingVad:
     def __init__(self, sample_rate_hz: int = 16000, threshold: float = 0.5,
                  min_speech_ms: float = 96.0, end_of_turn_ms: float = 500.0,
                  pre_roll_ms: float = 200.0, post_roll_ms: float = 200.0,
-                 max_utterance_ms: float = 29_000.0) -> None:
+                 max_utterance_ms: float = 29_000.0, pause_ms: float | None = None) -> None:
         if not 8000 <= sample_rate_hz <= 48000:
             raise ValueError(f"sample_rate_hz: {sample_rate_hz} is outside 8000..48000")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold: {threshold} is outside 0..1")
+        if pause_ms is not None and not 0.0 < pause_ms < end_of_turn_ms:
+            raise ValueError(f"pause_ms: {pause_ms} must be above 0 and below end_of_turn_ms "
+                             f"({end_of_turn_ms})")
         self.sample_rate_hz = sample_rate_hz
         self.threshold = threshold
         self.silence_threshold = max(0.01, threshold - 0.15)
         self.min_speech_ms = min_speech_ms
         self.end_of_turn_ms = end_of_turn_ms
+        self.pause_ms = pause_ms
         self.pre_roll_ms = pre_roll_ms
         self.post_roll_ms = post_roll_ms
         self.max_utterance_ms = max_utterance_ms
@@ -108,6 +123,7 @@ class StreamingVad:
         self.speaking = False
         self._run_start_ms: float | None = None  # speech run while not yet speaking
         self._silence_start_ms: float | None = None  # silence run while speaking
+        self._paused = False  # speech_paused sent for the current silence run
         self._start_ms = 0.0
         self._audio = bytearray()  # fed PCM16, from input sample `_audio_origin` on
         self._audio_origin = 0
@@ -145,9 +161,14 @@ class StreamingVad:
 
     def utterance(self) -> bytes:
         """PCM16 at `sample_rate_hz` of the current utterance (while speaking) or the last one,
-        from `pre_roll_ms` before its start; empty before the first."""
+        from `pre_roll_ms` before its start; empty before the first. While speaking and in a
+        silence, it ends `post_roll_ms` after the last speech, as it would if the turn ended
+        there: after speech_paused it is the utterance speech_ended would give, unless the
+        person goes on."""
         if self.speaking:
-            return self._slice(self._start_ms - self.pre_roll_ms, self.fed_ms)
+            end_ms = self.fed_ms if self._silence_start_ms is None else \
+                min(self._silence_start_ms + self.post_roll_ms, self.fed_ms)
+            return self._slice(self._start_ms - self.pre_roll_ms, end_ms)
         return self._last_utterance
 
     # -- inside ----------------------------------------------------------------------------
@@ -179,21 +200,29 @@ class StreamingVad:
             self.speaking, self._start_ms = True, self._run_start_ms
             self._run_start_ms, self._silence_start_ms = None, None
             return [VadEvent("speech_started", self._start_ms, end_ms)]
+        events: list[VadEvent] = []
         if probability >= self.threshold:
             self._silence_start_ms = None
+            if self._paused:
+                self._paused = False
+                events.append(VadEvent("speech_resumed", start_ms, end_ms))
         elif probability < self.silence_threshold and self._silence_start_ms is None:
             self._silence_start_ms = start_ms
-        if self._silence_start_ms is not None and end_ms - self._silence_start_ms >= \
-                self.end_of_turn_ms:
-            return [self._end(self._silence_start_ms, end_ms)]
+        silence_ms = 0.0 if self._silence_start_ms is None else end_ms - self._silence_start_ms
+        if self._silence_start_ms is not None and silence_ms >= self.end_of_turn_ms:
+            return [*events, self._end(self._silence_start_ms, end_ms)]
         if end_ms - self._start_ms >= self.max_utterance_ms:
-            return [self._end(end_ms, end_ms)]
-        return []
+            return [*events, self._end(end_ms, end_ms)]
+        if self._silence_start_ms is not None and self.pause_ms is not None and \
+                not self._paused and silence_ms >= self.pause_ms:
+            self._paused = True
+            events.append(VadEvent("speech_paused", self._silence_start_ms, end_ms))
+        return events
 
     def _end(self, at_ms: float, detected_ms: float) -> VadEvent:
         self._last_utterance = self._slice(self._start_ms - self.pre_roll_ms,
                                            min(at_ms + self.post_roll_ms, detected_ms))
-        self.speaking, self._silence_start_ms = False, None
+        self.speaking, self._silence_start_ms, self._paused = False, None, False
         return VadEvent("speech_ended", at_ms, detected_ms)
 
     def _slice(self, from_ms: float, to_ms: float) -> bytes:

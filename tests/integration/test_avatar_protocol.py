@@ -170,12 +170,82 @@ async def test_a_spoken_question_is_heard_answered_spoken_and_animated(
                  "end_of_turn_wait_ms"):
         assert metrics[name] is not None and metrics[name] >= 0, (name, metrics)
     assert metrics["source"] == "speech" and not metrics["interrupted"]
+    # It started speculatively, at 200 ms of silence, held until the end of turn at 500 ms:
+    # nothing of it went out before speech_ended.
+    assert metrics["speculative"] and metrics["speculative_lead_ms"] > 0, metrics
+    assert "speech_paused" not in kinds and "speech_resumed" not in kinds
     # The recognition is in the session's ledger chain, without the person's audio.
     entries = avatar[1].state.host.ledger.entries(f"avatar-{ready['session_id']}")
     asr = next(e for e in entries if e["kind"] == "asr")
     assert asr["record"]["model"]["model_id"] == "whisper-base"
     assert asr["data"]["stored_audio"] is None
     assert asr["record"]["model"]["rights"]["license"] == "MIT"
+
+
+def voiced(pcm: bytes) -> bytes:
+    """`pcm` (16 kHz PCM16) from its first loud 10 ms to its last."""
+    samples = np.frombuffer(pcm, "<i2")
+    levels = np.sqrt((samples[:len(samples) // 160 * 160].astype(np.float32)
+                      .reshape(-1, 160) ** 2).mean(axis=1))
+    loud = np.flatnonzero(levels > 300)
+    return samples[loud[0] * 160:(loud[-1] + 1) * 160].tobytes()
+
+
+async def test_a_short_pause_is_one_utterance_and_the_speculative_turn_leaves_no_trace(
+        url: str, llm: ScriptedLLM, services: str, avatar: tuple[str, Any]) -> None:
+    llm.script = [Text("Speculated answer. It must never be heard."),
+                  Text("Paris will be sunny tomorrow.")]
+    first, _ = await speech(services, "What is the weather like")
+    rest, _ = await speech(services, "in Paris tomorrow?")
+    silence = b"\x00\x00" * 16
+    gap = silence * 340  # 340 ms: past the 200 ms of speculation, short of the 500 ms end
+    async with AvatarClient(url) as client:
+        ready = await client.start("joe", "en")
+        await client.stream_audio(silence * 400 + voiced(first) + gap)
+        # The VAD has heard 340 ms of silence and no more: the speculative turn runs (ASR,
+        # the LLM, TTS), held, for as long as the person stays silent (the mic is paused).
+        deadline = time.monotonic() + 20
+        while not llm.chats() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(llm.chats()) == 1, "no speculative turn started"
+        await asyncio.sleep(1.5)  # its reply is thought and spoken by now, and held
+        held = list(client.kinds())
+        await client.stream_audio(voiced(rest) + silence * 1200)
+        transcript = await client.wait_for("transcript", turn=1)
+        done = await client.wait_for("reply_done", turn=1)
+        metrics = await client.wait_for("turn_metrics", turn=1)
+    # Nothing of the speculation was sent: while it was held, the client heard only that
+    # speech had started; then one utterance, one transcript, one reply.
+    assert [k for k in held if k not in ("ready", "visemes", "listening")] == \
+        ["speech_started"], held
+    kinds = client.kinds()
+    assert kinds.count("speech_started") == 1 and kinds.count("speech_ended") == 1
+    assert kinds.count("transcript") == 1 and "interrupted" not in kinds
+    assert {e.get("turn") for e in client.events if "turn" in e} == {1}
+    text = transcript["text"].lower()
+    assert "weather" in text and "paris" in text, text
+    assert done["text"] == "Paris will be sunny tomorrow."
+    assert "".join(e["delta"] for e in client.of("reply_text", 1)) == done["text"]
+    assert not metrics["interrupted"]
+    # The speculative request saw the first half only; the turn's request the whole line,
+    # with nothing of the speculation in the history.
+    first_half, whole = llm.chats()[-2]["messages"], llm.chats()[-1]["messages"]
+    assert "paris" not in last_user_line({"messages": first_half}).lower()
+    assert [m["role"] for m in whole] == ["system", "user"]
+    assert whole[-1]["content"] == transcript["text"]
+    # The ledger has the turn that happened, and nothing of the one dropped (it is written
+    # in the background: wait for the turn's last entry).
+    ledger, deadline = avatar[1].state.host.ledger, time.monotonic() + 10
+    while True:
+        entries = ledger.entries(f"avatar-{ready['session_id']}")
+        kinds_recorded = [e["kind"] for e in entries]
+        if "turn" in kinds_recorded or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert kinds_recorded.count("asr") == 1 and kinds_recorded.count("llm_call") == 1
+    assert kinds_recorded.count("turn") == 1
+    assert all(e["data"]["turn"] == 1 for e in entries if e["kind"] in ("tts", "motion"))
+    assert len([e for e in entries if e["kind"] == "tts"]) == 1  # one sentence, not three
 
 
 async def test_a_typed_question_in_japanese_is_answered_by_bell(url: str, llm: ScriptedLLM,

@@ -118,3 +118,55 @@ def test_reset_starts_a_new_clock(spoken) -> None:  # noqa: ANN001
 def test_bad_settings_name_the_argument(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         StreamingVad(**kwargs)
+
+
+def test_a_pause_is_reported_before_the_end_of_turn(spoken) -> None:  # noqa: ANN001
+    audio, rate, _, _ = spoken
+    vad = StreamingVad(rate, pause_ms=200)
+    data = audio.tobytes()
+    step = 2 * rate // 50
+    events: list[VadEvent] = []
+    at_pause: list[bytes] = []
+    for offset in range(0, len(data), step):
+        for event in vad.feed(data[offset:offset + step]):
+            events.append(event)
+            if event.kind == "speech_paused":
+                at_pause.append(vad.utterance())
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "speech_started" and kinds[-2:] == ["speech_paused", "speech_ended"]
+    paused, ended = events[-2:]
+    # the same silence, heard 200 ms in (rounded up to a window) rather than 500 ms in
+    assert paused.at_ms == ended.at_ms
+    assert 200 <= paused.detected_ms - paused.at_ms < 200 + 32 + 1
+    # what was heard by the pause is the utterance the end of turn gives
+    assert at_pause[-1] == vad.utterance()
+    # without pause_ms: the events of before
+    plain = _run(StreamingVad(rate), data, _frames(len(data), step))
+    assert plain == [e for e in events if e.kind in ("speech_started", "speech_ended")]
+
+
+def test_speech_after_a_pause_resumes_the_same_utterance(spoken) -> None:  # noqa: ANN001
+    audio, rate, start_ms, end_ms = spoken
+    voice = audio[int(start_ms * rate / 1000):int(end_ms * rate / 1000)]
+    gap = np.zeros(int(0.35 * rate), dtype="<i2")  # longer than pause_ms, shorter than 500
+    lead, tail = np.zeros(rate // 2, dtype="<i2"), np.zeros(rate, dtype="<i2")
+    data = np.concatenate([lead, voice, gap, voice, tail]).astype("<i2").tobytes()
+    vad = StreamingVad(rate, pause_ms=200)
+    events = _run(vad, data, _frames(len(data), 2 * rate // 50))
+    kinds = [e.kind for e in events]
+    assert kinds.count("speech_started") == 1 and kinds.count("speech_ended") == 1
+    assert "speech_resumed" in kinds
+    resumed = [e for e in events if e.kind == "speech_resumed"]
+    # every resume follows a pause; the one after the gap comes when the voice does
+    for index, kind in enumerate(kinds):
+        if kind == "speech_resumed":
+            assert kinds[index - 1] == "speech_paused"
+    second_voice_ms = 500 + (end_ms - start_ms) + 350
+    assert any(abs(e.at_ms - second_voice_ms) < 150 for e in resumed)
+    utterance = np.frombuffer(vad.utterance(), dtype="<i2")
+    assert len(utterance) > 2 * len(voice)  # both halves, one utterance
+
+
+def test_pause_ms_must_be_shorter_than_the_end_of_turn() -> None:
+    with pytest.raises(ValueError, match="pause_ms"):
+        StreamingVad(16000, pause_ms=500)

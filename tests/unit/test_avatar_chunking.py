@@ -45,3 +45,22 @@ def test_a_long_clause_is_cut_at_its_last_comma() -> None:
 def test_what_cannot_be_spoken_is_dropped() -> None:
     assert speakable("**Hi** there 😀 # ok") == "Hi there ok"
     assert stream("😀. **", 2) == []
+
+
+def test_the_first_chunk_leaves_at_a_clause_once_it_has_a_few_words() -> None:
+    got = stream("Well, the rain started at dawn, and it kept on falling, all day. Then, sun.", 3)
+    assert [s for _, s in got] == ["Well, the rain started at dawn,",
+                                   "and it kept on falling, all day.", "Then, sun."]
+    # It leaves with the piece after its comma (the space says the comma is no "1,000").
+    text = "Well, the rain started at dawn, and"
+    assert got[0][0] == (text.index("dawn,") + len("dawn,")) // 3
+    # a number is no clause; a short one ("Well,") waits for the sentence
+    assert [s for _, s in stream("It costs 1,000 yen, they say. Hm.", 2)] == [
+        "It costs 1,000 yen,", "they say.", "Hm."]
+    assert [s for _, s in stream("Sure, I can. It is so.", 2)] == ["Sure, I can.", "It is so."]
+
+
+def test_the_first_japanese_chunk_leaves_at_a_long_enough_clause() -> None:
+    got = stream("今日はとてもいい天気だから、散歩に行こう。それから、帰ろう。", 2)
+    assert [s for _, s in got] == ["今日はとてもいい天気だから、", "散歩に行こう。",
+                                   "それから、帰ろう。"]

@@ -52,9 +52,17 @@ def test_an_interrupted_reply_is_remembered_as_heard() -> None:
     assert dialogue.messages()[-1] == {"role": "user", "content": "Wait, stop.\nSorry."}
 
 
-def test_old_turns_are_dropped() -> None:
-    dialogue = Dialogue(load_personas()["joe"], max_turns=2)
-    for n in range(5):
+def test_old_turns_are_dropped_a_few_at_a_time() -> None:
+    dialogue = Dialogue(load_personas()["joe"], max_turns=4)
+    firsts = []
+    for n in range(20):
         dialogue.add_user(f"q{n}")
+        seen = dialogue.messages()[1:]
+        assert seen[-1]["content"] == f"q{n}" and seen[0]["role"] == "user"
+        assert len(seen) <= 2 * 4
+        firsts.append(seen[0]["content"])
         dialogue.add_reply(f"a{n}")
-    assert [m["content"] for m in dialogue.messages()[1:]] == ["q3", "a3", "q4", "a4"]
+    # The prompt starts with the same line for several turns (the LLM server reuses what it
+    # has read of it), then drops half the window at once.
+    assert firsts == ["q0"] * 4 + ["q2"] * 2 + ["q4"] * 2 + ["q6"] * 2 + ["q8"] * 2 + \
+        ["q10"] * 2 + ["q12"] * 2 + ["q14"] * 2 + ["q16"] * 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from kantoku.agents.avatar.outbox import Outbox
+from kantoku.agents.avatar.outbox import HeldOutbox, Outbox
 from kantoku.agents.avatar.protocol import ProtocolError, read_message
 
 
@@ -35,6 +35,37 @@ async def test_an_interruption_overtakes_its_turns_queue() -> None:
     writer.cancel()
     kinds = [json.loads(w)["type"] if isinstance(w, str) else "binary" for w in written]
     assert kinds == ["listening", "interrupted", "speech_started"] and len(sent) == 1
+
+
+async def test_a_held_turn_sends_nothing_until_released_and_nothing_if_dropped() -> None:
+    written: list[str | bytes] = []
+
+    async def send_text(text: str) -> None:
+        written.append(text)
+
+    async def send_bytes(data: bytes) -> None:
+        written.append(data)
+
+    outbox = Outbox(send_text, send_bytes)
+    writer = asyncio.create_task(outbox.run())
+    confirmed, dropped = HeldOutbox(outbox), HeldOutbox(outbox)
+    confirmed.put({"type": "transcript", "turn": 1})
+    dropped.put({"type": "transcript", "turn": 1})
+    confirmed.put({"type": "reply_text", "turn": 1})
+    sent: list[float] = []
+    confirmed.put({"type": "audio", "turn": 1}, b"\x00\x00", on_sent=sent.append)
+    outbox.put({"type": "speech_ended"})
+    await asyncio.sleep(0.01)
+    assert [json.loads(w)["type"] for w in written] == ["speech_ended"] and not sent
+    dropped.drop()
+    dropped.put({"type": "reply_text", "turn": 1})
+    confirmed.release()
+    confirmed.put({"type": "reply_done", "turn": 1})  # after the release: straight on
+    await confirmed.drain()
+    writer.cancel()
+    kinds = [json.loads(w)["type"] if isinstance(w, str) else "binary" for w in written]
+    assert kinds == ["speech_ended", "transcript", "reply_text", "audio", "binary", "reply_done"]
+    assert len(sent) == 1
 
 
 def test_client_messages_are_read_strictly() -> None:
