@@ -169,10 +169,15 @@ class NetnsCluster:
                 started.result()
 
     def restart_ray(self, host: Host) -> None:
-        """`ray start` again on a host whose processes were killed, with its first arguments."""
-        started = self.run(host, str(BIN / "ray"), "start", *host.ray_args, timeout=120)
-        if started.returncode != 0:
-            raise RuntimeError(f"ray start on {host.role} failed:\n{started.stderr[-2000:]}")
+        """`ray start` again on a host whose processes were killed, with its first arguments.
+        A worker that cannot reach the head's GCS in time (a busy machine) is tried again."""
+        for attempt in range(3):
+            started = self.run(host, str(BIN / "ray"), "start", *host.ray_args, timeout=120)
+            if started.returncode == 0:
+                return
+            self.kill(host)  # whatever the failed start left running
+            time.sleep(2 + 3 * attempt)
+        raise RuntimeError(f"ray start on {host.role} failed 3 times:\n{started.stderr[-2000:]}")
 
     def alive_nodes(self) -> set[str]:
         """The IP addresses of the nodes the head's GCS counts as alive."""
