@@ -127,8 +127,10 @@ class NetnsCluster:
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items()
                 if k not in ("RAY_ADDRESS", "KANTOKU_AUTH_TOKEN", "OPENAI_BASE_URL")}
-        return {**base, "KANTOKU_HOME": str(self.home), "RAY_USAGE_STATS_ENABLED": "0",
-                **(extra or {})}
+        # HOME of its own: a token file in the user's ~/.ray (`ray get-auth-token --generate`)
+        # makes the head's GCS demand the token from workers that do not send it.
+        return {**base, "HOME": str(self.root), "KANTOKU_HOME": str(self.home),
+                "RAY_USAGE_STATS_ENABLED": "0", **(extra or {})}
 
     def command(self, host: Host, *args: str) -> list[str]:
         return ["ip", "netns", "exec", host.netns, *args]
