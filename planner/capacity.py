@@ -2,9 +2,11 @@
 
 A shot's render waits for a slot (`ShotSlots`); the number of slots follows what Ray Serve's
 controller says the image and video deployments can run right now: their RUNNING replicas times
-`max_ongoing_requests`. A replica that autoscaling adds, or that is lost with its node, changes
-the number within one poll. `KANTOKU_MAX_PARALLEL_SHOTS` caps it, and is the number used when the
-capacity cannot be read (standalone servers, no Ray in this process).
+`max_ongoing_requests`. A job connected to the Ray cluster reads the controller itself; any
+other job asks the services (`GetCapacity` through Serve's gRPC ingress), so `kantoku mv` beside
+`kantoku up`, or on another machine, follows the same numbers. A replica that autoscaling adds,
+or that is lost with its node, changes the number within one poll. `KANTOKU_MAX_PARALLEL_SHOTS`
+caps it, and is the number used when the capacity cannot be read (standalone servers).
 
 Why the sum of the two deployments: each shot in flight is in one stage at a time (image, then
 video), so with image slots + video slots shots in flight the slower stage is always full;
@@ -16,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from kantoku.services._core.client import ServiceClient
+from kantoku.services._core.errors import KantokuError
+from kantoku.services.capacity import DeploymentCapacity, serve_capacities
 
 log = logging.getLogger(__name__)
 
@@ -31,61 +35,10 @@ FALLBACK_SHOTS = 4
 GPU_APPLICATIONS = ("image", "video")
 
 
-@dataclass(frozen=True)
-class DeploymentCapacity:
-    """One deployment's replicas as Serve's controller reports them."""
-
-    application: str
-    deployment: str
-    running: int
-    max_ongoing_requests: int
-    #: Set when Serve autoscales the deployment.
-    max_replicas: int | None = None
-    target_ongoing_requests: float | None = None
-
-    @property
-    def slots(self) -> int:
-        """Requests the RUNNING replicas take at once."""
-        return self.running * self.max_ongoing_requests
-
-    @property
-    def demand(self) -> int:
-        """Requests worth sending: the running slots; while autoscaling can still add replicas,
-        enough to ask Serve for all of them (Serve scales on ongoing requests, and requests
-        waiting in its router count), so a job never holds back the demand that grows it."""
-        if (self.max_replicas is None or self.target_ongoing_requests is None
-                or self.running >= self.max_replicas):
-            return self.slots
-        return max(self.slots, math.ceil(self.max_replicas * self.target_ongoing_requests))
-
-
 class CapacitySource(Protocol):
     """Reads the GPU deployments' capacity; None when it cannot be read."""
 
     async def read(self) -> list[DeploymentCapacity] | None: ...
-
-
-def capacities_from_details(details: dict[str, Any], applications: Sequence[str]
-                            ) -> list[DeploymentCapacity]:
-    """The deployments of `applications` in Serve's instance details (the document behind
-    `serve status` and the dashboard's REST API)."""
-    found = []
-    for app_name in applications:
-        app = (details.get("applications") or {}).get(app_name)
-        if not app:
-            continue
-        for name, deployment in (app.get("deployments") or {}).items():
-            config = deployment.get("deployment_config") or {}
-            scaling = config.get("autoscaling_config") or None
-            running = sum(1 for r in deployment.get("replicas") or []
-                          if r.get("state") == "RUNNING")
-            found.append(DeploymentCapacity(
-                application=app_name, deployment=name, running=running,
-                max_ongoing_requests=int(config.get("max_ongoing_requests") or 1),
-                max_replicas=int(scaling["max_replicas"]) if scaling else None,
-                target_ongoing_requests=(float(scaling.get("target_ongoing_requests") or 1)
-                                         if scaling else None)))
-    return found
 
 
 class ServeCapacity:
@@ -100,25 +53,58 @@ class ServeCapacity:
 
         if not ray.is_initialized():
             return None
-        from ray.serve.context import _get_global_client
-
-        def details() -> dict[str, Any]:
-            client = _get_global_client(raise_if_no_controller_running=False)
-            return client.get_serve_details() if client is not None else {}
-
         try:
-            found = capacities_from_details(await asyncio.to_thread(details), self.applications)
+            found = await asyncio.to_thread(serve_capacities, self.applications)
         except Exception as exc:  # noqa: BLE001 (no controller, or it is restarting)
             log.debug("serve capacity unreadable: %s", exc)
             return None
         return found or None
 
 
-def default_source() -> CapacitySource | None:
-    """Serve's controller when this process is connected to Ray; else none (the fallback).
-    A process that never imported Ray is not connected, and is spared the import."""
+class ServiceCapacity:
+    """The capacity the GPU services report over gRPC (`GetCapacity`): what a job outside the
+    Ray cluster reads, such as `kantoku mv` beside `kantoku up` or on another machine. Each
+    replica reads Serve's controller for its own application.
+
+    A standalone server reports no replicas (`hosted` false), and an older one does not know
+    the call: either way this source gives up for the rest of the job, and the cap decides.
+    """
+
+    def __init__(self, client: ServiceClient,
+                 applications: Sequence[str] = GPU_APPLICATIONS) -> None:
+        self.client = client
+        self.applications = tuple(applications)
+        self.standalone = False
+        self.last: list[DeploymentCapacity] | None = None
+
+    async def read(self) -> list[DeploymentCapacity] | None:
+        """The services' report; the last one while they cannot be reached (a proxy that
+        restarts, a node being replaced)."""
+        if self.standalone:
+            return None
+        try:
+            replies = await asyncio.gather(*(self.client.get_capacity(app)
+                                             for app in self.applications))
+        except KantokuError as exc:
+            self.standalone = exc.reason == "UNIMPLEMENTED"
+            log.debug("service capacity unreadable: %s", exc)
+            return None if self.standalone else self.last
+        if not any(reply.hosted for reply in replies):
+            self.standalone = True
+            return None
+        self.last = [DeploymentCapacity.from_proto(d) for reply in replies
+                     for d in reply.deployments] or None
+        return self.last
+
+
+def default_source(client: ServiceClient | None = None) -> CapacitySource | None:
+    """Serve's controller when this process is connected to Ray; else what the services at
+    `client` report; else none (the fallback). A process that never imported Ray is not
+    connected, and is spared the import."""
     ray = sys.modules.get("ray")
-    return ServeCapacity() if ray is not None and ray.is_initialized() else None
+    if ray is not None and ray.is_initialized():
+        return ServeCapacity()
+    return ServiceCapacity(client) if client is not None else None
 
 
 def shot_limit(capacities: list[DeploymentCapacity] | None, cap: int | None) -> int:
@@ -129,6 +115,15 @@ def shot_limit(capacities: list[DeploymentCapacity] | None, cap: int | None) -> 
         return cap or FALLBACK_SHOTS
     total = sum(c.demand for c in capacities)
     return max(1, min(total, cap) if cap else total)
+
+
+def capacity_event(limit: int, capacities: list[DeploymentCapacity] | None) -> dict[str, Any]:
+    """The job's `capacity` progress event: shots in flight now, and the replicas behind it
+    (none when the cap or the fallback decided)."""
+    return {"event": "capacity", "shots_in_flight": limit,
+            "deployments": [{"application": c.application, "running": c.running,
+                             "max_ongoing_requests": c.max_ongoing_requests,
+                             "max_replicas": c.max_replicas} for c in capacities or []]}
 
 
 class ShotSlots:
@@ -158,11 +153,13 @@ class ShotSlots:
         """Read the source now and apply the limit it gives; returns the limit."""
         capacities = await self.source.read() if self.source else None
         self.readings += 1
-        self.set_limit(shot_limit(capacities, self.cap), capacities)
+        self.set_limit(shot_limit(capacities, self.cap), capacities, first=self.readings == 1)
         return self.limit
 
-    def set_limit(self, limit: int, capacities: list[DeploymentCapacity] | None = None) -> None:
-        if limit != self.limit and self.on_limit:
+    def set_limit(self, limit: int, capacities: list[DeploymentCapacity] | None = None,
+                  first: bool = False) -> None:
+        """Apply `limit`; `on_limit` hears the first one and every change."""
+        if (first or limit != self.limit) and self.on_limit:
             self.on_limit(limit, capacities)
         self.limit = limit
         self._admit()

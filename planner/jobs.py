@@ -21,7 +21,7 @@ from langgraph.types import Command
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kantoku.planner.capacity import ShotSlots, default_source
+from kantoku.planner.capacity import ShotSlots, capacity_event, default_source
 from kantoku.planner.claims import JOB_FILE, claim_folder, folder_job
 from kantoku.planner.context import Event, JobContext
 from kantoku.planner.finish.steps import clear_leftovers
@@ -107,7 +107,8 @@ async def run_graph(saver: BaseCheckpointSaver, ctx: JobContext, graph_input: An
     """Run until the end or a review nobody answers; returns the final (or paused) state."""
     graph = build_graph().compile(checkpointer=saver)
     if ctx.slots is None:
-        ctx.slots = ShotSlots(default_source(), cap=JobSettings().max_parallel_shots)
+        ctx.slots = ShotSlots(default_source(ctx.client), cap=JobSettings().max_parallel_shots,
+                              on_limit=lambda limit, found: on_event(capacity_event(limit, found)))
     # The slots hold the shots back, in the graph's longest-first order; the graph runs all
     # of its tasks (a shot waiting for a slot costs nothing).
     config: dict[str, Any] = {"configurable": {"thread_id": ctx.job_id}}

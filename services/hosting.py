@@ -6,6 +6,7 @@ runs no interceptors, so the bearer-token check happens in the deployment before
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import os
@@ -17,7 +18,9 @@ from kantoku.services._core.auth import check_token
 from kantoku.services._core.errors import KantokuError
 from kantoku.services._core.rpc import empty_response, fail
 from kantoku.services._core.settings import DeploymentSettings, core_settings
+from kantoku.services.capacity import serve_capacities
 from kantoku.services.catalog import SERVICES, ServiceSpec, get_service
+from kantoku.v1 import common_pb2
 
 
 class HostedService:
@@ -31,8 +34,18 @@ class HostedService:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        method = getattr(self._servicer, name)
+        method = self._capacity if name == "GetCapacity" else getattr(self._servicer, name)
         return _guarded(method, self._token) if callable(method) else method
+
+    async def _capacity(self, request: common_pb2.GetCapacityRequest,
+                        grpc_context: Any = None) -> common_pb2.GetCapacityResponse:
+        """GetCapacity on Serve: this application's replicas, from Serve's controller."""
+        from ray import serve
+
+        application = serve.get_replica_context().app_name
+        found = await asyncio.to_thread(serve_capacities, [application])
+        return common_pb2.GetCapacityResponse(hosted=True,
+                                              deployments=[c.to_proto() for c in found])
 
     def placement(self) -> dict[str, Any]:
         """Where this replica runs: Ray node, assigned GPU ids, process (for ops and tests)."""

@@ -39,6 +39,8 @@ class ProgressView:
     _stage_task: TaskID | None = None
     #: How the plan was made (the LLM planner's one-line report).
     planning: str = ""
+    #: Shots rendering at once, as the services' capacity last set it.
+    shots_in_flight: int | None = None
     _planning_task: TaskID | None = None
 
     def plan_ready(self, plan: Plan) -> None:
@@ -70,9 +72,20 @@ class ProgressView:
                 self._planning_task = self.progress.add_task("LLM", total=None)
             self.progress.update(self._planning_task, description=planning_step(event),
                                  visible=kind != "planning")
+        elif kind == "capacity":
+            self.capacity(event)
         elif kind == "assemble_progress":
             self.progress.update(self._assemble_task(), completed=event["done"],
                                  total=event["total"])
+
+    def capacity(self, event: Event) -> None:
+        """Say how many shots render at once, and which replicas decided it."""
+        self.shots_in_flight = event["shots_in_flight"]
+        if self._render_task is not None:
+            self.progress.update(self._render_task,
+                                 description=f"render shots ({self.shots_in_flight} at once)")
+        if event["deployments"]:
+            self.progress.console.print(capacity_line(event))
 
     def _assemble_task(self) -> TaskID:
         if "assemble" not in self.shot_tasks:
@@ -95,6 +108,18 @@ class ProgressView:
 
     def finish(self) -> None:
         self._enter("done")
+
+
+def capacity_line(event: Event) -> str:
+    """'shots in flight: 4 (image: 2 replicas x 1 request, video: 2 replicas x 1 request)'."""
+    parts = []
+    for d in event["deployments"]:
+        scaling = f" (up to {d['max_replicas']})" if d.get("max_replicas") else ""
+        requests = "request" if d["max_ongoing_requests"] == 1 else "requests"
+        replicas = "replica" if d["running"] == 1 else "replicas"
+        parts.append(f"{d['application']}: {d['running']} {replicas}{scaling} "
+                     f"x {d['max_ongoing_requests']} {requests}")
+    return f"shots in flight: {event['shots_in_flight']} ({', '.join(parts)})"
 
 
 def planning_step(event: Event) -> str:

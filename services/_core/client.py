@@ -169,6 +169,18 @@ class ServiceClient:
         return self.stream("video", video_pb2_grpc.VideoServiceStub(self.channel).GenerateVideo,
                            request, replayable=True)
 
+    async def get_capacity(self, application: str, timeout_s: float = 5.0
+                           ) -> common_pb2.GetCapacityResponse:
+        """The replicas serving `application` (image or video) now; asked once, not retried
+        (a job polls it, and keeps its last reading when a poll fails)."""
+        stub = (image_pb2_grpc.ImageServiceStub if application == "image"
+                else video_pb2_grpc.VideoServiceStub)(self.channel)
+        try:
+            return await stub.GetCapacity(common_pb2.GetCapacityRequest(),
+                                          metadata=self.metadata(application), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+
     async def animate(self, request: motion_pb2.AnimateSpeechRequest
                       ) -> motion_pb2.AnimateSpeechResponse:
         return await self.unary("motion", self.motion().AnimateSpeech, request)

@@ -1,4 +1,5 @@
-"""What the generative services (image, video) share: model choice, size rules, ListModels."""
+"""What the generative services (image, video) share: model choice, size rules, ListModels,
+GetCapacity."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from kantoku.services._core.errors import invalid, not_found
 from kantoku.v1 import common_pb2
 
 MIN_SIZE_PX, MAX_SIZE_PX = 16, 2048
+#: What a standalone server answers to GetCapacity: no replicas to report; the caller decides
+#: (Ray Serve hosting answers for its deployment instead: services/hosting.py).
+STANDALONE_CAPACITY = common_pb2.GetCapacityResponse(hosted=False)
 
 
 def pick_backend(backends: Mapping[str, Any], model_id: str) -> Any:

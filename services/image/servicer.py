@@ -9,7 +9,12 @@ from typing import Any
 
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import invalid
-from kantoku.services._core.generation import check_size_range, list_models, pick_backend
+from kantoku.services._core.generation import (
+    STANDALONE_CAPACITY,
+    check_size_range,
+    list_models,
+    pick_backend,
+)
 from kantoku.services._core.provenance import StepRecorder
 from kantoku.services._core.registry import ModelRegistry
 from kantoku.services._core.rpc import rpc
@@ -47,6 +52,11 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
     async def ListModels(self, request: common_pb2.ListModelsRequest,
                          grpc_context: Any = None) -> common_pb2.ListModelsResponse:
         return list_models(self.backends, self.default_model_id)
+
+    @rpc
+    async def GetCapacity(self, request: common_pb2.GetCapacityRequest,
+                          grpc_context: Any = None) -> common_pb2.GetCapacityResponse:
+        return STANDALONE_CAPACITY
 
     @rpc
     async def GenerateImage(self, request: image_pb2.GenerateImageRequest,

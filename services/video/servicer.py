@@ -10,7 +10,12 @@ from PIL import Image
 
 from kantoku.services._core.assets import AssetStore
 from kantoku.services._core.errors import invalid
-from kantoku.services._core.generation import check_size_range, list_models, pick_backend
+from kantoku.services._core.generation import (
+    STANDALONE_CAPACITY,
+    check_size_range,
+    list_models,
+    pick_backend,
+)
 from kantoku.services._core.provenance import StepRecorder
 from kantoku.services._core.rpc import rpc
 from kantoku.services._core.streaming import run_with_progress
@@ -33,6 +38,11 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):
     async def ListModels(self, request: common_pb2.ListModelsRequest,
                          grpc_context: Any = None) -> common_pb2.ListModelsResponse:
         return list_models(self.backends, self.default_model_id)
+
+    @rpc
+    async def GetCapacity(self, request: common_pb2.GetCapacityRequest,
+                          grpc_context: Any = None) -> common_pb2.GetCapacityResponse:
+        return STANDALONE_CAPACITY
 
     @rpc
     async def GenerateVideo(self, request: video_pb2.GenerateVideoRequest,

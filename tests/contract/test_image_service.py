@@ -84,6 +84,15 @@ async def test_list_models(visual_client) -> None:  # noqa: ANN001
     assert response.models[0].rights.rights_holder
 
 
+async def test_a_standalone_server_reports_no_replicas(visual_client) -> None:  # noqa: ANN001
+    from kantoku.planner.capacity import ServiceCapacity
+
+    for application in ("image", "video"):
+        reply = await visual_client.get_capacity(application)
+        assert not reply.hosted and not reply.deployments
+    assert await ServiceCapacity(visual_client).read() is None  # the job's cap decides
+
+
 @pytest.mark.parametrize(("overrides", "category", "reason", "words"), [
     ({"width_px": 0}, Category.INVALID_REQUEST, "SIZE_OUT_OF_RANGE", "width_px"),
     ({"height_px": -5}, Category.INVALID_REQUEST, "SIZE_OUT_OF_RANGE", "height_px"),

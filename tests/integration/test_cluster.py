@@ -3,9 +3,10 @@ namespace with its own address (tests/integration/netns_cluster.py).
 
 `kantoku up --address` from the head deploys the services onto the cluster: image and video
 replicas on the workers' (logical) GPUs, the rest wherever CPUs are. A music-video job from the
-head renders shots on both workers; one worker is killed (kill -9, every process on it) mid-job;
-Serve starts its replicas again on the other, the client retries the calls in flight, the job
-finishes with no step rendered twice, and the worker, started again, rejoins and takes replicas.
+head, with as many shots in flight as the services report replicas for, renders shots on both
+workers; one worker is killed (kill -9, every process on it) mid-job; Serve starts its replicas
+again on the other, the client retries the calls in flight, the job finishes with no step
+rendered twice, and the worker, started again, rejoins and takes replicas.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def test_a_job_survives_losing_a_worker_and_the_worker_rejoins(tmp_path: Path) -
         # A job from the head; once both workers have finished shots, one of them is lost.
         job_log = tmp_path / "mv.log"
         job = cluster.popen(head, KANTOKU, "mv", str(brief), "--song", str(song), "--out",
-                            str(out), "--yes", "--planner", "heuristic", log=job_log)
+                            str(out), "--yes", "--planner", "heuristic", log=job_log,
+                            env={"COLUMNS": "200"})
         job_id = wait_for("job.json", lambda: (out / "job.json").exists() and json.loads(
             (out / "job.json").read_text())["job_id"], 60, 0.2)
         before = wait_for("shots rendered on both workers", lambda: (
@@ -117,6 +119,9 @@ def test_a_job_survives_losing_a_worker_and_the_worker_rejoins(tmp_path: Path) -
             code = resumed.returncode
             assert code == 0, job_log.read_text() + resumed.stdout + resumed.stderr
         assert code == 0, job_log.read_text()
+        # The job, outside Ray, sized its shots in flight by what the services reported.
+        assert ("shots in flight: 4 (image: 2 replicas x 1 request, video: 2 replicas x 1 "
+                "request)") in job_log.read_text()
 
         entries = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
         plan = json.loads((out / "plan.json").read_text())

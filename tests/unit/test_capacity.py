@@ -10,13 +10,16 @@ import pytest
 
 from kantoku.planner.capacity import (
     FALLBACK_SHOTS,
-    DeploymentCapacity,
+    ServiceCapacity,
     ShotSlots,
-    capacities_from_details,
+    capacity_event,
     shot_limit,
 )
 from kantoku.planner.graph import build_graph
 from kantoku.planner.jobs import JobSettings
+from kantoku.services._core.errors import KantokuError, unavailable
+from kantoku.services.capacity import DeploymentCapacity, capacities_from_details
+from kantoku.v1 import common_pb2
 
 
 def running(n: int, app: str = "video", per_replica: int = 1, **scaling: Any
@@ -208,3 +211,71 @@ def test_a_job_without_ray_does_not_import_it() -> None:
     code = ("import sys; from kantoku.planner.capacity import default_source; "
             "assert default_source() is None; assert 'ray' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_deployment_survives_the_wire() -> None:
+    for capacity in (running(2, per_replica=3),
+                     running(1, "image", max_replicas=4, target_ongoing_requests=1.5)):
+        assert DeploymentCapacity.from_proto(capacity.to_proto()) == capacity
+
+
+class ReportingClient:
+    """What the services answer to GetCapacity, set by the test."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, common_pb2.GetCapacityResponse] = {}
+        self.error: KantokuError | None = None
+        self.calls = 0
+
+    async def get_capacity(self, application: str) -> common_pb2.GetCapacityResponse:
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return self.replies[application]
+
+
+def hosted(*capacities: DeploymentCapacity) -> common_pb2.GetCapacityResponse:
+    return common_pb2.GetCapacityResponse(hosted=True,
+                                          deployments=[c.to_proto() for c in capacities])
+
+
+async def test_a_job_outside_ray_follows_what_the_services_report() -> None:
+    client = ReportingClient()
+    client.replies = {"image": hosted(running(2, "image")), "video": hosted(running(3))}
+    events: list[dict[str, Any]] = []
+    slots = ShotSlots(ServiceCapacity(client),  # type: ignore[arg-type]
+                      on_limit=lambda n, found: events.append(capacity_event(n, found)))
+    assert await slots.refresh() == 5
+    client.error = unavailable("the ingress restarts")
+    assert await slots.refresh() == 5  # a failed poll keeps the last report
+    client.error = None
+    client.replies["video"] = hosted(running(1))  # a node with two video replicas was lost
+    assert await slots.refresh() == 3
+    assert [e["shots_in_flight"] for e in events] == [5, 3]  # the first limit, then changes
+    assert [(d["application"], d["running"]) for d in events[-1]["deployments"]] == [
+        ("image", 2), ("video", 1)]
+
+
+@pytest.mark.parametrize("answer", ["standalone", "unimplemented"])
+async def test_a_standalone_or_older_server_leaves_it_to_the_setting(answer: str) -> None:
+    client = ReportingClient()
+    if answer == "standalone":
+        standalone = common_pb2.GetCapacityResponse(hosted=False)
+        client.replies = {"image": standalone, "video": standalone}
+    else:
+        client.error = KantokuError("Method not found!", "UNIMPLEMENTED")
+    slots = ShotSlots(ServiceCapacity(client), cap=6)  # type: ignore[arg-type]
+    assert await slots.refresh() == 6
+    calls = client.calls
+    assert await slots.refresh() == 6 and client.calls == calls  # not asked again
+
+
+
+def test_the_cli_says_how_many_shots_render_at_once_and_why() -> None:
+    from kantoku.agents.mv.progress import capacity_line
+
+    event = capacity_event(5, [running(2, "image"),
+                               running(1, per_replica=3, max_replicas=4,
+                                       target_ongoing_requests=1.0)])
+    assert capacity_line(event) == ("shots in flight: 5 (image: 2 replicas x 1 request, "
+                                    "video: 1 replica (up to 4) x 3 requests)")

@@ -142,6 +142,34 @@ class ImageLayer(_message.Message):
     depth: float
     def __init__(self, name: _Optional[str] = ..., image: _Optional[_Union[AssetRef, _Mapping]] = ..., depth: _Optional[float] = ...) -> None: ...
 
+class GetCapacityRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetCapacityResponse(_message.Message):
+    __slots__ = ("hosted", "deployments")
+    HOSTED_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    hosted: bool
+    deployments: _containers.RepeatedCompositeFieldContainer[DeploymentCapacity]
+    def __init__(self, hosted: _Optional[bool] = ..., deployments: _Optional[_Iterable[_Union[DeploymentCapacity, _Mapping]]] = ...) -> None: ...
+
+class DeploymentCapacity(_message.Message):
+    __slots__ = ("application", "deployment", "running_replicas", "max_ongoing_requests", "max_replicas", "target_ongoing_requests")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ONGOING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ONGOING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    deployment: str
+    running_replicas: int
+    max_ongoing_requests: int
+    max_replicas: int
+    target_ongoing_requests: float
+    def __init__(self, application: _Optional[str] = ..., deployment: _Optional[str] = ..., running_replicas: _Optional[int] = ..., max_ongoing_requests: _Optional[int] = ..., max_replicas: _Optional[int] = ..., target_ongoing_requests: _Optional[float] = ...) -> None: ...
+
 class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -45,6 +45,11 @@ class ImageServiceStub:
                 request_serializer=kantoku_dot_v1_dot_common__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=kantoku_dot_v1_dot_common__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetCapacity = channel.unary_unary(
+                '/kantoku.v1.ImageService/GetCapacity',
+                request_serializer=kantoku_dot_v1_dot_common__pb2.GetCapacityRequest.SerializeToString,
+                response_deserializer=kantoku_dot_v1_dot_common__pb2.GetCapacityResponse.FromString,
+                _registered_method=True)
 
 
 class ImageServiceServicer:
@@ -63,6 +68,13 @@ class ImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCapacity(self, request, context):
+        """The replicas that serve this service right now (Ray Serve); empty when standalone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_ImageServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=kantoku_dot_v1_dot_common__pb2.ListModelsRequest.FromString,
                     response_serializer=kantoku_dot_v1_dot_common__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetCapacity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCapacity,
+                    request_deserializer=kantoku_dot_v1_dot_common__pb2.GetCapacityRequest.FromString,
+                    response_serializer=kantoku_dot_v1_dot_common__pb2.GetCapacityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +148,33 @@ class ImageService:
             '/kantoku.v1.ImageService/ListModels',
             kantoku_dot_v1_dot_common__pb2.ListModelsRequest.SerializeToString,
             kantoku_dot_v1_dot_common__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCapacity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kantoku.v1.ImageService/GetCapacity',
+            kantoku_dot_v1_dot_common__pb2.GetCapacityRequest.SerializeToString,
+            kantoku_dot_v1_dot_common__pb2.GetCapacityResponse.FromString,
             options,
             channel_credentials,
             insecure,
