@@ -117,10 +117,13 @@ def shot_limit(capacities: list[DeploymentCapacity] | None, cap: int | None) -> 
     return max(1, min(total, cap) if cap else total)
 
 
-def capacity_event(limit: int, capacities: list[DeploymentCapacity] | None) -> dict[str, Any]:
-    """The job's `capacity` progress event: shots in flight now, and the replicas behind it
-    (none when the cap or the fallback decided)."""
-    return {"event": "capacity", "shots_in_flight": limit,
+def capacity_event(limit: int, capacities: list[DeploymentCapacity] | None,
+                   cap: int | None = None) -> dict[str, Any]:
+    """The job's `capacity` progress event: shots in flight now, the cap when it decided, and
+    the replicas behind it (none when nothing reported them)."""
+    capped = cap is not None and limit == cap and (
+        not capacities or sum(c.demand for c in capacities) > cap)
+    return {"event": "capacity", "shots_in_flight": limit, "capped": capped,
             "deployments": [{"application": c.application, "running": c.running,
                              "max_ongoing_requests": c.max_ongoing_requests,
                              "max_replicas": c.max_replicas} for c in capacities or []]}

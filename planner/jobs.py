@@ -107,8 +107,9 @@ async def run_graph(saver: BaseCheckpointSaver, ctx: JobContext, graph_input: An
     """Run until the end or a review nobody answers; returns the final (or paused) state."""
     graph = build_graph().compile(checkpointer=saver)
     if ctx.slots is None:
-        ctx.slots = ShotSlots(default_source(ctx.client), cap=JobSettings().max_parallel_shots,
-                              on_limit=lambda limit, found: on_event(capacity_event(limit, found)))
+        cap = JobSettings().max_parallel_shots
+        ctx.slots = ShotSlots(default_source(ctx.client), cap=cap, on_limit=lambda limit, found:
+                              on_event(capacity_event(limit, found, cap)))
     # The slots hold the shots back, in the graph's longest-first order; the graph runs all
     # of its tasks (a shot waiting for a slot costs nothing).
     config: dict[str, Any] = {"configurable": {"thread_id": ctx.job_id}}

@@ -119,7 +119,8 @@ def capacity_line(event: Event) -> str:
         replicas = "replica" if d["running"] == 1 else "replicas"
         parts.append(f"{d['application']}: {d['running']} {replicas}{scaling} "
                      f"x {d['max_ongoing_requests']} {requests}")
-    return f"shots in flight: {event['shots_in_flight']} ({', '.join(parts)})"
+    capped = ", capped by KANTOKU_MAX_PARALLEL_SHOTS" if event.get("capped") else ""
+    return f"shots in flight: {event['shots_in_flight']} ({', '.join(parts)}{capped})"
 
 
 def planning_step(event: Event) -> str:

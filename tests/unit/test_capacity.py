@@ -279,3 +279,8 @@ def test_the_cli_says_how_many_shots_render_at_once_and_why() -> None:
                                        target_ongoing_requests=1.0)])
     assert capacity_line(event) == ("shots in flight: 5 (image: 2 replicas x 1 request, "
                                     "video: 1 replica (up to 4) x 3 requests)")
+    capped = capacity_event(4, [running(2, "image"), running(3)], cap=4)
+    assert capacity_line(capped) == ("shots in flight: 4 (image: 2 replicas x 1 request, "
+                                     "video: 3 replicas x 1 request, capped by "
+                                     "KANTOKU_MAX_PARALLEL_SHOTS)")
+    assert not capacity_event(4, [running(2, "image"), running(2)], cap=4)["capped"]
