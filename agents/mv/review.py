@@ -44,6 +44,8 @@ def summary_table(outcome: JobOutcome, view: ProgressView) -> Table:
     table.add_row("shots", str(len(state.get("plan", {}).get("shots", []))))
     table.add_row("planner", escape(view.planning or str(state.get("plan", {}).get("planner"))))
     table.add_row("render steps", f"{view.steps} ({view.cache_hits} from cache)")
+    if view.shots_in_flight is not None:
+        table.add_row("shots at once", str(view.shots_in_flight))
     for stage, seconds in view.stage_times.items():
         table.add_row(f"time: {stage}", f"{seconds:.1f} s")
     if verdict:
