@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[gpu,postgres,dev]"
 	touch $(STAMP)
 
-# Everything but the minute-long cluster tests; `make test-slow` runs those (CI runs both).
+# Everything but the slowest tests (each starts a Ray cluster of its own); `make test-slow`
+# runs those (CI runs both).
 test: setup
 	$(PY) -m pytest -q -m "not slow"
 

@@ -9,7 +9,8 @@ import logging
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# A Ray cluster of its own (20 to 30 s): `make test-slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 async def test_slots_follow_replicas_added_while_shots_wait(

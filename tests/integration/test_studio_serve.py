@@ -10,7 +10,8 @@ import pytest
 
 from tests.integration.test_studio_api import BRIEF, wait_for
 
-pytestmark = pytest.mark.integration
+# A Ray cluster of its own (20 to 30 s): `make test-slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_studio_answers_through_serve_and_plans_a_job() -> None:
