@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# A Ray cluster of its own: `make test-slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_one_replica_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,8 @@ from kantoku.services._core.errors import Category, KantokuError
 from kantoku.services.tts.client import synthesize
 from kantoku.v1 import motion_pb2, tts_pb2
 
-pytestmark = pytest.mark.integration
+# A Ray cluster of its own: `make test-slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "serve-token"
 
 
