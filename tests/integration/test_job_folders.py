@@ -79,6 +79,7 @@ def test_a_folder_that_holds_another_job_or_other_files_is_refused(server: str, 
     assert sorted(p.name for p in stale.iterdir()) == ["video.mp4"]
 
 
+@pytest.mark.slow  # a job killed and run again, about 20 s: `make test-slow`
 def test_a_job_runs_in_one_process_and_a_killed_holder_leaves_no_lock(server: str,  # noqa: F811
                                                                       tmp_path: Path) -> None:
     out = paused_job(tmp_path, 23, server)
@@ -172,6 +173,7 @@ def test_a_kill_during_assembly_resumes_to_a_verified_video(server: str,  # noqa
     assert kantoku("rights", "verify", str(out)).returncode == 0
 
 
+@pytest.mark.slow  # two jobs each, about 15 s: `make test-slow`
 @pytest.mark.parametrize(("kind", "seed"), [("image", 26), ("video", 30)])
 def test_a_corrupt_blob_is_quarantined_and_rendered_again(server: str,  # noqa: F811
                                                           tmp_path: Path, kind: str,

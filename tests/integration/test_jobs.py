@@ -137,6 +137,7 @@ def test_a_repeated_job_renders_nothing_and_one_changed_line_renders_one_shot(
     assert len({shot for _, shot in rendered}) == 1
 
 
+@pytest.mark.slow  # a job killed and run again, about 20 s: `make test-slow`
 def test_a_killed_job_resumes_without_rendering_finished_steps_again(server: str,
                                                                     tmp_path: Path) -> None:
     out = tmp_path / "out"
